@@ -1,0 +1,367 @@
+"""Silero VAD on onnxruntime, and an endpointer that turns its probabilities into utterances.
+
+* :class:`SileroVad` holds one read-only onnxruntime session of the ONNX model shipped in the
+  ``silero-vad`` wheel (found without importing the package, whose ``__init__`` imports torch).
+  Any number of streams share it; each keeps its own :class:`VadState`.
+  ``vad.process(frame, state)`` reproduces ``silero_vad.utils_vad.OnnxWrapper.__call__`` at
+  16 kHz: the model sees ``[64 samples of context | 512-sample frame]`` and its recurrent state.
+* :class:`Endpointer` is a pure state machine fed one probability per frame. It mirrors the
+  hysteresis of silero's ``get_speech_timestamps`` (start at ``prob >= threshold``; silence
+  only below ``neg_threshold``; an end after ``min_silence_ms`` of silence; segments not longer
+  than ``min_speech_ms`` dropped; ``speech_pad_ms`` of padding) but decides online, emitting
+  :class:`SpeechStart` once a segment is certain to be kept and :class:`SpeechEnd` when it ends.
+* :func:`find_speech` runs both over a whole recording, like ``get_speech_timestamps``.
+
+With the same settings and ``max_utterance_s`` not reached, :func:`find_speech` returns exactly
+the samples ``get_speech_timestamps`` returns (tested on random probability sequences and real
+recordings). Two differences, both outside that path: at ``max_utterance_s`` the endpointer
+cuts at the current frame (silero's choice when the segment had no pause over 98 ms; silero
+would otherwise go back and cut at the longest such pause, which an online endpointer cannot
+take back); and when two segments are closer than ``2 * speech_pad_ms`` (only after such a cut,
+or with ``min_silence_ms < 2 * speech_pad_ms``) the earlier one keeps its padding and the later
+one starts where it ended, instead of the gap being split in half.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.errors import AudioFormatError, ConfigError, MissingDependencyError, ModelError
+
+SAMPLE_RATE_HZ = 16000
+FRAME_SAMPLES = 512  # 32 ms at 16 kHz, the only frame size silero v5/v6 takes at 16 kHz
+CONTEXT_SAMPLES = 64  # samples of the previous frame prepended to each frame
+STATE_SHAPE = (2, 1, 128)  # LSTM (h, c) x batch x units
+MODEL_FILE = "silero_vad.onnx"
+
+logger = logging.getLogger("assistant.vad")
+
+
+def default_model_path() -> Path:
+    """Path of ``silero_vad/data/silero_vad.onnx`` inside the installed ``silero-vad`` wheel.
+
+    Uses ``importlib.util.find_spec``, which locates the package without executing it.
+    """
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("silero-vad", "vad", "voice activity detection")
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "data" / MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    raise ModelError(
+        f"the installed silero-vad package has no data/{MODEL_FILE} "
+        f"(looked in {list(spec.submodule_search_locations)})"
+    )
+
+
+@dataclass
+class VadState:
+    """Per-stream recurrent state of the VAD; create one per stream, reset between streams."""
+
+    state: np.ndarray = field(default_factory=lambda: np.zeros(STATE_SHAPE, dtype=np.float32))
+    context: np.ndarray = field(
+        default_factory=lambda: np.zeros((1, CONTEXT_SAMPLES), dtype=np.float32)
+    )
+
+    def reset(self) -> None:
+        self.state = np.zeros(STATE_SHAPE, dtype=np.float32)
+        self.context = np.zeros((1, CONTEXT_SAMPLES), dtype=np.float32)
+
+
+class SileroVad:
+    """A shared, read-only Silero VAD session (16 kHz, 512-sample frames).
+
+    ``model_path`` defaults to the model inside the installed ``silero-vad`` wheel.
+    ``intra_op_threads=1`` (as silero's own wrapper) suits many concurrent streams.
+    """
+
+    def __init__(self, model_path: str | os.PathLike[str] | None = None, intra_op_threads: int = 1):
+        try:
+            import onnxruntime
+        except ImportError as e:
+            raise MissingDependencyError("onnxruntime", "vad", "voice activity detection") from e
+        if intra_op_threads < 1:
+            raise ConfigError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
+        path = Path(model_path) if model_path is not None else default_model_path()
+        if not path.is_file():
+            raise ModelError(f"VAD model file {str(path)!r} does not exist")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own, unexported exception types
+            raise ModelError(f"could not load VAD model {str(path)!r}: {e}") from e
+        inputs = {i.name for i in self._session.get_inputs()}
+        if inputs != {"input", "state", "sr"}:
+            raise ModelError(
+                f"VAD model {str(path)!r} has inputs {sorted(inputs)}, expected "
+                "['input', 'sr', 'state'] (silero v5/v6)"
+            )
+        self.model_path = path
+        self._sr = np.array(SAMPLE_RATE_HZ, dtype=np.int64)
+        logger.debug("loaded VAD model %s", path)
+
+    def process(self, frame: Any, state: VadState) -> float:
+        """Speech probability of one 512-sample float frame; updates ``state``."""
+        x = _check_frame(frame)
+        model_input = np.concatenate([state.context, x[None, :]], axis=1)
+        prob, new_state = self._session.run(
+            None, {"input": model_input, "state": state.state, "sr": self._sr}
+        )
+        state.state = new_state
+        state.context = model_input[:, -CONTEXT_SAMPLES:]
+        return float(prob[0, 0])
+
+    def process_batch(self, frames: Any, states: list[VadState]) -> np.ndarray:
+        """Probabilities of one frame per stream in one run: ``frames[i]`` with ``states[i]``."""
+        batch = np.asarray(frames)
+        if batch.ndim != 2 or batch.shape != (len(states), FRAME_SAMPLES):
+            raise AudioFormatError(
+                f"expected frames of shape ({len(states)}, {FRAME_SAMPLES}), got {batch.shape}"
+            )
+        if not np.issubdtype(batch.dtype, np.floating):
+            raise AudioFormatError(f"expected float samples, got dtype {batch.dtype}")
+        if not states:
+            return np.zeros(0, dtype=np.float32)
+        context = np.concatenate([s.context for s in states], axis=0)
+        model_input = np.concatenate([context, batch.astype(np.float32, copy=False)], axis=1)
+        state = np.concatenate([s.state for s in states], axis=1)
+        probs, new_state = self._session.run(
+            None, {"input": model_input, "state": state, "sr": self._sr}
+        )
+        for i, s in enumerate(states):
+            s.state = np.ascontiguousarray(new_state[:, i : i + 1, :])
+            s.context = model_input[i : i + 1, -CONTEXT_SAMPLES:].copy()
+        return np.asarray(probs[:, 0], dtype=np.float32)
+
+    def probabilities(self, audio: Any) -> np.ndarray:
+        """Per-frame probabilities of a whole recording (last frame zero-padded), fresh state."""
+        x = np.asarray(audio)
+        if x.ndim != 1 or not np.issubdtype(x.dtype, np.floating):
+            raise AudioFormatError(
+                f"expected 1-D float samples, got shape {x.shape} and dtype {x.dtype}"
+            )
+        num_frames = -(-x.size // FRAME_SAMPLES)
+        padded = np.zeros(num_frames * FRAME_SAMPLES, dtype=np.float32)
+        padded[: x.size] = x
+        state = VadState()
+        frames = padded.reshape(num_frames, FRAME_SAMPLES)
+        return np.array([self.process(f, state) for f in frames], dtype=np.float32)
+
+
+def _check_frame(frame: Any) -> np.ndarray:
+    x = np.asarray(frame)
+    if x.shape != (FRAME_SAMPLES,):
+        raise AudioFormatError(
+            f"a VAD frame is {FRAME_SAMPLES} samples (32 ms at 16 kHz), got shape {x.shape}"
+        )
+    if not np.issubdtype(x.dtype, np.floating):
+        raise AudioFormatError(f"expected float samples, got dtype {x.dtype}")
+    return x.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """When speech starts and ends. Defaults follow silero, but wait 400 ms to end.
+
+    threshold: a frame with probability >= threshold is speech.
+    neg_threshold: while in speech, a frame is silence only below this (hysteresis);
+        ``None`` means ``max(threshold - 0.15, 0.01)`` like silero.
+    min_speech_ms: segments not longer than this are dropped (never started).
+    min_silence_ms: trailing silence that ends a segment.
+    speech_pad_ms: padding added before the start and after the end.
+    max_utterance_s: a segment is cut at this length (padding included).
+    """
+
+    threshold: float = 0.5
+    neg_threshold: float | None = None
+    min_speech_ms: int = 250
+    min_silence_ms: int = 400
+    speech_pad_ms: int = 30
+    max_utterance_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.neg_threshold is not None and not 0.0 <= self.neg_threshold <= self.threshold:
+            raise ConfigError(
+                f"neg_threshold must be in [0, threshold={self.threshold}], "
+                f"got {self.neg_threshold}"
+            )
+        for name in ("min_speech_ms", "min_silence_ms", "speech_pad_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.max_speech_samples > self.min_speech_samples:
+            shortest_s = (
+                self.min_speech_samples + FRAME_SAMPLES + 2 * self.pad_samples
+            ) / SAMPLE_RATE_HZ
+            raise ConfigError(
+                f"max_utterance_s must be > {shortest_s:.3f} (min_speech_ms plus one frame "
+                f"and padding), got {self.max_utterance_s}"
+            )
+
+    @property
+    def exit_threshold(self) -> float:
+        """The threshold below which a frame counts as silence while in speech."""
+        if self.neg_threshold is not None:
+            return self.neg_threshold
+        return max(self.threshold - 0.15, 0.01)
+
+    @property
+    def pad_samples(self) -> int:
+        return self.speech_pad_ms * SAMPLE_RATE_HZ // 1000
+
+    @property
+    def min_speech_samples(self) -> int:
+        return self.min_speech_ms * SAMPLE_RATE_HZ // 1000
+
+    @property
+    def min_silence_samples(self) -> int:
+        return self.min_silence_ms * SAMPLE_RATE_HZ // 1000
+
+    @property
+    def max_speech_samples(self) -> float:
+        """Unpadded length beyond which a segment is cut (silero's ``max_speech_samples``)."""
+        return self.max_utterance_s * SAMPLE_RATE_HZ - FRAME_SAMPLES - 2 * self.pad_samples
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    """Speech started at ``start_sample`` (padded).
+
+    Reported once the segment is sure to last over ``min_speech_ms`` (with the defaults about
+    290 ms after the first speech frame, later if the speech pauses).
+    """
+
+    start_sample: int
+
+
+@dataclass(frozen=True)
+class SpeechEnd:
+    """The segment ``[start_sample, end_sample)`` (padded) ended; ``forced`` at max length."""
+
+    start_sample: int
+    end_sample: int
+    forced: bool = False
+
+
+SpeechEvent = SpeechStart | SpeechEnd
+
+
+class Endpointer:
+    """Online speech segmentation from per-frame probabilities (one per 512-sample frame).
+
+    ``feed(prob)`` returns the events the frame causes; ``finalize()`` closes the stream.
+    Sample offsets count from the start of the stream at 16 kHz. A :class:`SpeechStart`
+    comes once the segment is certain to last longer than ``min_speech_ms`` (so callers
+    keep at least ``min_speech_ms + speech_pad_ms`` of audio buffered); every
+    :class:`SpeechStart` is followed by exactly one :class:`SpeechEnd`.
+    """
+
+    def __init__(self, config: EndpointConfig | None = None):
+        self.config = config if config is not None else EndpointConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        self._frames = 0
+        self._triggered = False
+        self._start = 0  # unpadded start sample of the open segment
+        self._temp_end = 0  # first silent sample of the current pause, 0 if none
+        self._started: int | None = None  # padded start once SpeechStart was emitted
+        self._last_end = 0  # padded end of the last emitted segment
+
+    @property
+    def in_speech(self) -> bool:
+        """Whether a SpeechStart was emitted and its SpeechEnd is still to come."""
+        return self._started is not None
+
+    @property
+    def samples_seen(self) -> int:
+        return self._frames * FRAME_SAMPLES
+
+    def feed(self, speech_prob: float) -> list[SpeechEvent]:
+        """Advance by one frame with its speech probability; return the events it causes."""
+        cfg = self.config
+        cur = self._frames * FRAME_SAMPLES
+        self._frames += 1
+        events: list[SpeechEvent] = []
+        if speech_prob >= cfg.threshold and self._temp_end:
+            self._temp_end = 0
+        if speech_prob >= cfg.threshold and not self._triggered:
+            self._triggered = True
+            self._start = cur
+            return events
+        if not self._triggered:
+            return events
+        if cur - self._start > cfg.max_speech_samples:
+            self._confirm(events, cur)
+            self._close(events, cur, forced=True)
+            return events
+        if speech_prob < cfg.exit_threshold:
+            if not self._temp_end:
+                self._temp_end = cur
+            self._confirm(events, self._temp_end)
+            if cur - self._temp_end >= cfg.min_silence_samples:
+                self._close(events, self._temp_end, forced=False)
+        else:
+            # A pending pause may still end the segment at its start; otherwise it ends after
+            # this frame's first sample, even if the stream ends right here.
+            self._confirm(events, self._temp_end or cur)
+        return events
+
+    def finalize(self, num_samples: int | None = None) -> list[SpeechEvent]:
+        """End of stream after ``num_samples`` samples (default: every frame fed); reset."""
+        end = self.samples_seen if num_samples is None else num_samples
+        events: list[SpeechEvent] = []
+        if self._triggered:
+            self._confirm(events, end)
+            self._close(events, end, forced=False, limit=end)
+        self.reset()
+        return events
+
+    def _confirm(self, events: list[SpeechEvent], earliest_end: int) -> None:
+        """Emit SpeechStart if a segment ending no earlier than ``earliest_end`` is kept."""
+        if self._started is None and earliest_end - self._start > self.config.min_speech_samples:
+            self._started = max(0, self._start - self.config.pad_samples, self._last_end)
+            events.append(SpeechStart(self._started))
+
+    def _close(
+        self, events: list[SpeechEvent], end: int, forced: bool, limit: int | None = None
+    ) -> None:
+        if self._started is not None:
+            if limit is None:
+                limit = self._frames * FRAME_SAMPLES
+            padded_end = max(self._started, min(end + self.config.pad_samples, limit))
+            events.append(SpeechEnd(self._started, padded_end, forced))
+            self._last_end = padded_end
+        self._triggered = False
+        self._temp_end = 0
+        self._started = None
+
+
+def find_speech(
+    audio: Any, vad: SileroVad, config: EndpointConfig | None = None
+) -> list[tuple[int, int]]:
+    """Speech segments ``(start_sample, end_sample)`` (padded) of a whole 16 kHz recording."""
+    x = np.asarray(audio)
+    endpointer = Endpointer(config)
+    segments: list[tuple[int, int]] = []
+    for prob in vad.probabilities(x):
+        for event in endpointer.feed(float(prob)):
+            if isinstance(event, SpeechEnd):
+                segments.append((event.start_sample, min(event.end_sample, x.size)))
+    for event in endpointer.finalize(x.size):
+        if isinstance(event, SpeechEnd):
+            segments.append((event.start_sample, event.end_sample))
+    return segments
