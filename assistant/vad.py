@@ -365,3 +365,17 @@ def find_speech(
         if isinstance(event, SpeechEnd):
             segments.append((event.start_sample, event.end_sample))
     return segments
+
+
+def speech_span(
+    audio: Any, vad: SileroVad, config: EndpointConfig | None = None
+) -> tuple[int, int] | None:
+    """From the first speech start to the last speech end of a recording, or None.
+
+    A command is one utterance: pauses inside it must not split it, so a recording is cut
+    to the span of all its speech (leading and trailing silence removed).
+    """
+    segments = find_speech(audio, vad, config)
+    if not segments:
+        return None
+    return segments[0][0], segments[-1][1]

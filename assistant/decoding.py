@@ -1,0 +1,183 @@
+"""Grammar-constrained beam search, with a free (unconstrained) greedy decode in the same batch.
+
+Each decoder call runs the constrained beams and the free hypothesis together, so the free
+decode (used to judge how much the grammar had to bend what the model heard) costs little
+extra. Scores are sums of token log-probabilities; once the best finished sentence scores
+above every live beam the search stops, since scores only fall as tokens are added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .constraint import State, TokenConstraint
+from .errors import ConfigError
+from .speech_model import EncoderOutput, KVCache, SpeechModel
+
+BLANK_TOKEN = 220  # " " in Whisper's vocabulary, suppressed as the first token like Whisper does
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    beam_size: int = 4
+    free_decoding: bool = True
+    tokens_per_second: float = 8.0  # cap on the length of a hypothesis ...
+    min_max_tokens: int = 32  # ... but never below this
+    max_tokens_limit: int = 200
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ConfigError(f"beam_size must be >= 1, got {self.beam_size}")
+
+    def max_tokens(self, audio_s: float) -> int:
+        cap = max(self.min_max_tokens, int(self.tokens_per_second * audio_s) + 8)
+        return min(cap, self.max_tokens_limit)
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]
+    logprob: float = 0.0
+    regret: float = 0.0  # sum over steps of (best logprob in the vocabulary - chosen logprob)
+    max_regret: float = 0.0
+    state: State = field(default_factory=frozenset)
+
+    def extend(self, token: int, logprob: float, best: float, state: State) -> Hypothesis:
+        gap = best - logprob
+        return Hypothesis(
+            tokens=[*self.tokens, token],
+            logprob=self.logprob + logprob,
+            regret=self.regret + gap,
+            max_regret=max(self.max_regret, gap),
+            state=state,
+        )
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What one utterance's decoding produced."""
+
+    hypotheses: list[Hypothesis]  # finished constrained hypotheses, best first (may be empty)
+    free_tokens: list[int]
+    free_logprob: float
+    no_speech_prob: float
+    steps: int
+
+
+def _top_k(values: np.ndarray, k: int) -> np.ndarray:
+    if values.size <= k:
+        return np.argsort(-values, kind="stable")
+    part = np.argpartition(-values, k)[:k]
+    return part[np.argsort(-values[part], kind="stable")]
+
+
+class BeamSearch:
+    """Constrained beam search over one :class:`SpeechModel` and one :class:`TokenConstraint`."""
+
+    def __init__(self, model: SpeechModel, constraint: TokenConstraint, options: DecodingOptions):
+        self.model = model
+        self.constraint = constraint
+        self.options = options
+        special = model.special
+        vocab = model.dims.n_vocab
+        # The free decode writes text only: no special or timestamp tokens but end-of-text.
+        self._free_mask = np.zeros(vocab, dtype=bool)
+        self._free_mask[special.eot + 1 :] = True
+        self._eot = special.eot
+        self._no_speech = special.no_speech
+
+    def _free_pick(self, logprobs: np.ndarray, first: bool) -> int:
+        masked = np.where(self._free_mask, -np.inf, logprobs)
+        if first:
+            masked[BLANK_TOKEN] = -np.inf
+            masked[self._eot] = -np.inf
+        return int(np.argmax(masked))
+
+    def decode(self, encoded: EncoderOutput, audio_s: float) -> Decoded:
+        options = self.options
+        prompt = np.array([self.model.prompt], dtype=np.int64)
+        logprobs, cache = self.model.decode(prompt, KVCache.empty(self.model.dims, 1), encoded)
+        no_speech = (
+            float(np.exp(logprobs[0, 0, self._no_speech])) if self._no_speech is not None else 0.0
+        )
+        beams = [Hypothesis(tokens=[], state=self.constraint.start)]
+        beam_logprobs = [logprobs[0, -1]]
+        free_row = 0  # row of the free hypothesis in the cache
+        free_tokens: list[int] = []
+        free_logprob = 0.0
+        free_live = options.free_decoding
+        free_last = logprobs[0, -1]
+        finished: list[Hypothesis] = []
+        max_tokens = options.max_tokens(audio_s)
+        steps = 0
+        while (beams or free_live) and steps < max_tokens:
+            steps += 1
+            candidates: list[tuple[float, int, int, State, float, float]] = []
+            for b, hyp in enumerate(beams):
+                lp = beam_logprobs[b]
+                ids, states = self.constraint.allowed(hyp.state)
+                if not hyp.tokens:
+                    keep = ids != BLANK_TOKEN
+                    ids = ids[keep]
+                    states = [s for s, k in zip(states, keep, strict=True) if k]
+                if ids.size == 0:
+                    continue
+                scores = lp[ids]
+                best = float(lp.max())
+                for j in _top_k(scores, options.beam_size):
+                    score = float(scores[j])
+                    candidates.append(
+                        (hyp.logprob + score, b, int(ids[j]), states[j], score, best)
+                    )
+            candidates.sort(key=lambda c: -c[0])
+            new_beams: list[Hypothesis] = []
+            parents: list[int] = []
+            for _total, b, token, state, score, best in candidates:
+                if len(new_beams) >= options.beam_size:
+                    break
+                hyp = beams[b].extend(token, score, best, state)
+                if token == self._eot:
+                    finished.append(hyp)
+                else:
+                    new_beams.append(hyp)
+                    parents.append(b)
+            if finished:
+                # Scores only fall from here: a beam below the best finished one cannot win.
+                floor = max(h.logprob for h in finished)
+                kept = [i for i, h in enumerate(new_beams) if h.logprob > floor]
+                new_beams = [new_beams[i] for i in kept]
+                parents = [parents[i] for i in kept]
+            if free_live and not new_beams:
+                free_live = False  # the free decode only informs the constrained search
+            if free_live:
+                token = self._free_pick(free_last, first=not free_tokens)
+                free_logprob += float(free_last[token])
+                if token == self._eot:
+                    free_live = False
+                else:
+                    free_tokens.append(token)
+            if not new_beams and not free_live:
+                break
+            rows = list(parents)
+            tokens = [h.tokens[-1] for h in new_beams]
+            if free_live:
+                rows.append(free_row)
+                tokens.append(free_tokens[-1])
+            logprobs, cache = self.model.decode(
+                np.array(tokens, dtype=np.int64)[:, None], cache.select(rows), encoded
+            )
+            beams = new_beams
+            beam_logprobs = [logprobs[i, -1] for i in range(len(beams))]
+            free_row = len(beams)
+            if free_live:
+                free_last = logprobs[free_row, -1]
+        finished.sort(key=lambda h: -h.logprob)
+        return Decoded(
+            hypotheses=finished,
+            free_tokens=free_tokens,
+            free_logprob=free_logprob,
+            no_speech_prob=no_speech,
+            steps=steps,
+        )
