@@ -31,7 +31,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, MissingDependencyError, ModelError
-from .features import N_FFT, HOP_LENGTH
+from .features import HOP_LENGTH, N_FFT
 from .onnx_graph import GRAPH_VERSION, build_decoder, build_encoder
 from .pretrained import DEFAULT_PRETRAINED, PRETRAINED, locate
 

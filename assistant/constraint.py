@@ -1,33 +1,42 @@
 """Which tokens may come next so that the text still spells a sentence of the grammar.
 
 The grammar is compiled to a word automaton (:func:`assistant.grammar.compile_word_graph`).
-This module lifts it to the characters the speech model writes and then to its tokens:
+This module lifts it to the token sequences the speech model writes:
 
-* letters match case-insensitively ("Americano", "americano"), ``’`` matches ``'``;
-* between words the model may write punctuation (``,.!?;:``) and then a space or a hyphen
-  ("large, 12-ounce latte"); at the very start one space; after the last word punctuation
-  and then end-of-text;
+* each word may be written lower-case or Capitalized ("latte", "Latte"), with ``'`` or ``’``
+  in contractions;
 * a run of number words may be written in digits ("twelve ounce" -> "12 ounce",
-  "twenty five" -> "25"), and a few words have common written forms (:data:`SURFACE_FORMS`).
+  "twenty five" -> "25", "seven thirty" -> "7:30"), and some words have common written forms
+  (:data:`SURFACE_FORMS`: "ounce" -> "oz", "percent" -> "%");
+* between words the model may write punctuation (``,`` ``.`` ``?`` ...) or a hyphen
+  ("large, 12-ounce latte"); after the last word,
+  punctuation and then end-of-text, which is allowed exactly where a sentence is complete.
 
-A *state* is a frozenset of character positions; :meth:`TokenConstraint.allowed` returns, for
-a state, the token ids that keep at least one position alive and the state after each. The
-answers are cached per state, so after the first utterances a decoding step costs a dict
-lookup. End-of-text is allowed exactly where a sentence is complete.
+Tokens follow the tokenizer's own segmentation: a GPT-2 style BPE splits text into
+*pre-tokens* (a word with its leading space, a run of digits, a run of punctuation) and
+encodes each alone, so every written word has one canonical token sequence. Only canonical
+sequences are allowed. The model writes them almost exclusively, and forbidding the others
+keeps the beam from filling up with odd spellings of one word ("S"+"et" for "Set").
+
+A *state* is a frozenset of positions; :meth:`TokenConstraint.allowed` returns, for a state,
+the allowed token ids and the state after each, cached per state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from .tokenizer import Tokenizer
 
-PUNCTUATION = frozenset(",.!?;:")
-SEPARATORS = frozenset(" -")
-APOSTROPHES = {"’": "'", "‘": "'", "`": "'"}
+# Punctuation pre-tokens the model writes between or after words.
+PUNCTUATION = (",", ".", "?", "!", ";", ":", "...", "?!", "!?", "..", "…", ")", ".)", "?)",
+               "!)", "\"", ".\"", "?\"", "!\"", ",\"")
+OPENINGS: tuple[str, ...] = ()  # "(" and quotes open Whisper's non-speech notes: not commands
+HYPHEN = "-"
 
 # Written forms the model uses for a spoken word (besides the word itself).
 SURFACE_FORMS: dict[str, tuple[str, ...]] = {
@@ -35,35 +44,35 @@ SURFACE_FORMS: dict[str, tuple[str, ...]] = {
     "ounces": ("oz",),
     "percent": ("%", "per cent"),
     "degrees": ("°",),
-    "am": ("a.m.", "a.m"),
-    "pm": ("p.m.", "p.m"),
+    "am": ("a.m.", "a.m", "AM"),
+    "pm": ("p.m.", "p.m", "PM"),
     "okay": ("ok",),
     "mister": ("mr.", "mr"),
     "doctor": ("dr.", "dr"),
 }
-
-# Character positions:
-#   (IN_WORD, arc, pos)   pos characters of arc's surface consumed (0 < pos < len)
-#   (BOUNDARY, node, 0)   a word just ended at node
-#   (BOUNDARY, node, 1)   digits just ended at node: a unit may follow without a space ("7pm")
-#   (BOUNDARY, node, 2)   a separator written: a word must start
-#   (BOUNDARY, node, 3)   sentence start: an optional space, then a word
-#   (BOUNDARY, node, 10 + k)  k punctuation marks written after the word (k <= MAX_PUNCTUATION)
-IN_WORD, BOUNDARY = 0, 1
-AFTER_WORD, AFTER_DIGITS, SEPARATED, SENTENCE_START, PUNCTUATED = 0, 1, 2, 3, 10
-# Words that may be written straight after digits: "7pm", "50%", "72°".
+# Written forms that may follow digits with no space: "7pm", "50%", "72°", "12oz".
 ATTACHED_UNITS = frozenset({"am", "pm", "a.m.", "p.m.", "a.m", "p.m", "%", "°", "oz"})
-MAX_PUNCTUATION = 3  # "?!", "...": more is a loop, not writing
-Position = tuple[int, int, int]
+
+# Positions. At a word boundary: (BOUNDARY, node, phase, 0). Inside a token sequence:
+# (IN_SEQUENCE, sequence id, tokens written, node) where node is the arc's target for a word
+# and the current node for punctuation.
+BOUNDARY, IN_SEQUENCE = 0, 1
+AFTER_WORD, AFTER_DIGITS, PUNCTUATED, SENTENCE_START, OPENED, HYPHENATED = range(6)
+Position = tuple[int, int, int, int]
 State = frozenset[Position]
 
 
-class WordGraphLike:
+class WordGraphLike(Protocol):
     """What this module needs of a word automaton (see ``assistant.grammar.WordGraph``)."""
 
-    start: int
-    finals: frozenset[int]
-    arcs: Sequence[Sequence[tuple[str, int]]]
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def finals(self) -> frozenset[int]: ...
+
+    @property
+    def arcs(self) -> Sequence[Sequence[tuple[str, int]]]: ...
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,15 @@ class _Arc:
     surface: str  # lower-case written form
     target: int
     words: tuple[str, ...]  # the grammar words it writes
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    """The canonical tokens of one written form: a word variant or a punctuation mark."""
+
+    tokens: tuple[int, ...]
+    arc: int | None  # the word arc, None for punctuation
+    then: int  # boundary phase once written
 
 
 def _number_shortcuts(
@@ -136,6 +154,7 @@ class TokenConstraint:
     ):
         self.eot = eot
         self.finals = graph.finals
+        self.tokenizer = tokenizer
         arcs: list[_Arc] = []
         for node, out in enumerate(graph.arcs):
             for word, target in out:
@@ -146,107 +165,93 @@ class TokenConstraint:
         if words_to_int is not None and int_to_words is not None:
             arcs.extend(_number_shortcuts(graph, words_to_int, int_to_words))
         self.arcs = arcs
-        self._arcs_from: list[list[int]] = [[] for _ in graph.arcs]
+        self.sequences: list[_Sequence] = []
+        self._encoded: dict[str, tuple[int, ...]] = {}
+        # Per node: sequences of its words written after a space, and without one.
+        self._spaced: list[list[int]] = [[] for _ in graph.arcs]
+        self._unspaced: list[list[int]] = [[] for _ in graph.arcs]
+        self._attached: list[list[int]] = [[] for _ in graph.arcs]
         for i, arc in enumerate(arcs):
-            self._arcs_from[arc.source].append(i)
-        self.start: State = frozenset({(BOUNDARY, graph.start, SENTENCE_START)})
-        self._trie = _TokenTrie(tokenizer)
+            phase = AFTER_DIGITS if arc.surface[-1].isdigit() else AFTER_WORD
+            for form in _case_forms(arc.surface):
+                spaced = self._add(" " + form, i, phase)
+                unspaced = self._add(form, i, phase)
+                self._spaced[arc.source].append(spaced)
+                self._unspaced[arc.source].append(unspaced)
+                if arc.surface in ATTACHED_UNITS:
+                    self._attached[arc.source].append(unspaced)
+        self._punctuation = [self._add(p, None, PUNCTUATED) for p in PUNCTUATION]
+        self._openings = [self._add(p, None, OPENED) for p in OPENINGS]
+        self._hyphen = [self._add(HYPHEN, None, HYPHENATED)]
+        self.start: State = frozenset({(BOUNDARY, graph.start, SENTENCE_START, 0)})
         self._cache: dict[State, tuple[np.ndarray, list[State]]] = {}
+        self._boundary_cache: dict[tuple[int, int], dict[int, set[Position]]] = {}
 
-    # -- characters ------------------------------------------------------------------------
-    def _start_word(
-        self, node: int, char: str, out: set[Position], only: frozenset[str] | None = None
-    ) -> None:
-        for i in self._arcs_from[node]:
-            surface = self.arcs[i].surface
-            if surface[0] == char and (only is None or surface in only):
-                if len(surface) == 1:
-                    out.add((BOUNDARY, self.arcs[i].target, self._end_phase(surface)))
-                else:
-                    out.add((IN_WORD, i, 1))
+    def _add(self, text: str, arc: int | None, then: int) -> int:
+        tokens = self._encoded.get(text)
+        if tokens is None:
+            tokens = tuple(self.tokenizer.encode(text))
+            self._encoded[text] = tokens
+        self.sequences.append(_Sequence(tokens, arc, then))
+        return len(self.sequences) - 1
 
-    @staticmethod
-    def _end_phase(surface: str) -> int:
-        return AFTER_DIGITS if surface[-1].isdigit() else AFTER_WORD
+    # -- positions -------------------------------------------------------------------------
+    def _after(self, sequence: int, written: int, node: int) -> Position:
+        """The position after ``written`` tokens of ``sequence`` (entered at/for ``node``)."""
+        seq = self.sequences[sequence]
+        if written < len(seq.tokens):
+            return (IN_SEQUENCE, sequence, written, node)
+        return (BOUNDARY, node, seq.then, 0)
 
-    def step(self, state: State, char: str) -> State:
-        """Positions reachable from ``state`` by writing ``char``."""
-        char = APOSTROPHES.get(char, char).lower()
+    def _entries(self, node: int, phase: int) -> list[tuple[int, int]]:
+        """(sequence, node once written) that may start at a boundary."""
+        def words(ids: list[int]) -> list[tuple[int, int]]:
+            return [(s, self.arcs[self.sequences[s].arc].target) for s in ids]  # type: ignore[index]
+
+        def marks(ids: list[int]) -> list[tuple[int, int]]:
+            return [(s, node) for s in ids]
+
+        if phase == SENTENCE_START:
+            return words(self._spaced[node]) + words(self._unspaced[node]) + marks(
+                self._openings)
+        if phase in (OPENED, HYPHENATED):
+            return words(self._unspaced[node])
+        if phase == PUNCTUATED:
+            return words(self._spaced[node])
+        entries = words(self._spaced[node]) + marks(self._punctuation) + marks(self._hyphen)
+        if phase == AFTER_DIGITS:
+            entries += words(self._attached[node])
+        return entries
+
+    def _boundary_moves(self, node: int, phase: int) -> dict[int, set[Position]]:
+        key = (node, phase)
+        moves = self._boundary_cache.get(key)
+        if moves is None:
+            moves = {}
+            for sequence, target in self._entries(node, phase):
+                first = self.sequences[sequence].tokens[0]
+                moves.setdefault(first, set()).add(self._after(sequence, 1, target))
+            self._boundary_cache[key] = moves
+        return moves
+
+    def step(self, state: State, token: int) -> State:
+        """Positions reachable from ``state`` by writing ``token``."""
         out: set[Position] = set()
-        for kind, where, phase in state:
-            if kind == IN_WORD:
-                surface = self.arcs[where].surface
-                if surface[phase] == char:
-                    if phase + 1 == len(surface):
-                        out.add((BOUNDARY, self.arcs[where].target, self._end_phase(surface)))
-                    else:
-                        out.add((IN_WORD, where, phase + 1))
-            elif phase <= AFTER_DIGITS or phase > PUNCTUATED:
-                if phase == AFTER_DIGITS:
-                    self._start_word(where, char, out, ATTACHED_UNITS)
-                if char in PUNCTUATION:
-                    if phase < PUNCTUATED + MAX_PUNCTUATION:
-                        out.add((BOUNDARY, where, max(phase, PUNCTUATED) + 1))
-                elif char in SEPARATORS:
-                    out.add((BOUNDARY, where, SEPARATED))
-            elif phase == SENTENCE_START and char == " ":
-                out.add((BOUNDARY, where, SEPARATED))
+        for kind, where, phase, node in state:
+            if kind == IN_SEQUENCE:
+                seq = self.sequences[where]
+                if seq.tokens[phase] == token:
+                    out.add(self._after(where, phase + 1, node))
             else:
-                self._start_word(where, char, out)
+                out |= self._boundary_moves(where, phase).get(token, set())
         return frozenset(out)
 
     def accepts_end(self, state: State) -> bool:
         return any(
-            k == BOUNDARY and (p <= AFTER_DIGITS or p > PUNCTUATED) and n in self.finals
-            for k, n, p in state
+            kind == BOUNDARY and phase in (AFTER_WORD, AFTER_DIGITS, PUNCTUATED)
+            and node in self.finals
+            for kind, node, phase, _ in state
         )
-
-    def accepts_text(self, text: str) -> bool:
-        """Whether ``text`` is a complete written form of a sentence (for tests and tools)."""
-        state = self.start
-        for char in text:
-            state = self.step(state, char)
-            if not state:
-                return False
-        return self.accepts_end(state)
-
-    def words_of(self, text: str) -> list[str] | None:
-        """The grammar words a complete written sentence spells ("12-ounce" -> twelve ounce).
-
-        Follows the same positions as :meth:`step`, remembering the words of each arc, so the
-        recognizer parses exactly what the constraint accepted, however it was written.
-        """
-        paths: dict[Position, tuple[str, ...]] = {pos: () for pos in self.start}
-        for char in text:
-            nxt: dict[Position, tuple[str, ...]] = {}
-            for pos, words in paths.items():
-                for new in self.step(frozenset({pos}), char):
-                    if new in nxt:
-                        continue
-                    if new[0] == IN_WORD and (pos[0] != IN_WORD or pos[1] != new[1]):
-                        nxt[new] = (*words, *self.arcs[new[1]].words)  # entered a new arc
-                    elif new[0] == BOUNDARY and pos[0] == BOUNDARY and new[2] in (
-                        AFTER_WORD, AFTER_DIGITS
-                    ):
-                        arc = self._one_char_arc(pos[1], char, new[1])
-                        nxt[new] = (*words, *arc.words)  # a one-character word
-                    else:
-                        nxt[new] = words
-            paths = nxt
-            if not paths:
-                return None
-        for pos, words in paths.items():
-            if self.accepts_end(frozenset({pos})):
-                return list(words)
-        return None
-
-    def _one_char_arc(self, source: int, char: str, target: int) -> _Arc:
-        char = APOSTROPHES.get(char, char).lower()
-        for i in self._arcs_from[source]:
-            arc = self.arcs[i]
-            if arc.surface == char and arc.target == target:
-                return arc
-        raise AssertionError(f"no one-character arc {char!r} from node {source}")
 
     # -- tokens ----------------------------------------------------------------------------
     def allowed(self, state: State) -> tuple[np.ndarray, list[State]]:
@@ -254,12 +259,16 @@ class TokenConstraint:
         cached = self._cache.get(state)
         if cached is not None:
             return cached
-        ids: list[int] = []
-        states: list[State] = []
-        self._trie.walk(state, self.step, ids, states)
-        order = np.argsort(np.array(ids, dtype=np.int64), kind="stable")
-        token_ids = [ids[i] for i in order]
-        next_states = [states[i] for i in order]
+        moves: dict[int, set[Position]] = {}
+        for kind, where, phase, node in state:
+            if kind == IN_SEQUENCE:
+                seq = self.sequences[where]
+                moves.setdefault(seq.tokens[phase], set()).add(self._after(where, phase + 1, node))
+            else:
+                for token, positions in self._boundary_moves(where, phase).items():
+                    moves.setdefault(token, set()).update(positions)
+        token_ids = sorted(moves)
+        next_states = [frozenset(moves[t]) for t in token_ids]
         if self.accepts_end(state):
             token_ids.append(self.eot)
             next_states.append(frozenset())
@@ -271,49 +280,62 @@ class TokenConstraint:
     def cache_size(self) -> int:
         return len(self._cache)
 
+    # -- whole sentences -------------------------------------------------------------------
+    def words_of_tokens(self, tokens: Sequence[int]) -> list[str] | None:
+        """The grammar words a complete token sequence spells ("12-ounce" -> twelve ounce).
 
-class _TokenTrie:
-    """The vocabulary's written forms as a character trie, for walking with a state."""
+        Follows the same positions as :meth:`step`, remembering the words of each arc
+        entered, so the recognizer parses exactly what the constraint accepted.
+        """
+        paths: dict[Position, tuple[str, ...]] = dict.fromkeys(self.start, ())
+        for token in tokens:
+            if token == self.eot:
+                break
+            nxt: dict[Position, tuple[str, ...]] = {}
+            for pos, words in paths.items():
+                entered = pos[0] == BOUNDARY
+                for new in self.step(frozenset({pos}), token):
+                    if new in nxt:
+                        continue
+                    sequence = self._entered_sequence(pos, token, new) if entered else None
+                    arc = self.sequences[sequence].arc if sequence is not None else None
+                    nxt[new] = (*words, *self.arcs[arc].words) if arc is not None else words
+            paths = nxt
+            if not paths:
+                return None
+        for pos, words in paths.items():
+            if self.accepts_end(frozenset({pos})):
+                return list(words)
+        return None
 
-    def __init__(self, tokenizer: Tokenizer):
-        self.children: list[dict[str, int]] = [{}]
-        self.tokens: list[list[int]] = [[]]
-        for token_id in range(tokenizer.size):
-            if tokenizer.is_special(token_id):
-                continue
-            raw = tokenizer.token_bytes(token_id)
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                continue  # a piece of a multi-byte character: never part of our grammars
-            if not text:
-                continue
-            node = 0
-            for char in text:
-                nxt = self.children[node].get(char)
-                if nxt is None:
-                    nxt = len(self.children)
-                    self.children[node][char] = nxt
-                    self.children.append({})
-                    self.tokens.append([])
-                node = nxt
-            self.tokens[node].append(token_id)
+    def _entered_sequence(self, pos: Position, token: int, new: Position) -> int | None:
+        for sequence, target in self._entries(pos[1], pos[2]):
+            seq = self.sequences[sequence]
+            if seq.tokens[0] == token and self._after(sequence, 1, target) == new:
+                return sequence
+        return None
 
-    def walk(
-        self,
-        state: State,
-        step: Callable[[State, str], State],
-        ids: list[int],
-        states: list[State],
-    ) -> None:
-        stack: list[tuple[int, State]] = [(0, state)]
-        while stack:
-            node, current = stack.pop()
-            for char, child in self.children[node].items():
-                nxt = step(current, char)
-                if not nxt:
-                    continue
-                for token_id in self.tokens[child]:
-                    ids.append(token_id)
-                    states.append(nxt)
-                stack.append((child, nxt))
+    def words_of(self, text: str) -> list[str] | None:
+        """:meth:`words_of_tokens` for text, tokenized canonically."""
+        return self.words_of_tokens(self.tokenizer.encode(text))
+
+    def accepts_text(self, text: str) -> bool:
+        """Whether ``text``, tokenized canonically, is a complete sentence (tests and tools)."""
+        state = self.start
+        for token in self.tokenizer.encode(text):
+            state = self.step(state, token)
+            if not state:
+                return False
+        return self.accepts_end(state)
+
+
+def _case_forms(surface: str) -> list[str]:
+    """lower and Capitalized forms, each also with a typographic apostrophe.
+
+    UPPER-CASE is left out: Whisper rarely shouts, and all-caps words begin with odd pieces
+    (" T" for " THE") that would take beam slots from real words.
+    """
+    forms = {surface, surface[:1].upper() + surface[1:]}
+    if "'" in surface:
+        forms |= {f.replace("'", "’") for f in forms}
+    return sorted(forms)

@@ -6,7 +6,8 @@ The layout (CTranslate2 binary version 6, ``python/ctranslate2/specs/model_spec.
     string spec_name            (uint16 length incl. NUL, bytes, NUL)
     uint32 spec_revision
     uint32 num_variables
-    num_variables x { string name, uint8 rank, uint32 dims[rank], uint8 dtype, uint32 nbytes, bytes }
+    num_variables x { string name, uint8 rank, uint32 dims[rank], uint8 dtype,
+                      uint32 nbytes, bytes }
     uint32 num_aliases
     num_aliases x { string alias, string target }
 
@@ -55,7 +56,8 @@ class Ct2Model:
         value = self[name]
         if value.size != 1:
             raise ModelError(f"variable {name!r} has shape {value.shape}, expected a scalar")
-        return value.reshape(()).item()  # type: ignore[no-any-return]
+        item: int | float | bool = value.reshape(()).item()
+        return item
 
 
 class _Reader:

@@ -16,7 +16,7 @@ from .recognizer import Recognizer, Result
 from .vad import EndpointConfig, SileroVad, speech_span
 
 # Files are cut offline, so the endpointing can be generous with pauses inside a command.
-RECORDING_ENDPOINT = EndpointConfig(min_silence_ms=400, speech_pad_ms=100, max_utterance_s=600)
+RECORDING_ENDPOINT = EndpointConfig(min_silence_ms=400, speech_pad_ms=200, max_utterance_s=600)
 
 
 def recognize_recording(

@@ -180,10 +180,10 @@ class Resampler:
             n = np.arange(block_start, min(block_start + _BLOCK_OUTPUTS, n_end), dtype=np.int64)
             pos = n * self.down
             rows = pos // self.up - self._radius - self._buffer_start
-            if self.up == 1:
-                y = windows[rows] @ self._bank[0]
-            else:
-                y = np.einsum("mt,mt->m", windows[rows], self._bank[pos % self.up])
+            # Multiply then sum each row: the same arithmetic for an output sample however the
+            # stream was chunked (a BLAS product may block rows differently per call size).
+            weights = self._bank[0] if self.up == 1 else self._bank[pos % self.up]
+            y = np.sum(windows[rows] * weights, axis=1)
             out[block_start - self._next_out : block_start - self._next_out + n.size] = y
         self._next_out = n_end
         keep_from = (n_end * self.down) // self.up - self._radius - self._buffer_start

@@ -6,7 +6,6 @@ sessions are safe to run from several threads at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -77,8 +76,9 @@ class SpeechModel:
         self.precision: str = self.metadata.get("precision", "unknown")
         self.tokenizer: Tokenizer = load_tokenizer(self.directory / "tokenizer.json")
         self.special: SpecialTokens = self.tokenizer.special_tokens()
+        self.threads = threads or default_threads()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
@@ -125,6 +125,3 @@ class SpeechModel:
         logprobs = named.pop("logprobs")
         return logprobs, KVCache({k.replace("present", "past"): v for k, v in named.items()})
 
-
-def load_json(path: Path) -> Any:
-    return json.loads(path.read_text())

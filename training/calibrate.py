@@ -18,6 +18,7 @@ the same VAD trimming as a recording. A logistic model of the confidence feature
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import random
@@ -175,7 +176,7 @@ def _measure(
 def _ece(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         inside = (probs >= lo) & ((probs < hi) if hi < 1 else (probs <= hi))
         if inside.any():
             total += inside.mean() * abs(probs[inside].mean() - labels[inside].mean())

@@ -114,7 +114,7 @@ def _run(command: list[str], stdin: str | None = None) -> None:
 def _synthesize_uncached(text: str, voice: Voice, wav: Path) -> None:
     spoken = respell(text, voice.engine)
     if voice.engine == "espeak":
-        words_per_minute = int(round(165 * voice.rate))
+        words_per_minute = round(165 * voice.rate)
         command = ["espeak-ng", "-v", voice.name, "-s", str(words_per_minute), "-w", str(wav)]
         if voice.pitch is not None:
             command += ["-p", str(voice.pitch)]

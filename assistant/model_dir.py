@@ -1,0 +1,80 @@
+"""Self-describing model directories: a speech model, the grammar it serves, its calibration.
+
+    DIR/
+      metadata.json   what it is: speech model (name, dims, prompt, precision), feature
+                      settings, grammar file and sha256, intents, calibration, recognizer
+                      settings, versions, and the sha256 and size of every file
+      context.yaml    the grammar, byte for byte as given
+      encoder.onnx  decoder.onnx  tokenizer.json
+      MODEL_CARD.md   a short human-readable description
+
+``assistant recognize --model DIR`` and the server load it with
+:meth:`assistant.recognizer.Recognizer.from_model_dir`; nothing else is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .artifacts import METADATA_FILE, read_metadata, sha256_file
+from .errors import ConfigError
+from .recognizer import Recognizer
+
+CONTEXT_FILE = "context.yaml"
+SPEECH_FILES = ("encoder.onnx", "decoder.onnx", "tokenizer.json")
+
+
+def _card(metadata: dict[str, Any]) -> str:
+    grammar = metadata["grammar"]
+    calibration = metadata["calibration"].get("info", {})
+    return "\n".join([
+        f"# Voice-command model: {grammar['name']}",
+        "",
+        f"- Speech model: Whisper {metadata['model']} ({metadata['precision']}), "
+        f"{metadata.get('kind', 'zero-shot')}.",
+        f"- Grammar: `{CONTEXT_FILE}` (sha256 {grammar['sha256'][:16]}...), intents: "
+        + ", ".join(grammar["intents"]) + ".",
+        f"- Confidence calibration: {calibration.get('data', 'unknown')}.",
+        f"- Understood when confidence >= {metadata['recognizer']['threshold']}.",
+        "- Limits: English only; one command per utterance; speech up to 28 s; accuracy on "
+        "voices, accents and noise unlike the calibration data is not guaranteed.",
+        "",
+    ])
+
+
+def export_model_dir(recognizer: Recognizer, out: Path, grammar_file: Path) -> dict[str, Any]:
+    """Write ``recognizer`` (its speech model, grammar and calibration) into ``out``."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not empty; choose a new directory")
+    out.mkdir(parents=True, exist_ok=True)
+    source = recognizer.model.directory
+    for name in SPEECH_FILES:
+        shutil.copyfile(source / name, out / name)
+    shutil.copyfile(grammar_file, out / CONTEXT_FILE)
+    metadata = dict(read_metadata(source))
+    context = recognizer.context
+    metadata["source_model"] = metadata.get("source_model", metadata["model"])
+    metadata["grammar"] = {
+        "file": CONTEXT_FILE,
+        "name": grammar_file.stem,
+        "sha256": context.sha256,
+        "intents": list(context.intent_names),
+    }
+    metadata["calibration"] = recognizer.calibration.to_json()
+    metadata["recognizer"] = {
+        k: v for k, v in dataclasses.asdict(recognizer.config).items()
+        if k not in ("threads",)
+    }
+    metadata["kind"] = metadata.get("kind", "zero-shot")
+    (out / "MODEL_CARD.md").write_text(_card(metadata))
+    metadata["files"] = {
+        f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
+        for f in sorted(out.iterdir()) if f.is_file() and f.name != METADATA_FILE
+    }
+    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    return metadata

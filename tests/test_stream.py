@@ -1,0 +1,154 @@
+"""The streaming state machine: chunking does not matter, rates are resampled, push-to-talk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.errors import AudioFormatError, ConfigError
+from assistant.resample import resample
+from assistant.stream import (
+    PartialResult,
+    RecognizerSession,
+    Segmenter,
+    SpeechEnded,
+    SpeechStarted,
+    StreamConfig,
+    UtteranceResult,
+)
+from assistant.vad import EndpointConfig
+
+
+def _feed_all(session: RecognizerSession, audio: np.ndarray, chunk: int) -> list[object]:
+    events: list[object] = []
+    for start in range(0, len(audio), chunk):
+        events += session.feed(audio[start : start + chunk])
+    return events + session.finalize()
+
+
+def _summary(events: list[object]) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
+    for e in events:
+        if isinstance(e, UtteranceResult | PartialResult):
+            r = e.result
+            out.append((type(e).__name__, e.utterance_id, r.understood, r.intent,
+                        tuple(sorted(r.slots.items())), r.confidence, r.transcript))
+        else:
+            out.append((type(e).__name__, *vars(e).values()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_commands(speak) -> np.ndarray:  # type: ignore[no-untyped-def]
+    silence = np.zeros(16000, np.float32)
+    return np.concatenate([silence, speak("turn off the bedroom lights"), silence,
+                           speak("set a timer for five minutes"), silence])
+
+
+def _pcm16(audio: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("rate", [16000, 48000, 8000])
+def test_same_events_whatever_the_chunk_size(home_recognizer, vad, two_commands,
+                                              rate: int) -> None:  # type: ignore[no-untyped-def]
+    audio = two_commands if rate == 16000 else resample(two_commands, 16000, rate)
+    pcm = _pcm16(audio)
+    runs = []
+    for chunk in (160, 1280, 4000):
+        session = RecognizerSession(home_recognizer, vad, StreamConfig(sample_rate_hz=rate))
+        runs.append(_summary(_feed_all(session, pcm, chunk * rate // 16000)))
+    assert runs[0] == runs[1] == runs[2]
+    results = [r for r in runs[0] if r[0] == "UtteranceResult"]
+    assert [(r[3], dict(r[4])) for r in results] == [
+        ("lightsOff", {"room": "bedroom"}),
+        ("setTimer", {"duration": 5, "unit": "minutes"}),
+    ]
+    kinds = [r[0] for r in runs[0]]
+    assert kinds == ["SpeechStarted", "SpeechEnded", "UtteranceResult"] * 2
+
+
+def test_bytes_float_and_int16_inputs_agree(home_recognizer, vad, two_commands) -> None:  # type: ignore[no-untyped-def]
+    pcm = _pcm16(two_commands)
+    as_bytes = RecognizerSession(home_recognizer, vad)
+    as_float = RecognizerSession(home_recognizer, vad)
+    a = _summary(_feed_all(as_bytes, pcm.tobytes(), 3200))  # type: ignore[arg-type]
+    b = _summary(_feed_all(as_float, pcm.astype(np.float32) / 32768, 1600))
+    assert a == b
+
+
+def test_push_to_talk_finalize_ends_the_utterance(home_recognizer, vad, speak) -> None:  # type: ignore[no-untyped-def]
+    session = RecognizerSession(home_recognizer, vad)
+    audio = speak("pause the music", pad_s=0.3)
+    loud = np.flatnonzero(np.abs(audio) > 0.02)
+    audio = audio[: loud[-1] + 800]  # the button is released 50 ms after the last sound
+    events = session.feed(audio)
+    assert not any(isinstance(e, UtteranceResult) for e in events)
+    events += session.finalize()
+    ended = [e for e in events if isinstance(e, SpeechEnded)]
+    results = [e for e in events if isinstance(e, UtteranceResult)]
+    assert len(ended) == 1 and ended[0].forced
+    assert len(results) == 1 and results[0].result.intent == "mediaPause"
+    # The next turn starts from a clean stream with the next utterance id.
+    more = _feed_all(session, speak("stop"), 1600)
+    assert [e.utterance_id for e in more if isinstance(e, UtteranceResult)] == [1]
+
+
+def test_finalize_with_nothing_said_answers_not_understood(home_recognizer, vad) -> None:  # type: ignore[no-untyped-def]
+    session = RecognizerSession(home_recognizer, vad)
+    session.feed(np.zeros(8000, np.float32))
+    events = session.finalize()
+    assert len(events) == 1 and isinstance(events[0], UtteranceResult)
+    assert not events[0].result.understood
+    # After a result the VAD already delivered, finalize adds nothing.
+    assert session.finalize()[0].utterance_id == 1
+
+
+def test_long_speech_is_cut_at_max_utterance(home_recognizer, vad, speak) -> None:  # type: ignore[no-untyped-def]
+    config = StreamConfig(endpoint=EndpointConfig(max_utterance_s=2.0, speech_pad_ms=200))
+    session = RecognizerSession(home_recognizer, vad, config)
+    talk = np.concatenate([speak("the quick brown fox jumps over the lazy dog", pad_s=0)] * 3)
+    events = _feed_all(session, talk, 1600)
+    ended = [e for e in events if isinstance(e, SpeechEnded)]
+    assert ended and ended[0].forced
+    assert all(e.end_ms - e.start_ms <= 2000 + 1e-6 for e in ended)
+    assert len([e for e in events if isinstance(e, UtteranceResult)]) == len(ended)
+
+
+def test_partials_come_while_speaking(home_recognizer, vad, speak) -> None:  # type: ignore[no-untyped-def]
+    session = RecognizerSession(home_recognizer, vad,
+                                StreamConfig(partials=True, partial_interval_ms=300))
+    events = _feed_all(session, speak("set the thermostat to sixty eight degrees"), 1600)
+    kinds = [type(e) for e in events]
+    assert PartialResult in kinds
+    assert kinds.index(SpeechStarted) < kinds.index(PartialResult) < kinds.index(SpeechEnded)
+    final = next(e for e in events if isinstance(e, UtteranceResult)).result
+    assert final.intent == "setThermostat" and final.slots == {"temperature": 68}
+
+
+def test_bad_chunks_are_rejected_and_lose_nothing(home_recognizer, vad, two_commands) -> None:  # type: ignore[no-untyped-def]
+    session = RecognizerSession(home_recognizer, vad)
+    pcm = _pcm16(two_commands).tobytes()
+    events = session.feed(pcm[:32000])
+    with pytest.raises(AudioFormatError, match="1001 bytes"):
+        session.feed(b"\0" * 1001)
+    with pytest.raises(AudioFormatError):
+        session.feed(np.zeros((2, 10), np.float32))
+    events += session.feed(pcm[32000:]) + session.finalize()
+    reference = _summary(_feed_all(RecognizerSession(home_recognizer, vad), pcm, 32000))  # type: ignore[arg-type]
+    assert _summary(events) == reference
+
+
+def test_config_validation() -> None:
+    with pytest.raises(AudioFormatError):
+        StreamConfig(sample_rate_hz=0)
+    with pytest.raises(ConfigError):
+        StreamConfig(partial_interval_ms=10)
+
+
+def test_memory_stays_bounded_while_idle(vad) -> None:  # type: ignore[no-untyped-def]
+    segmenter = Segmenter(vad)
+    noise = (0.001 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    for _ in range(20):
+        segmenter.feed(noise)
+    assert segmenter._buffer.size <= 2 * 16000 + 512
