@@ -12,6 +12,10 @@ wanted to write. Per utterance we measure (:func:`features`):
 ``no_speech``          Whisper's no-speech probability.
 ``nbest_margin``       log-prob gap to the runner-up sentence (capped), i.e. ambiguity.
 
+Fine-tuned models add their intent classifier's view (:data:`CLASSIFIER_FEATURES`):
+``classifier_agrees`` (its probability of the decoded intent) and ``classifier_ood`` (its
+probability that the speech is out of domain).
+
 A logistic model maps them to the probability that the command is right. It is fitted on
 synthesized speech only (``training/calibrate.py``: in-grammar sentences labelled by whether
 they were recognized correctly, out-of-grammar sentences and non-speech labelled 0) and stored
@@ -32,6 +36,7 @@ import numpy as np
 
 from .decoding import Decoded
 from .errors import ModelError
+from .intent_classifier import IntentScores
 
 logger = logging.getLogger("assistant.confidence")
 
@@ -43,11 +48,18 @@ FEATURES = (
     "no_speech",
     "nbest_margin",
 )
+CLASSIFIER_FEATURES = ("classifier_agrees", "classifier_ood")
 MARGIN_CAP = 10.0
 
 
-def features(decoded: Decoded) -> dict[str, float] | None:
-    """The confidence features of an utterance, or None when no sentence was completed."""
+def features(
+    decoded: Decoded, intent: str | None = None, scores: IntentScores | None = None
+) -> dict[str, float] | None:
+    """The confidence features of an utterance, or None when no sentence was completed.
+
+    ``intent`` is the decoded sentence's intent and ``scores`` the intent classifier's output,
+    when the model has one.
+    """
     if not decoded.hypotheses:
         return None
     best = decoded.hypotheses[0]
@@ -60,7 +72,7 @@ def features(decoded: Decoded) -> dict[str, float] | None:
         if len(decoded.hypotheses) > 1
         else MARGIN_CAP
     )
-    return {
+    values = {
         "regret_per_token": best.regret / n,
         "max_regret": best.max_regret,
         "logprob_per_token": per_token,
@@ -68,6 +80,10 @@ def features(decoded: Decoded) -> dict[str, float] | None:
         "no_speech": decoded.no_speech_prob,
         "nbest_margin": margin,
     }
+    if scores is not None:
+        values["classifier_agrees"] = scores.of(intent)
+        values["classifier_ood"] = scores.out_of_domain
+    return values
 
 
 @dataclass(frozen=True)
@@ -105,7 +121,7 @@ class Calibration:
     def from_json(cls, data: dict[str, Any]) -> Calibration:
         try:
             names = tuple(data["features"])
-            unknown = set(names) - set(FEATURES)
+            unknown = set(names) - set(FEATURES) - set(CLASSIFIER_FEATURES)
             if unknown:
                 raise ModelError(f"calibration uses unknown features {sorted(unknown)}")
             return cls(

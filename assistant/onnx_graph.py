@@ -277,3 +277,34 @@ def build_decoder(dims: WhisperDims, sd: dict[str, np.ndarray]) -> Any:
         ]
     outputs.insert(0, _tensor("logprobs", f32, ["batch", "new", dims.n_vocab]))
     return b.model("whisper_decoder", inputs, outputs, "Whisper decoder with a key/value cache")
+
+
+def build_classifier(weights: dict[str, np.ndarray], labels: list[str]) -> Any:
+    """The intent classifier (``training/classifier.py``) as an ONNX graph.
+
+    in:  ``hidden`` float32 [batch, positions, d] (the encoder's output)
+    out: ``probs`` float32 [batch, classes] (softmax; class order = ``labels``)
+    """
+    onnx = _onnx()
+    f32 = onnx.TensorProto.FLOAT
+    b = _Builder()
+    x = b.layer_norm("hidden", {"n.weight": weights["norm.weight"],
+                                "n.bias": weights["norm.bias"]}, "n")
+    scores = b.linear(x, {"a.weight": weights["attention.weight"],
+                          "a.bias": weights["attention.bias"]}, "a")  # [B, P, 1]
+    attention = b.op("Softmax", [scores], axis=1)
+    pooled = b.op("ReduceSum", [b.op("Mul", [attention, x]),
+                                b.const(np.array([1], np.int64))], keepdims=0)
+    h = b.op("Relu", [b.linear(pooled, {"fc1.weight": weights["fc1.weight"],
+                                        "fc1.bias": weights["fc1.bias"]}, "fc1")])
+    logits = b.linear(h, {"fc2.weight": weights["fc2.weight"],
+                          "fc2.bias": weights["fc2.bias"]}, "fc2")
+    b.nodes.append(onnx.helper.make_node("Softmax", [logits], ["probs"], axis=-1, name="probs"))
+    d = weights["norm.weight"].shape[0]
+    model = b.model(
+        "intent_classifier",
+        [_tensor("hidden", f32, ["batch", "positions", d])],
+        [_tensor("probs", f32, ["batch", len(labels)])],
+        "Intent classifier over encoder states; classes: " + ", ".join(labels),
+    )
+    return model

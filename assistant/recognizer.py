@@ -29,6 +29,7 @@ from .grammar import (
     parse_words,
     sample_sentences,
 )
+from .intent_classifier import IntentClassifier, IntentScores
 from .numbers import int_to_words, words_to_int
 from .speech_model import SpeechModel
 
@@ -48,6 +49,7 @@ class RecognizerConfig:
     trailing_pad_ms: int = 1000  # silence appended after speech: Whisper ends sentences better
     max_utterance_s: float = 28.0  # the encoder sees at most 30 s; longer audio is cut
     free_decoding: bool = True  # decode freely alongside the grammar (confidence, transcript)
+    ood_gate: float = 0.97  # fine-tuned models: skip decoding when P(out of domain) >= this
     threads: int | None = None  # onnxruntime intra-op threads (default: min(4, cores))
 
     def __post_init__(self) -> None:
@@ -55,6 +57,8 @@ class RecognizerConfig:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.beam_size < 1:
             raise ConfigError(f"beam_size must be >= 1, got {self.beam_size}")
+        if not 0.0 < self.ood_gate <= 1.0:
+            raise ConfigError(f"ood_gate must be in (0, 1], got {self.ood_gate}")
         if not 0 <= self.trailing_pad_ms <= 5000:
             raise ConfigError(f"trailing_pad_ms must be in [0, 5000], got {self.trailing_pad_ms}")
         if not 0.5 <= self.max_utterance_s <= 28.0:
@@ -107,6 +111,7 @@ class Analysis:
     transcript: str
     heard: str
     timing_ms: dict[str, float]
+    intent_scores: IntentScores | None = None  # the intent classifier's view, if the model has one
 
 
 class Recognizer:
@@ -118,9 +123,11 @@ class Recognizer:
         model: SpeechModel,
         config: RecognizerConfig | None = None,
         calibration: Calibration | None = None,
+        classifier: IntentClassifier | None = None,
     ):
         self.context = context
         self.model = model
+        self.classifier = classifier
         self.config = config or RecognizerConfig()
         self.calibration = calibration or builtin_calibration(model.name)
         self.graph = compile_word_graph(context)
@@ -164,6 +171,10 @@ class Recognizer:
             raise ModelError(f"{directory}: {grammar['file']} does not match the hash in "
                              f"its metadata (edited after export?)")
         calibration = Calibration.from_json(model.metadata["calibration"])
+        classifier = None
+        if "classifier" in model.metadata:
+            info = model.metadata["classifier"]
+            classifier = IntentClassifier(directory / info["file"], info["labels"])
         stored = model.metadata.get("recognizer", {})
         base = RecognizerConfig(speech_model=model.metadata.get("source_model", "tiny.en"),
                                 precision=model.precision)
@@ -172,7 +183,7 @@ class Recognizer:
         if config is not None:
             merged = replace(config, speech_model=merged.speech_model,
                              precision=merged.precision)
-        return cls(context, model, merged, calibration)
+        return cls(context, model, merged, calibration, classifier)
 
     def warm_up(self, sentences: int = 24) -> float:
         """Run the models once and precompute the grammar constraint along sample sentences.
@@ -224,11 +235,16 @@ class Recognizer:
                                   n_frames=frames_for_duration(padded.size))
         t_features = time.perf_counter()
         encoded = self.model.encode(mel)
+        scores = self.classifier.classify(encoded.hidden) if self.classifier else None
         t_encoder = time.perf_counter()
+        timing = {"features": 1000 * (t_features - started),
+                  "encoder": 1000 * (t_encoder - t_features)}
+        if scores is not None and scores.out_of_domain >= self.config.ood_gate:
+            timing["decoder"] = 0.0  # clearly out of domain: no need to decode
+            return Analysis(audio_ms, None, None, "", "", timing, scores)
         decoded = self.search.decode(encoded, padded.size / SAMPLE_RATE_HZ)
-        t_decoder = time.perf_counter()
+        timing["decoder"] = 1000 * (time.perf_counter() - t_encoder)
         heard = self.model.tokenizer.decode(decoded.free_tokens).strip()
-        values = features(decoded)
         annotation = None
         transcript = ""
         if decoded.hypotheses:
@@ -238,13 +254,24 @@ class Recognizer:
             annotation = parse_words(self.context, words) if words else None
             if annotation is None:  # cannot happen for a grammar the constraint accepts
                 logger.error("constrained transcript %r does not parse", transcript)
-                values = None
-        timing = {
-            "features": 1000 * (t_features - started),
-            "encoder": 1000 * (t_encoder - t_features),
-            "decoder": 1000 * (t_decoder - t_encoder),
-        }
-        return Analysis(audio_ms, values, annotation, transcript, heard, timing)
+        values = features(decoded, annotation.intent, scores) if annotation else None
+        return Analysis(audio_ms, values, annotation, transcript, heard, timing, scores)
+
+    def partial(self, audio: np.ndarray) -> Result:
+        """A quick guess while the user still speaks: the intent classifier when the model has
+        one (no decoding), else the best grammar sentence for the audio so far."""
+        if self.classifier is None:
+            return self.recognize(audio)
+        started = time.perf_counter()
+        audio = np.asarray(audio, dtype=np.float32)
+        mel = log_mel_spectrogram(audio, n_mels=self.model.dims.n_mels,
+                                  n_frames=max(2, frames_for_duration(audio.size)))
+        scores = self.classifier.classify(self.model.encode(mel).hidden)
+        intent, probability = scores.best
+        known = intent in self.context.intent_names
+        return Result(False, intent if known else None, {}, probability if known else 0.0, "",
+                      "", 1000.0 * audio.size / SAMPLE_RATE_HZ,
+                      {"total": 1000 * (time.perf_counter() - started)})
 
     def recognize(self, audio: np.ndarray) -> Result:
         """Recognize one utterance: float32 mono 16 kHz audio, trimmed to the speech."""

@@ -266,7 +266,7 @@ class RecognizerSession:
                 out.append(event)
             elif event.partial:
                 out.append(PartialResult(event.utterance_id,
-                                         self.recognizer.recognize(event.audio)))
+                                         self.recognizer.partial(event.audio)))
             else:
                 result = self.recognizer.recognize(event.audio)
                 out.append(UtteranceResult(event.utterance_id, result, event.audio))
