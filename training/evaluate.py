@@ -25,9 +25,10 @@ import numpy as np
 
 from assistant.audio import read_audio
 from assistant.evaluation import slots_match
+from assistant.features import frames_for_duration, log_mel_spectrogram
 from assistant.recognizer import Recognizer
 from assistant.recording import recognize_recording
-from assistant.vad import SileroVad
+from assistant.vad import SileroVad, speech_span
 
 SLICE_FIELDS = ("engine", "voice", "pitch_band", "accent", "snr_band", "kind")
 CALIBRATION_BINS = 10
@@ -152,9 +153,12 @@ def evaluate(recognizer: Recognizer, labels_path: Path, out: Path | None = None,
     vad = SileroVad()
     scores, sliced = [], defaultdict(list)
     latencies = []
+    classifier_rows: list[tuple[bool, bool, float]] = []
     started = time.monotonic()
     for row in rows:
         audio = read_audio(labels_path.parent / row["audio"])
+        if recognizer.classifier is not None:
+            classifier_rows.append(_classify(recognizer, vad, audio, row.get("intent")))
         result = recognize_recording(recognizer, vad, audio).to_dict()
         latencies.append(result["timing_ms"].get("total", 0.0) - result["timing_ms"].get("vad",
                                                                                        0.0))
@@ -174,6 +178,8 @@ def evaluate(recognizer: Recognizer, labels_path: Path, out: Path | None = None,
                          "p95": float(np.percentile(latencies, 95))} if latencies else {},
         "seconds": round(time.monotonic() - started, 1),
     }
+    if classifier_rows:
+        report["classifier"] = _classifier_summary(classifier_rows)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         reliability_plot(table, out / "reliability.png", title or labels_path.parent.name)
@@ -182,8 +188,45 @@ def evaluate(recognizer: Recognizer, labels_path: Path, out: Path | None = None,
     return report
 
 
+def _classify(recognizer: Recognizer, vad: SileroVad, audio: np.ndarray,
+              intent: str | None) -> tuple[bool, bool, float]:
+    """The intent classifier alone: (is a command, right, milliseconds incl. the encoder)."""
+    span = speech_span(audio, vad)
+    if span is not None:
+        audio = audio[span[0] : span[1]]
+    pad = np.zeros(recognizer.config.trailing_pad_ms * 16, np.float32)
+    started = time.perf_counter()
+    padded = np.concatenate([audio, pad])
+    mel = log_mel_spectrogram(padded, n_frames=frames_for_duration(padded.size))
+    scores = recognizer.classifier.classify(recognizer.model.encode(mel).hidden)  # type: ignore[union-attr]
+    elapsed = 1000 * (time.perf_counter() - started)
+    best, _ = scores.best
+    right = best == intent if intent else best == scores.labels[-1]
+    return intent is not None, right, elapsed
+
+
+def _classifier_summary(rows: list[tuple[bool, bool, float]]) -> dict[str, Any]:
+    commands = [r for r in rows if r[0]]
+    others = [r for r in rows if not r[0]]
+    return {
+        "intent_accuracy": sum(r[1] for r in commands) / len(commands) if commands else None,
+        "rejection_rate": sum(r[1] for r in others) / len(others) if others else None,
+        "encoder_plus_classifier_ms": {"median": float(np.median([r[2] for r in rows])),
+                                       "p95": float(np.percentile([r[2] for r in rows], 95))},
+    }
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _classifier_lines(c: dict[str, Any]) -> list[str]:
+    return [
+        f"Intent classifier alone (no decoding): intent accuracy {_pct(c['intent_accuracy'])}, "
+        f"out-of-domain rejected {_pct(c['rejection_rate'])}, encoder + classifier "
+        f"{c['encoder_plus_classifier_ms']['median']:.1f} ms median.",
+        "",
+    ]
 
 
 def markdown(report: dict[str, Any], title: str) -> str:
@@ -207,6 +250,7 @@ def markdown(report: dict[str, Any], title: str) -> str:
         f"| recognize median / p95 | {report['recognize_ms'].get('median', 0):.0f} / "
         f"{report['recognize_ms'].get('p95', 0):.0f} ms |",
         "",
+        *(_classifier_lines(report["classifier"]) if "classifier" in report else []),
         "![reliability](reliability.png)",
         "",
         "## Slices",
