@@ -1,0 +1,212 @@
+"""Load test: N concurrent real-time clients against a real ``assistant serve`` subprocess.
+
+    python benchmarks/load.py --clients 50 --out runs/load.json
+
+Each client streams ``--files-per-client`` recordings of barista-dev (or espeak-ng speech
+when the data is absent) at real-time speed in 100 ms frames, one session per file; clients
+start at random offsets over the first ``--stagger-s`` seconds, like users who do not all
+stop talking at the same instant. Reported: utterances sent, results, lost and failed ones,
+end-of-speech-to-result percentiles (the server's own measure, carried in each result),
+the server's CPU use (from /proc, its worker processes included) and the sum of their peak
+RSS (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+BARISTA = REPO.parent / "shared" / "data" / "barista-dev"
+HOME = REPO / "assistant" / "contexts" / "home.yaml"
+TTS_COMMANDS = ("turn off the bedroom lights", "set a timer for five minutes",
+                "what's the weather like", "turn the volume up")
+
+
+def _ticks() -> float:
+    return float(os.sysconf("SC_CLK_TCK"))
+
+
+def process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _ticks()  # utime + stime
+
+
+def peak_rss_mib(pid: int) -> float:
+    match = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server and its worker processes)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += parents.get(current, [])
+    return tree
+
+
+def tree_cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += process_cpu_s(pid)
+    return total
+
+
+def audio_files(tmp: Path) -> tuple[list[Path], Path, str]:
+    """Recordings to stream, the grammar they use, and where they came from."""
+    if (BARISTA / "labels.jsonl").is_file():
+        rows = [json.loads(line) for line in (BARISTA / "labels.jsonl").read_text().splitlines()]
+        return [BARISTA / r["audio"] for r in rows], BARISTA / "coffee_maker.yaml", "barista-dev"
+    import soundfile
+
+    from training.tts import Voice, synthesize
+
+    files = []
+    for i, text in enumerate(TTS_COMMANDS):
+        speech = synthesize(text, Voice("espeak", "en-us+m3"))
+        pad = np.zeros(8000, np.float32)
+        path = tmp / f"tts-{i}.wav"
+        soundfile.write(path, np.concatenate([pad, speech, pad, pad]), 16000)
+        files.append(path)
+    return files, HOME, "espeak-ng TTS"
+
+
+def start_server(grammar: Path, clients: int, workers: int,
+                 kind: str) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, "-m", "assistant.cli", "serve", "--port", "0",
+               "--context", f"bench={grammar}", "--max-sessions", str(clients + 10),
+               "--connections-per-min", "100000", "--workers", str(workers), "--worker-kind", kind,
+               "--log-level", "WARNING"]
+    server = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    assert server.stderr is not None
+    deadline = time.monotonic() + 300
+    for line in server.stderr:
+        match = re.search(r"listening on (ws://\S+?)/v1/stream", line)
+        if match:
+            return server, match.group(1)
+        if time.monotonic() > deadline:
+            break
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+async def client(url: str, files: list[Path], stagger_s: float, out: list[dict[str, Any]],
+                 seed: int) -> None:
+    from assistant import protocol as p
+    from clients.sdk import AsyncClient, ClientError
+
+    rng = random.Random(seed)
+    await asyncio.sleep(rng.uniform(0, stagger_s))
+    for path in files:
+        row: dict[str, Any] = {"file": path.name, "results": [], "ended": 0, "error": None}
+        try:
+            async with AsyncClient(url, client_name="load") as session:
+                async for event in session.stream_file(path, realtime=True):
+                    if isinstance(event, p.SpeechEnded):
+                        row["ended"] += 1
+                    elif isinstance(event, p.Result):
+                        row["results"].append({
+                            "intent": event.intent, "understood": event.understood,
+                            "eos_ms": event.timing.end_of_speech_to_result_ms,
+                            "processing_ms": event.timing.processing_ms})
+        except ClientError as e:
+            row["error"] = str(e)
+        out.append(row)
+
+
+async def run_clients(url: str, files: list[Path], clients: int, per_client: int,
+                      stagger_s: float) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    rng = random.Random(0)
+    tasks = []
+    for i in range(clients):
+        chosen = [files[(i * per_client + k) % len(files)] for k in range(per_client)]
+        rng.shuffle(chosen)
+        tasks.append(client(url, chosen, stagger_s, rows, seed=i))
+    await asyncio.gather(*tasks)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--files-per-client", type=int, default=2)
+    parser.add_argument("--stagger-s", type=float, default=8.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-kind", choices=["process", "thread"], default="process")
+    parser.add_argument("--out", type=Path, required=True, help="results JSON")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(REPO))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files, grammar, source = audio_files(Path(tmp))
+        server, url = start_server(grammar, args.clients, args.workers, args.worker_kind)
+        try:
+            pids = process_tree(server.pid)
+            cpu0, wall0 = tree_cpu_s(pids), time.perf_counter()
+            own0 = time.process_time()
+            rows = asyncio.run(run_clients(url, files, args.clients, args.files_per_client,
+                                           args.stagger_s))
+            wall = time.perf_counter() - wall0
+            cpu = tree_cpu_s(pids) - cpu0
+            own = time.process_time() - own0
+            rss = {str(pid): round(peak_rss_mib(pid), 1) for pid in pids}
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    latencies = np.array([r["eos_ms"] for row in rows for r in row["results"]])
+    failed = [row for row in rows if row["error"]]
+    lost = sum(max(0, row["ended"] - len(row["results"])) for row in rows)
+    no_result = sum(1 for row in rows if not row["error"] and not row["results"])
+    report = {
+        "clients": args.clients, "files_per_client": args.files_per_client,
+        "audio_source": source, "sessions": len(rows), "utterances_ended": sum(
+            row["ended"] for row in rows), "results": int(latencies.size),
+        "failed_sessions": len(failed), "lost_utterances": lost,
+        "sessions_without_result": no_result,
+        "understood": sum(r["understood"] for row in rows for r in row["results"]),
+        "end_of_speech_to_result_ms": {
+            f"p{q}": round(float(np.percentile(latencies, q)), 1) for q in (50, 95, 99)
+        } | {"max": round(float(latencies.max()), 1), "mean": round(float(latencies.mean()), 1)}
+        if latencies.size else {},
+        "processing_ms_mean": round(float(np.mean([r["processing_ms"] for row in rows
+                                                   for r in row["results"]])), 1)
+        if latencies.size else None,
+        "wall_s": round(wall, 1), "server_cpu_s": round(cpu, 1),
+        "server_cpu_cores": round(cpu / wall, 2), "client_cpu_cores": round(own / wall, 2),
+        "server_peak_rss_mib": round(sum(rss.values()), 1),
+        "server_peak_rss_mib_per_process": rss, "server_processes": len(pids),
+        "cores": os.cpu_count(), "workers": args.workers,
+        "worker_kind": args.worker_kind, "errors": [row["error"] for row in failed][:5],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0 if not failed and not lost and not no_result else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

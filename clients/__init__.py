@@ -1,0 +1,1 @@
+"""Clients of the streaming server: the Python SDK (`clients.sdk`) and `assistant mic`."""

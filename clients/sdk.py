@@ -1,0 +1,361 @@
+"""Python SDK for the streaming server: stream a file, a microphone or raw chunks, get events.
+
+    async with AsyncClient("ws://127.0.0.1:8765", api_key=KEY) as client:
+        async for event in client.stream_file("order.wav"):
+            if isinstance(event, protocol.Result):
+                print(event.intent, event.slots)
+
+    with Client("ws://127.0.0.1:8765") as client:          # the same, without asyncio
+        for result in client.recognize_file("order.wav"):
+            print(result.intent)
+
+Events are the typed dataclasses of :mod:`assistant.protocol`. A fatal ``error`` from the
+server raises :class:`ServerError` (with ``code`` and ``close_code``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import numpy as np
+
+from assistant import protocol as p
+from assistant.errors import AssistantError, MissingDependencyError
+
+logger = logging.getLogger("assistant.clients.sdk")
+
+DEFAULT_URL = "ws://127.0.0.1:8765"
+CHUNK_MS = 100  # audio per binary frame
+T = TypeVar("T")
+
+
+class ClientError(AssistantError):
+    """The server could not be reached or closed the session."""
+
+
+class ConnectError(ClientError):
+    """No connection: the server is unreachable or refused the handshake."""
+
+
+class ServerError(ClientError):
+    """The server sent a fatal ``error`` or closed the connection abnormally."""
+
+    def __init__(self, message: str, code: str | None = None, close_code: int | None = None,
+                 retry_after_s: float | None = None):
+        self.code = code
+        self.close_code = close_code
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+def _websockets() -> Any:
+    try:
+        from websockets.asyncio import client
+    except ImportError as e:
+        raise MissingDependencyError("websockets", "mic", "the streaming client") from e
+    return client
+
+
+def stream_url(url: str, token: str | None = None) -> str:
+    """``url`` pointing at ``/v1/stream`` (a bare ``ws://host:port`` gets the path)."""
+    base = url.rstrip("/")
+    if base.count("/") == 2:  # scheme://host[:port]
+        base += "/v1/stream"
+    return f"{base}{'&' if '?' in base else '?'}token={token}" if token else base
+
+
+def to_pcm16(audio: np.ndarray | bytes) -> bytes:
+    """16-bit little-endian bytes for float ([-1, 1]) or int16 samples; bytes pass through."""
+    if isinstance(audio, bytes | bytearray | memoryview):
+        return bytes(audio)
+    samples = np.asarray(audio)
+    if np.issubdtype(samples.dtype, np.floating):
+        samples = np.round(np.clip(samples, -1.0, 1.0) * 32767.0)
+    return samples.astype("<i2").tobytes()
+
+
+class AsyncClient:
+    """One streaming session (see module docs). ``connect()`` or ``async with`` opens it."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, api_key: str | None = None,
+                 token: str | None = None, model: str | None = None,
+                 sample_rate_hz: int = p.DEFAULT_SAMPLE_RATE_HZ, partials: bool = False,
+                 mode: str = "vad", min_silence_ms: int | None = None,
+                 open_timeout_s: float = 10.0, client_name: str = "assistant-sdk"):
+        self.url = url
+        self.start = p.Start(sample_rate_hz=sample_rate_hz, model=model, partials=partials,
+                             mode=mode, min_silence_ms=min_silence_ms, client=client_name)
+        self.api_key = api_key
+        self.token = token
+        self.open_timeout_s = open_timeout_s
+        self.ready: p.Ready | None = None
+        self._ws: Any = None
+
+    async def __aenter__(self) -> AsyncClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def connect(self) -> p.Ready:
+        """Open the connection and the session; returns the server's ``ready``."""
+        client = _websockets()
+        from websockets.exceptions import InvalidHandshake, InvalidURI
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
+        try:
+            self._ws = await client.connect(
+                stream_url(self.url, self.token), additional_headers=headers,
+                open_timeout=self.open_timeout_s, max_size=2**22)
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as e:
+            raise ConnectError(f"cannot connect to {self.url}: {e}") from e
+        from websockets.exceptions import ConnectionClosed
+
+        # Refused at once (auth, full, rate): the error frame that came first tells why.
+        with contextlib.suppress(ConnectionClosed):
+            await self._ws.send(self.start.to_json())
+        first = await self._receive()
+        if not isinstance(first, p.Ready):
+            raise ServerError(f"expected 'ready', got {first.type!r}")
+        self.ready = first
+        return first
+
+    async def send_audio(self, chunk: np.ndarray | bytes) -> None:
+        """Send samples at the session's rate (float in [-1, 1], int16, or PCM16 bytes)."""
+        await self._call(self._ws.send(to_pcm16(chunk)))
+
+    async def finalize(self) -> None:
+        await self._call(self._ws.send(p.Finalize().to_json()))
+
+    async def cancel(self) -> None:
+        await self._call(self._ws.send(p.Cancel().to_json()))
+
+    async def stop(self) -> None:
+        """Ask for the last results; the events then end with ``closed``."""
+        await self._call(self._ws.send(p.Stop().to_json()))
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def _call(self, operation: Awaitable[T]) -> T:
+        from websockets.exceptions import ConnectionClosed
+
+        if self._ws is None:
+            raise ClientError("not connected: call connect() first")
+        try:
+            return await operation
+        except ConnectionClosed as e:
+            raise self._closed_error(e) from e
+
+    def _closed_error(self, e: Exception) -> ServerError:
+        code = getattr(self._ws, "close_code", None)
+        reason = getattr(self._ws, "close_reason", None) or str(e)
+        return ServerError(f"connection closed ({code}): {reason}", close_code=code)
+
+    async def _receive(self) -> p.Message:
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            try:
+                frame = await self._ws.recv()
+            except ConnectionClosed as e:
+                raise self._closed_error(e) from e
+            if isinstance(frame, bytes):
+                continue  # the protocol sends no binary frames to clients
+            message = p.parse(frame, p.SERVER_MESSAGES)
+            if isinstance(message, p.Error) and message.fatal:
+                raise ServerError(f"{message.code}: {message.message}", message.code,
+                                  p.close_code(message.code), message.retry_after_s)
+            return message
+
+    async def events(self) -> AsyncIterator[p.Message]:
+        """Server events until ``closed`` (after :meth:`stop`) or the connection ends."""
+        from websockets.exceptions import ConnectionClosedOK
+
+        while True:
+            try:
+                message = await self._receive()
+            except ServerError as e:
+                if isinstance(e.__cause__, ConnectionClosedOK):
+                    return
+                raise
+            yield message
+            if isinstance(message, p.Closed):
+                return
+
+    async def stream_chunks(self, chunks: AsyncIterable[np.ndarray | bytes]
+                            | Iterable[np.ndarray | bytes],
+                            stop: bool = True) -> AsyncIterator[p.Message]:
+        """Send ``chunks`` (an iterable or async iterable) while yielding events."""
+        queue: asyncio.Queue[p.Message | BaseException | None] = asyncio.Queue()
+
+        async def send() -> None:
+            try:
+                if isinstance(chunks, AsyncIterable):
+                    async for chunk in chunks:
+                        await self.send_audio(chunk)
+                else:
+                    for chunk in chunks:
+                        await self.send_audio(chunk)
+                if stop:
+                    await self.stop()
+            except AssistantError as e:  # the connection, or the audio source (no mic)
+                await queue.put(e)
+
+        async def receive() -> None:
+            try:
+                async for message in self.events():
+                    await queue.put(message)
+            except ClientError as e:
+                await queue.put(e)
+            await queue.put(None)
+
+        tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stream_file(self, path: str | Path, realtime: bool = True,
+                    chunk_ms: int = CHUNK_MS) -> AsyncIterator[p.Message]:
+        """Stream an audio file (any format libsndfile reads) and yield the events.
+
+        The file is sent at the session's rate (resampled when it differs); ``realtime``
+        paces it like a microphone, otherwise it goes as fast as the server allows.
+        """
+        from assistant.audio import read_audio
+        from assistant.resample import resample
+
+        audio = read_audio(path)
+        rate = self.start.sample_rate_hz
+        if rate != p.DEFAULT_SAMPLE_RATE_HZ:
+            audio = resample(audio, p.DEFAULT_SAMPLE_RATE_HZ, rate)
+        return self.stream_chunks(self._paced(audio, rate, realtime, chunk_ms))
+
+    async def _paced(self, audio: np.ndarray, rate: int, realtime: bool, chunk_ms: int
+                     ) -> AsyncIterator[np.ndarray]:
+        step = max(1, rate * chunk_ms // 1000)
+        speed = 1.0
+        if not realtime:
+            limit = self.ready.limits.max_audio_speed if self.ready else 10.0
+            speed = 0.8 * limit
+        started = time.perf_counter()
+        for i, start in enumerate(range(0, audio.size, step)):
+            yield audio[start : start + step]
+            due = started + (i + 1) * step / rate / speed
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+
+    async def stream_microphone(self, device: int | str | None = None,
+                                chunk_ms: int = CHUNK_MS,
+                                on_level: Callable[[float], None] | None = None
+                                ) -> AsyncIterator[p.Message]:
+        """Stream the default (or given) input device until cancelled; yield the events."""
+        from .audio_input import microphone_chunks
+
+        chunks = microphone_chunks(self.start.sample_rate_hz, device, chunk_ms, on_level)
+        async for event in self.stream_chunks(chunks, stop=False):
+            yield event
+
+    async def recognize_file(self, path: str | Path, realtime: bool = False
+                             ) -> list[p.Result]:
+        """The results of one file, in order."""
+        return [e async for e in self.stream_file(path, realtime) if isinstance(e, p.Result)]
+
+
+class Client:
+    """:class:`AsyncClient` for code without asyncio: a private event loop in a thread."""
+
+    def __init__(self, url: str = DEFAULT_URL, **options: Any):
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever,
+                                        name="assistant-sdk", daemon=True)
+        self._thread.start()
+        self.client = AsyncClient(url, **options)
+
+    def _run(self, coroutine: Awaitable[T]) -> T:
+        async def wrapped() -> T:
+            return await coroutine
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result()
+
+    def __enter__(self) -> Client:
+        self.connect()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def ready(self) -> p.Ready | None:
+        return self.client.ready
+
+    def connect(self) -> p.Ready:
+        return self._run(self.client.connect())
+
+    def send_audio(self, chunk: np.ndarray | bytes) -> None:
+        self._run(self.client.send_audio(chunk))
+
+    def finalize(self) -> None:
+        self._run(self.client.finalize())
+
+    def cancel(self) -> None:
+        self._run(self.client.cancel())
+
+    def stop(self) -> None:
+        self._run(self.client.stop())
+
+    def events(self) -> Iterator[p.Message]:
+        """Blocking iteration over :meth:`AsyncClient.events`."""
+        return self._iterate(self.client.events())
+
+    def stream_file(self, path: str | Path, realtime: bool = True) -> Iterator[p.Message]:
+        return self._iterate(self.client.stream_file(path, realtime))
+
+    def recognize_file(self, path: str | Path, realtime: bool = False) -> list[p.Result]:
+        return self._run(self.client.recognize_file(path, realtime))
+
+    def _iterate(self, events: AsyncIterator[p.Message]) -> Iterator[p.Message]:
+        iterator = events.__aiter__()
+        while True:
+            try:
+                yield self._run(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def close(self) -> None:
+        """Close the connection and stop the private loop (idempotent)."""
+        if self._loop.is_closed():
+            return
+        try:
+            self._run(self.client.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()

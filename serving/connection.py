@@ -1,0 +1,289 @@
+"""The asyncio shell around one :class:`~serving.session.Session`: a reader and a sender.
+
+The reader takes frames off the WebSocket (with the idle timeout), feeds the session and
+carries out its actions: messages and utterance recognitions go into an ordered outbox; the
+sender task sends them in that order, awaiting each recognition (run by the shared
+:class:`~serving.inference.InferencePool`) when it comes up, so results keep their order and
+the event loop never recognizes anything itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from assistant import protocol as p
+from assistant.recognizer import Result
+
+from .logs import ConnectionLogger
+from .session import (
+    Action,
+    Cancelled,
+    Close,
+    Finish,
+    Recognize,
+    Send,
+    Session,
+    partial_message,
+    result_message,
+)
+
+if TYPE_CHECKING:
+    from .server import App
+
+logger = logging.getLogger("assistant.serving.connection")
+
+MAX_PENDING_FINALS = 4  # per connection; the reader waits beyond this (backpressure)
+
+
+@dataclass
+class _Pending:
+    work: Recognize
+    task: asyncio.Task[Result | None]
+
+
+@dataclass(frozen=True)
+class _Finish:
+    closed: bool  # send "closed" first (the session ended on "stop")
+
+
+FATAL_SEND_TIMEOUT_S = 2.0  # to send the error that precedes a fatal close
+OutboxItem = p.Message | _Pending | _Finish
+
+
+class Connection:
+    """One WebSocket client from the opening of the session to the last frame."""
+
+    def __init__(self, app: App, ws: ServerConnection, session: Session,
+                 log: ConnectionLogger):
+        self.app = app
+        self.ws = ws
+        self.session = session
+        self.log = log
+        self.outbox: asyncio.Queue[OutboxItem] = asyncio.Queue()
+        self.results_sent = 0
+        self.draining = False
+        self._timeout: asyncio.Timeout | None = None
+        self._finals: list[_Pending] = []
+        self._closing: Close | None = None
+        self._gone = False  # the client closed or dropped the connection
+        self._slow = False  # closing a slow consumer: nothing more is sent
+
+    # -- reader ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._send_loop(), name=f"send-{self.session.session_id}")
+        try:
+            await self._read_loop()
+            if not self._gone:
+                await self._finish_sending(sender)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            for item in self._drain_outbox():
+                if isinstance(item, _Pending):
+                    item.task.cancel()
+            for pending in self._finals:
+                pending.task.cancel()
+            if self._closing is not None and not self._gone:
+                # Frames the client still sends would fill the receive queue and hide its
+                # close frame from us: throw them away while the closing handshake runs.
+                discard = asyncio.create_task(self._discard_incoming())
+                await self.ws.close(self._closing.code, self._closing.reason)
+                discard.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await discard
+
+    async def _discard_incoming(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in self.ws:
+                pass
+
+    async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.session.open and not self.draining:
+            try:
+                async with asyncio.timeout_at(self._deadline(loop)) as timeout:
+                    self._timeout = timeout
+                    frame = await self.ws.recv()
+            except TimeoutError:
+                if self.draining:
+                    break
+                self.app.metrics.errors.inc(p.ErrorCode.IDLE_TIMEOUT.value)
+                await self._apply(self.session.fatal(
+                    p.ErrorCode.IDLE_TIMEOUT,
+                    f"nothing received for {self.session.limits.idle_timeout_s:g} s"))
+                break
+            except ConnectionClosed:
+                self.log.info("client went away (close code %s)", self.ws.close_code)
+                self._gone = True
+                return
+            finally:
+                self._timeout = None
+            now = time.perf_counter()
+            if isinstance(frame, str):
+                actions = self.session.on_text(frame, now)
+            else:
+                actions = self.session.on_audio(frame, now)
+            await self._apply(actions)
+            if self.outbox.qsize() > self.session.limits.outbox_size:
+                self.app.metrics.errors.inc(p.ErrorCode.SLOW_CONSUMER.value)
+                self.log.warning("client does not read its events: %d waiting",
+                                 self.outbox.qsize())
+                self.session.state = "closed"
+                self._closing = Close(int(p.CloseCode.SLOW_CONSUMER),
+                                      "events not read fast enough")
+                self._slow = True
+                return
+        if self.draining and self._closing is None:
+            await self._apply(self.session.drain(time.perf_counter()))
+
+    def _deadline(self, loop: asyncio.AbstractEventLoop) -> float:
+        remaining = self.session.idle_deadline_s - time.perf_counter()
+        return loop.time() + max(0.0, remaining)
+
+    def begin_drain(self) -> None:
+        """Shutting down: stop reading (now), finish what is in flight, then close 1001."""
+        self.draining = True
+        if self._timeout is not None:
+            self._timeout.reschedule(asyncio.get_running_loop().time())
+
+    async def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                if isinstance(action.message, p.Error):
+                    self.app.metrics.errors.inc(action.message.code)
+                    self.log.info("error %s: %s", action.message.code, action.message.message)
+                self.outbox.put_nowait(action.message)
+            elif isinstance(action, Recognize):
+                await self._recognize(action)
+            elif isinstance(action, Cancelled):
+                self.log.info("cancel: dropping work before epoch %d", action.epoch)
+                for item in self._drain_outbox(keep_messages=True):
+                    self.outbox.put_nowait(item)
+            elif isinstance(action, Finish):
+                self.outbox.put_nowait(_Finish(closed=True))
+            elif isinstance(action, Close):
+                self._closing = action
+
+    async def _recognize(self, work: Recognize) -> None:
+        pool = self.app.pool
+        if work.partial:
+            task = asyncio.create_task(pool.try_recognize(work.model, work.audio))
+        else:
+            self._finals = [f for f in self._finals if not f.task.done()]
+            while len(self._finals) >= MAX_PENDING_FINALS:  # backpressure on this reader
+                await asyncio.wait([self._finals[0].task])
+                self._finals = [f for f in self._finals if not f.task.done()]
+            task = asyncio.create_task(pool.recognize(work.model, work.audio))
+        pending = _Pending(work, task)
+        if not work.partial:
+            self._finals.append(pending)
+        self.outbox.put_nowait(pending)
+
+    def _drain_outbox(self, keep_messages: bool = False) -> list[OutboxItem]:
+        """Take everything out of the outbox; cancelled recognitions are not returned."""
+        items: list[OutboxItem] = []
+        while not self.outbox.empty():
+            item = self.outbox.get_nowait()
+            if isinstance(item, _Pending) and item.work.epoch != self.session.epoch:
+                item.task.cancel()
+                continue
+            if keep_messages or not isinstance(item, p.Message):
+                items.append(item)
+        return items
+
+    async def _finish_sending(self, sender: asyncio.Task[None]) -> None:
+        """Let the sender send what is queued, within a time limit, then choose the close."""
+        limits = self.session.limits
+        if self._slow:
+            return
+        if self._closing is not None:  # a fatal error: send it (and what precedes it) only
+            for item in self._drain_outbox(keep_messages=True):
+                if isinstance(item, _Pending):
+                    item.task.cancel()
+                else:
+                    self.outbox.put_nowait(item)
+            self.outbox.put_nowait(_Finish(closed=False))
+            await self._wait_sender(sender, FATAL_SEND_TIMEOUT_S)
+        elif self.draining:
+            self.outbox.put_nowait(p.error(p.ErrorCode.SHUTTING_DOWN,
+                                           "the server is shutting down", True))
+            self.outbox.put_nowait(_Finish(closed=False))
+            await self._wait_sender(sender, limits.drain_timeout_s)
+            self._closing = Close(int(p.CloseCode.GOING_AWAY), "server shutting down")
+        elif self.session.state == "stopped":
+            await self._wait_sender(sender, limits.drain_timeout_s + limits.idle_timeout_s)
+            self._closing = Close(int(p.CloseCode.NORMAL), "session stopped")
+
+    async def _wait_sender(self, sender: asyncio.Task[None], timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(sender), timeout_s)
+        except TimeoutError:
+            self.log.warning("gave up sending after %.1f s (%d events left)", timeout_s,
+                             self.outbox.qsize())
+
+    # -- sender ---------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        try:
+            while True:
+                item = await self.outbox.get()
+                if isinstance(item, _Finish):
+                    if item.closed and not self.draining:
+                        await self._send(p.Closed(self.session.session_id, self.results_sent))
+                    return
+                if isinstance(item, _Pending):
+                    message = await self._resolve(item)
+                    if message is None:
+                        continue
+                else:
+                    message = item
+                await self._send(message)
+        except ConnectionClosed:
+            return
+
+    async def _resolve(self, item: _Pending) -> p.Message | None:
+        work = item.work
+        if work.partial and not item.task.done() and not self.outbox.empty():
+            item.task.cancel()  # something newer is waiting: a late partial is useless
+            self.app.metrics.partials.inc("stale")
+            return None
+        await asyncio.wait([item.task])
+        if item.task.cancelled() or work.epoch != self.session.epoch:
+            return None
+        error = item.task.exception()
+        if error is not None:
+            self.log.error("recognition failed: %s", error, exc_info=error)
+            return p.error(p.ErrorCode.INTERNAL, f"recognition failed: {error}", False)
+        result = item.task.result()
+        if result is None:  # a partial skipped because the pool was busy
+            self.app.metrics.partials.inc("busy")
+            return None
+        if work.partial:
+            self.app.metrics.partials.inc("sent")
+            return partial_message(work.utterance_id, result)
+        latency_s = time.perf_counter() - work.end_of_speech_s
+        message = result_message(work.utterance_id, result, 1000 * latency_s)
+        metrics = self.app.metrics
+        metrics.end_of_speech_to_result.observe(latency_s)
+        metrics.processing.observe(result.timing_ms.get("total", 0.0) / 1000)
+        metrics.results.inc(result.intent or "", str(result.understood).lower())
+        self.results_sent += 1
+        self.log.info("result %d: %s %s (%.2f) in %.0f ms", work.utterance_id,
+                      result.intent if result.understood else "not understood",
+                      result.slots if result.understood else "", result.confidence,
+                      1000 * latency_s, extra={"event": "result",
+                                               "latency_ms": round(1000 * latency_s, 1)})
+        return message
+
+    async def _send(self, message: p.Message) -> None:
+        await self.ws.send(message.to_json())

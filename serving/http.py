@@ -1,0 +1,152 @@
+"""Plain HTTP on the WebSocket port, through websockets' ``process_request`` hook.
+
+``GET /healthz`` (alive), ``GET /readyz`` (models loaded, not draining), ``GET /metrics``
+(Prometheus), ``GET /v1/models``, ``POST /v1/token`` (a browser token for an API key),
+``POST /v1/reload[?model=NAME]``, and the browser page: ``GET /`` and ``GET /static/FILE``.
+WebSocket upgrades are let through on ``/`` and ``/v1/stream``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from assistant.errors import AssistantError
+
+from .auth import Principal
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+
+if TYPE_CHECKING:
+    from .server import App
+
+logger = logging.getLogger("assistant.serving.http")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # package data
+STREAM_PATHS = frozenset({"/", "/v1/stream"})
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8"}
+
+
+def load_static() -> dict[str, tuple[str, str]]:
+    """``{"/static/app.js": (content type, text)}`` for the files in ``serving/static``."""
+    files: dict[str, tuple[str, str]] = {}
+    for entry in sorted(STATIC_DIR.iterdir()):
+        if entry.is_file() and entry.suffix in STATIC_TYPES:
+            files[f"/static/{entry.name}"] = (STATIC_TYPES[entry.suffix],
+                                             entry.read_text("utf-8"))
+    return files
+
+
+def query(request: Request) -> dict[str, str]:
+    """The request's query parameters (the first value of each)."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(request.path).query).items()}
+
+
+def _respond(connection: ServerConnection, status: int, body: str, content_type: str,
+             **headers: str) -> Response:
+    response = connection.respond(http.HTTPStatus(status), body)
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = content_type
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in headers.items():
+        response.headers[name.replace("_", "-")] = value
+    return response
+
+
+def _json(connection: ServerConnection, status: int, data: Any) -> Response:
+    return _respond(connection, status, json.dumps(data, indent=1) + "\n",
+                    "application/json")
+
+
+def _is_upgrade(request: Request) -> bool:
+    return "websocket" in request.headers.get("Upgrade", "").lower()
+
+
+class Router:
+    """The ``process_request`` hook of :class:`~serving.server.App`."""
+
+    def __init__(self, app: App):
+        self.app = app
+        self.static = load_static()
+
+    async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if _is_upgrade(request):
+            if path in STREAM_PATHS:
+                return None  # the WebSocket handshake goes on
+            return _respond(connection, 404, f"no WebSocket endpoint at {path}\n",
+                            "text/plain; charset=utf-8")
+        method = request.method
+        if path == "/healthz" and method == "GET":
+            return _respond(connection, 200, "ok\n", "text/plain; charset=utf-8")
+        if path == "/readyz" and method == "GET":
+            ready = self.app.ready and not self.app.draining
+            state = "ready" if ready else ("draining" if self.app.draining else "loading")
+            return _respond(connection, 200 if ready else 503, state + "\n",
+                            "text/plain; charset=utf-8")
+        if path == "/metrics" and method == "GET":
+            self.app.refresh_gauges()
+            return _respond(connection, 200, self.app.metrics.render(), METRICS_TYPE)
+        if path == "/v1/models" and method == "GET":
+            if self._principal(request) is None:
+                return self._unauthorized(connection)
+            return _json(connection, 200, {"default": self.app.registry.default_name,
+                                           "models": self.app.registry.describe()})
+        if path == "/v1/token" and method == "POST":
+            return self._token(connection, request)
+        if path == "/v1/reload" and method == "POST":
+            return await self._reload(connection, request)
+        page = "/static/index.html" if path in ("/", "/index.html") else path
+        if page in self.static and method == "GET":
+            content_type, text = self.static[page]
+            return _respond(connection, 200, text, content_type)
+        known = {"/healthz", "/readyz", "/metrics", "/v1/models", "/v1/token", "/v1/reload"}
+        if path in known or page in self.static:
+            return _respond(connection, 405, f"{method} is not allowed on {path}\n",
+                            "text/plain; charset=utf-8")
+        return _respond(connection, 404, f"nothing at {path}\n", "text/plain; charset=utf-8")
+
+    def _principal(self, request: Request) -> Principal | None:
+        return self.app.auth.authenticate(request.headers.get("Authorization"),
+                                          query(request).get("token"), time.time())
+
+    def _unauthorized(self, connection: ServerConnection) -> Response:
+        return _respond(connection, 401, "an API key is required (Authorization: Bearer KEY)\n",
+                        "text/plain; charset=utf-8", WWW_Authenticate="Bearer")
+
+    def _token(self, connection: ServerConnection, request: Request) -> Response:
+        auth = self.app.auth
+        if not auth.required:
+            return _json(connection, 200, {"token": None, "required": False})
+        principal = auth.check_key(_bearer(request))
+        if principal is None:
+            return self._unauthorized(connection)
+        token, expires = auth.issue_token(principal, time.time())
+        return _json(connection, 200, {"token": token, "required": True,
+                                       "expires_at": round(expires), "ttl_s": auth.ttl_s})
+
+    async def _reload(self, connection: ServerConnection, request: Request) -> Response:
+        if self._principal(request) is None:
+            return self._unauthorized(connection)
+        name = query(request).get("model")
+        try:
+            reloaded = await asyncio.to_thread(self.app.reload, name)
+        except AssistantError as e:
+            return _json(connection, 400 if "no model named" in str(e) else 500,
+                         {"error": str(e)})
+        return _json(connection, 200, {"reloaded": reloaded})
+
+
+def _bearer(request: Request) -> str | None:
+    from .auth import bearer
+
+    return bearer(request.headers.get("Authorization"))

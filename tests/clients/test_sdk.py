@@ -1,0 +1,108 @@
+"""The SDK and ``assistant mic --file`` against a real server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+from assistant import protocol as p
+from clients.sdk import AsyncClient, Client, ConnectError, ServerError, stream_url, to_pcm16
+from tests.serving.conftest import ServerThread, make_settings
+
+
+@pytest.fixture(scope="module")
+def server(vad: Any) -> Any:
+    with ServerThread(make_settings(api_keys="k1"), vad) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def wav(speak: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sdk") / "lights.wav"
+    audio = np.concatenate([speak("turn off the bedroom lights"), np.zeros(8000, np.float32)])
+    soundfile.write(path, audio, 16000, subtype="PCM_16")
+    return path
+
+
+def test_helpers() -> None:
+    assert stream_url("ws://h:1") == "ws://h:1/v1/stream"
+    assert stream_url("ws://h:1/v1/stream", "t") == "ws://h:1/v1/stream?token=t"
+    assert to_pcm16(np.array([0.0, 1.0, -1.0])) == b"\x00\x00\xff\x7f\x01\x80"
+    assert to_pcm16(np.array([1, -2], np.int16)) == b"\x01\x00\xfe\xff"
+
+
+def test_async_client_streams_a_file_with_typed_events(server: ServerThread, wav: Path) -> None:
+    async def run() -> list[p.Message]:
+        async with AsyncClient(server.url, api_key="k1", partials=True,
+                               sample_rate_hz=22050) as client:
+            assert client.ready is not None and client.ready.sample_rate_hz == 22050
+            return [e async for e in client.stream_file(wav, realtime=False)]
+
+    events = asyncio.run(run())
+    results = [e for e in events if isinstance(e, p.Result)]
+    assert [(r.intent, r.slots) for r in results] == [("lightsOff", {"room": "bedroom"})]
+    assert isinstance(events[-1], p.Closed) and events[-1].utterances == 1
+    assert any(isinstance(e, p.SpeechStarted) for e in events)
+
+
+def test_sync_client_and_raw_chunks(server: ServerThread, wav: Path) -> None:
+    audio, _ = soundfile.read(wav, dtype="int16")
+    with Client(server.url, api_key="k1", mode="push_to_talk") as client:
+        for i in range(0, audio.size, 1600):
+            client.send_audio(audio[i : i + 1600])
+        client.finalize()
+        events = client.events()
+        result = next(e for e in events if isinstance(e, p.Result))
+        assert result.intent == "lightsOff"
+        client.stop()
+        assert isinstance(list(events)[-1], p.Closed)
+    with Client(server.url, api_key="k1") as client:
+        assert [r.intent for r in client.recognize_file(wav)] == ["lightsOff"]
+
+
+def test_errors_are_typed(server: ServerThread) -> None:
+    with pytest.raises(ServerError) as refused:
+        Client(server.url, api_key="wrong").connect()
+    assert refused.value.code == "unauthorized" and refused.value.close_code == 4001
+    with pytest.raises(ConnectError, match="cannot connect"):
+        asyncio.run(AsyncClient("ws://127.0.0.1:9", open_timeout_s=2).connect())
+
+
+def test_mic_command_streams_a_file_as_json_lines(server: ServerThread, wav: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from assistant.cli import main
+
+    code = main(["mic", "--url", server.url, "--api-key", "k1", "--file", str(wav),
+                 "--no-realtime", "--json"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert lines[0]["type"] == "ready" and lines[-1]["type"] == "closed"
+    assert [e["intent"] for e in lines if e["type"] == "result"] == ["lightsOff"]
+
+
+def test_mic_command_explains_failures(capsys: pytest.CaptureFixture[str], wav: Path) -> None:
+    from assistant.cli import main
+
+    code = main(["mic", "--url", "ws://127.0.0.1:9", "--file", str(wav), "--retries", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and "server unreachable" in err and "Traceback" not in err
+
+
+def test_mic_view_shows_results() -> None:
+    from clients.mic import View
+
+    out = io.StringIO()
+    view = View(out, as_json=False)
+    view.event(p.Result(0, True, "lightsOn", {"room": "kitchen"}, 0.93, "Turn on the kitchen "
+                        "lights.", "", p.Timing(900.0, 80.0, 95.0)))
+    view.event(p.Result(1, False, None, {}, 0.1, "", "hmm", p.Timing(500.0, 50.0, 60.0)))
+    text = out.getvalue()
+    assert "lightsOn room=kitchen  [0.93]" in text and "95 ms" in text
+    assert "(not understood)" in text

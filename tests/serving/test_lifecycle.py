@@ -1,0 +1,68 @@
+"""``assistant serve`` as a process: it says where it listens, and SIGTERM drains in-flight
+utterances before closing with 1001."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_sigterm_drains_the_utterance_in_flight(speak) -> None:  # type: ignore[no-untyped-def]
+    audio = np.concatenate([speak("turn off the bedroom lights"), np.zeros(16000, np.float32)])
+    pcm = np.round(audio * 32767).astype("<i2").tobytes()
+    env = {**os.environ, "ASSISTANT_WORKER_KIND": "thread", "ASSISTANT_LOG_JSON": "true"}
+    server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", "0"],
+                              cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    assert server.stderr is not None
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        for line in server.stderr:
+            match = re.search(r"listening on (ws://\S+)", line)
+            if match:
+                url = match.group(1)
+                break
+            assert time.monotonic() < deadline, "no 'listening on' line"
+        assert url is not None and url.endswith("/v1/stream")
+        with connect(url) as ws:
+            ws.send(json.dumps({"type": "start"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+            for i in range(0, len(pcm), 3200):
+                ws.send(pcm[i : i + 3200])
+            while json.loads(ws.recv(timeout=10))["type"] != "speech_ended":
+                pass
+            server.send_signal(signal.SIGTERM)  # the result is not sent yet (or just now)
+            events = []
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    events.append(json.loads(ws.recv(timeout=20)))
+            assert ws.close_code == 1001 and "shutting down" in (ws.close_reason or "")
+        kinds = [e["type"] for e in events]
+        assert "result" in kinds, events
+        result = next(e for e in events if e["type"] == "result")
+        assert result["intent"] == "lightsOff"
+        assert events[-1] == {"type": "error", "code": "shutting_down",
+                              "message": "the server is shutting down", "fatal": True,
+                              "retry_after_s": None}
+        assert server.wait(timeout=30) == 0
+        logs = [json.loads(line) for line in server.stderr.read().splitlines()
+                if line.startswith("{")]
+        assert any(r.get("session_id") and r["message"].startswith("result 0") for r in logs)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stderr.close()

@@ -1,0 +1,123 @@
+"""The pure pieces of the server: auth tokens, rate limits, metrics text, configuration."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import ConfigError
+from serving.auth import Authenticator, bearer, key_id
+from serving.config import add_arguments, load, parse_source
+from serving.limits import KeyedLimiter, TokenBucket
+from serving.metrics import Metrics
+
+
+def test_keys_and_tokens() -> None:
+    auth = Authenticator(["alpha", "beta"], secret=b"s" * 32, ttl_s=60)
+    assert auth.required
+    assert auth.check_key("beta") is not None and auth.check_key("gamma") is None
+    assert bearer("Bearer  beta ") == "beta" and bearer("Basic beta") is None
+    principal = auth.check_key("alpha")
+    assert principal is not None and principal.key_id == key_id("alpha")
+    token, expires = auth.issue_token(principal, now_s=1000.0)
+    assert expires == 1060.0
+    assert auth.check_token(token, now_s=1059.0) == type(principal)(principal.key_id, "token")
+    assert auth.check_token(token, now_s=1061.0) is None  # expired
+    assert auth.check_token(token.replace("v1.", "v2."), 1000.0) is None
+    assert auth.check_token(token[:-1] + ("A" if token[-1] != "A" else "B"), 1000.0) is None
+    other = Authenticator(["alpha"], secret=b"t" * 32)
+    assert other.check_token(token, 1000.0) is None  # another server's secret
+    assert Authenticator(["beta"], secret=b"s" * 32).check_token(token, 1000.0) is None
+    assert auth.authenticate(None, token, 1000.0) is not None
+    assert auth.authenticate("Bearer alpha", None, 1000.0) is not None
+    assert auth.authenticate(None, None, 1000.0) is None
+    open_server = Authenticator([])
+    assert open_server.authenticate(None, None, 0.0) is not None
+
+
+def test_token_bucket_on_a_fake_clock() -> None:
+    bucket = TokenBucket(rate_per_s=2.0, burst=3.0, now_s=0.0)
+    assert [bucket.take(1, 0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.retry_after_s(1, 0.0) == pytest.approx(0.5)
+    assert bucket.take(1, 0.5) and not bucket.take(1, 0.5)
+    assert bucket.take(3, 100.0) and not bucket.take(0.1, 100.0)  # capped at the burst
+    limiter = KeyedLimiter(1.0, 1.0, max_keys=2)
+    assert limiter.take("a", 0.0) and not limiter.take("a", 0.0) and limiter.take("b", 0.0)
+    limiter.take("c", 0.0)
+    assert len(limiter) == 2  # the least recent key was forgotten
+    with pytest.raises(ConfigError):
+        TokenBucket(0, 1, 0)
+
+
+def test_metrics_text_format() -> None:
+    metrics = Metrics()
+    metrics.end_of_speech_to_result.observe(0.12)
+    metrics.end_of_speech_to_result.observe(7.0)
+    metrics.results.inc("lightsOn", "true")
+    metrics.errors.inc('we"ird')
+    metrics.active_sessions.set(3)
+    text = metrics.render()
+    assert 'assistant_end_of_speech_to_result_seconds_bucket{le="0.15"} 1' in text
+    assert 'assistant_end_of_speech_to_result_seconds_bucket{le="+Inf"} 2' in text
+    assert "assistant_end_of_speech_to_result_seconds_count 2" in text
+    assert 'assistant_results_total{intent="lightsOn",understood="true"} 1' in text
+    assert 'assistant_errors_total{code="we\\"ird"} 1' in text
+    assert "assistant_active_sessions 3" in text
+    for line in text.splitlines():
+        assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_flags_then_env_then_file_then_defaults(tmp_path: Path) -> None:
+    toml = tmp_path / "server.toml"
+    toml.write_text('port = 9000\nworkers = 3\nmax_sessions = 7\nlog_json = true\n'
+                    '[contexts]\nkitchen = "kitchen.yaml"\n')
+    env = {"ASSISTANT_WORKERS": "4", "ASSISTANT_CONFIG": str(toml)}
+    settings = load(_parse("--max-sessions", "9"), env)
+    assert settings.server.port == 9000  # file
+    assert settings.server.workers == 4  # env over file
+    assert settings.limits.max_sessions == 9  # flag over file
+    assert settings.server.log_json is True
+    assert [(s.name, s.kind, s.path) for s in settings.sources] == [
+        ("kitchen", "context", tmp_path / "kitchen.yaml")]
+    yaml_file = tmp_path / "server.yaml"
+    yaml_file.write_text("idle_timeout_s: 5\n")
+    assert load(_parse("--config", str(yaml_file)), {}).limits.idle_timeout_s == 5.0
+
+
+def test_sources_keep_their_order_and_default() -> None:
+    settings = load(_parse("--model", "tuned=/m", "--context", "home=/h.yaml"), {})
+    assert [(s.name, s.kind) for s in settings.sources] == [("tuned", "model"),
+                                                           ("home", "context")]
+    assert load(_parse(), {"ASSISTANT_MODELS": "a=/x,b=/y"}).sources[1].name == "b"
+    assert load(_parse(), {}).sources[0].path.name == "home.yaml"
+    assert parse_source("context", "/some/coffee.yaml").name == "coffee"
+
+
+@pytest.mark.parametrize(("argv", "env", "needle"), [
+    (("--port", "70000"), {}, "port must be in"),
+    (("--workers", "lots"), {}, "--workers='lots' is not a valid int"),
+    ((), {"ASSISTANT_MAX_SESSIONS": "0"}, "max_sessions must be >= 1"),
+    (("--context", "a=/x", "--context", "a=/y"), {}, "unique"),
+    (("--context", "bad name=/x"), {}, "must be letters"),
+    (("--tls-cert", "/c.pem"), {}, "go together"),
+    (("--config", "/nonexistent.toml"), {}, "cannot read config file"),
+])
+def test_bad_settings_name_the_value(argv: tuple[str, ...], env: dict[str, str],
+                                     needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load(_parse(*argv), env)
+
+
+def test_unknown_file_settings_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown settings \['prot'\]"):
+        load(_parse("--config", str(bad)), {})
