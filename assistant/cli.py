@@ -183,8 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_grammar)
 
     for name, module in (("serve", "serving.cli"), ("mic", "clients.mic"),
-                         ("train", "training.cli"), ("evaluate", "training.evaluate_cli"),
-                         ("bench", "benchmarks.cli")):
+                         ("train", "training.cli"), ("bench", "benchmarks.cli")):
         _add_plugin(sub, name, module)
     return parser
 

@@ -96,10 +96,14 @@ def class_labels(intents: list[str]) -> list[str]:
     return [*intents, OUT_OF_DOMAIN]
 
 
-def target_tokens(row: dict[str, Any], tokenizer: Tokenizer) -> list[int]:
-    """What the decoder should write: the words spoken (commands and other speech alike)."""
-    if row.get("kind") == "non_speech" or not row.get("text"):
+def target_tokens(row: dict[str, Any], tokenizer: Tokenizer) -> list[int] | None:
+    """What the decoder should write: the words spoken (commands and other speech alike),
+    nothing for non-speech; None when the words are unknown (a recording labelled with an
+    intent only), so the row trains the classifier alone."""
+    if row.get("kind") == "non_speech":
         return []
+    if not row.get("text"):
+        return None
     return tokenizer.encode(written_form(row["text"]))
 
 
@@ -182,13 +186,15 @@ def make_batches(rows: list[dict[str, Any]], model: WhisperForCommands, tokenize
         frames = min(frames_for_duration(max(audios[i].size for i in index)), 3000)
         mel = np.stack([log_mel_spectrogram(audios[i], n_frames=frames) for i in index])
         frozen = model.frozen_part(torch.from_numpy(mel).to(device)).to(torch.float16)
-        targets = [prompt + target_tokens(rows[i], tokenizer) + [eot] for i in index]
+        words = [target_tokens(rows[i], tokenizer) for i in index]
+        targets = [prompt + (w or []) + [eot] for w in words]
         width = max(len(t) for t in targets) - 1
         tokens = torch.full((len(index), width), eot, dtype=torch.long)
         label = torch.full((len(index), width), -100, dtype=torch.long)
         for j, t in enumerate(targets):
             tokens[j, : len(t) - 1] = torch.tensor(t[:-1])
-            label[j, len(prompt) - 1 : len(t) - 1] = torch.tensor(t[len(prompt) :])
+            if words[j] is not None:  # unknown words: no decoder loss for this row
+                label[j, len(prompt) - 1 : len(t) - 1] = torch.tensor(t[len(prompt) :])
         classes = torch.tensor([labels.index(rows[i]["intent"]) if rows[i].get("intent")
                                 else len(labels) - 1 for i in index])
         batches.append(Batch(frozen.cpu(), tokens, label, classes))

@@ -5,6 +5,9 @@
 * :func:`near_misses`: grammar sentences with one word swapped for a word the grammar does not
   allow there ("can I get a large pizza"), checked not to parse.
 * :func:`non_speech`: coloured noise, hum and near-silence, seeded.
+* :func:`templated_out_of_domain`: more everyday sentences, generated from templates.
+* :func:`out_of_domain_for`: a seeded mix of all of the above speech negatives that the given
+  grammar does not accept (an out-of-domain list can hit another grammar's command).
 
 Sentences here are never the evaluation sets' (see ``benchmarks/``), which keep their own.
 """
@@ -156,3 +159,74 @@ def non_speech(n: int, seed: int, duration_s: float = 2.0) -> list[tuple[str, np
         level = 10 ** rng.uniform(-2.5, -0.5)
         clips.append((kind, (audio / peak * level).astype(np.float32)))
     return clips
+
+
+# Templates for more out-of-domain sentences: {slot} names a word list below.
+TEMPLATES = (
+    "remind me to {chore} {when}",
+    "how do i {chore}",
+    "i need to {chore} {when}",
+    "did you remember to {chore}",
+    "call {person} {when}",
+    "send a message to {person}",
+    "tell {person} i'll be late",
+    "add {item} to the shopping list",
+    "do we have any {item} left",
+    "where can i buy {item}",
+    "how much is {item} at the store",
+    "what's a good recipe with {item}",
+    "search the web for {topic}",
+    "tell me something about {topic}",
+    "how does {topic} work",
+    "book a table for {count} {when}",
+    "is the {place} open {when}",
+    "how long does it take to get to the {place}",
+    "{person} is coming over {when}",
+    "let's go to the {place} {when}",
+)
+FILLERS = {
+    "chore": ("take out the trash", "walk the dog", "pay the rent", "fix the sink",
+              "wash the car", "buy a present", "clean the windows", "pack my bag",
+              "renew my passport", "mow the lawn"),
+    "when": ("tomorrow", "tonight", "on friday", "next week", "after lunch", "later",
+             "this weekend", "in the morning", "right now", "before dinner"),
+    "person": ("mom", "dad", "my sister", "grandma", "the doctor", "my boss", "alex",
+               "the plumber", "our neighbor", "my friend sam"),
+    "item": ("eggs", "bread", "rice", "apples", "toothpaste", "batteries", "butter",
+             "dog food", "olive oil", "tomatoes"),
+    "topic": ("black holes", "the roman empire", "photosynthesis", "electric cars",
+              "the stock market", "volcanoes", "jazz music", "the olympics", "dinosaurs",
+              "solar panels"),
+    "count": ("two", "four", "six", "three people", "a big group"),
+    "place": ("library", "pharmacy", "post office", "gym", "bank", "museum", "airport",
+              "train station", "supermarket", "park"),
+}
+
+
+def templated_out_of_domain(n: int, seed: int) -> list[str]:
+    """``n`` distinct everyday sentences from :data:`TEMPLATES` (fewer if they run out)."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    seen: set[str] = set()
+    for _ in range(20 * n):
+        if len(out) >= n:
+            break
+        template = rng.choice(TEMPLATES)
+        text = template.format(**{k: rng.choice(v) for k, v in FILLERS.items()
+                                  if "{" + k + "}" in template})
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def out_of_domain_for(context: Context, n: int, seed: int) -> list[str]:
+    """``n`` out-of-domain sentences (listed, short and templated) that ``context`` rejects.
+
+    The fixed lists come first in a seeded order, then templated sentences fill up to ``n``.
+    """
+    rng = random.Random(seed)
+    fixed = list(OUT_OF_DOMAIN) + list(SHORT_UTTERANCES)
+    rng.shuffle(fixed)
+    pool = fixed + templated_out_of_domain(max(n, 1), seed)
+    return [text for text in pool if parse(context, text) is None][:n]
