@@ -196,3 +196,62 @@ def fit_logistic(
         bias=float(w[-1]),
         info={},
     )
+
+
+def fit_logistic_cv(
+    x: np.ndarray, y: np.ndarray, names: tuple[str, ...],
+    grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 30.0), folds: int = 5, seed: int = 0,
+) -> Calibration:
+    """:func:`fit_logistic` with its L2 strength chosen by k-fold cross-validated log-loss.
+
+    Small calibration sets with correlated features overfit without it (weights of opposite
+    signs on near-duplicate features); the fold split is seeded, so the choice is reproducible.
+    """
+    order = np.random.default_rng(seed).permutation(len(y))
+    parts = np.array_split(order, min(folds, len(y)))
+    losses = []
+    for l2 in grid:
+        total = 0.0
+        for part in parts:
+            train = np.setdiff1d(order, part)
+            if len(set(y[train].tolist())) < 2:
+                continue
+            model = fit_logistic(x[train], y[train], names, l2=l2)
+            p = np.array([model.probability(dict(zip(names, row, strict=True)))
+                          for row in x[part]])
+            p = np.clip(p, 1e-6, 1 - 1e-6)
+            total -= float(np.sum(y[part] * np.log(p) + (1 - y[part]) * np.log(1 - p)))
+        losses.append(total)
+    best = grid[int(np.argmin(losses))]
+    fitted = fit_logistic(x, y, names, l2=best)
+    return Calibration(fitted.names, fitted.mean, fitted.scale, fitted.weights, fitted.bias,
+                       {"l2": best, "cv_log_loss": dict(zip(map(str, grid), losses,
+                                                            strict=True))})
+
+
+COMPACT_FEATURES = ("logprob_per_token", "regret_per_token", "classifier_ood")
+
+
+def fit_parsimonious(
+    rows: list[dict[str, float]], y: np.ndarray,
+    candidates: tuple[tuple[str, ...], ...], margin: float = 0.02,
+) -> Calibration:
+    """Fit each candidate feature set with :func:`fit_logistic_cv` and keep the smallest one
+    whose cross-validated log-loss is within ``margin`` (relative) of the best.
+
+    Small calibration sets (a few hundred synthesized clips) reward fewer features: richer
+    sets fit the augmentation's quirks (a single forced token on a hard clip) rather than
+    what generalizes to real speech.
+    """
+    fits = []
+    for names in candidates:
+        x = np.array([[row[n] for n in names] for row in rows])
+        calibration = fit_logistic_cv(x, y, names)
+        fits.append((min(calibration.info["cv_log_loss"].values()), len(names), calibration))
+    best = min(loss for loss, _, _ in fits)
+    eligible = [f for f in fits if f[0] <= best * (1 + margin)]
+    _, _, chosen = min(eligible, key=lambda f: (f[1], f[0]))
+    info = {**chosen.info, "selected_from": [list(c) for c in candidates],
+            "cv_log_loss_by_set": [round(f[0], 3) for f in fits]}
+    return Calibration(chosen.names, chosen.mean, chosen.scale, chosen.weights, chosen.bias,
+                       info)

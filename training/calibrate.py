@@ -30,7 +30,7 @@ import numpy as np
 
 from assistant.artifacts import SpeechModelSpec, ensure_speech_model
 from assistant.audio import SAMPLE_RATE_HZ
-from assistant.confidence import FEATURES, fit_logistic
+from assistant.confidence import FEATURES, fit_logistic_cv
 from assistant.grammar import Context, load_context, sample_sentences
 from assistant.recognizer import Recognizer, RecognizerConfig
 from assistant.speech_model import SpeechModel
@@ -131,7 +131,7 @@ def run(speech_model: str, precision: str, per_grammar: int, seed: int) -> dict[
     measured = [(x, y, c) for x, y, c in rows if x]
     x = np.array([r[0] for r in measured])
     y = np.array([r[1] for r in measured], dtype=np.float64)
-    calibration = fit_logistic(x, y, FEATURES)
+    calibration = fit_logistic_cv(x, y, FEATURES)
     probs = np.array([calibration.probability(dict(zip(FEATURES, r, strict=True)))
                       for r in x])
     kinds = sorted({c.kind.split(":")[0] for _, _, c in rows})
@@ -152,7 +152,7 @@ def run(speech_model: str, precision: str, per_grammar: int, seed: int) -> dict[
         "data": "synthesized speech only (training/calibrate.py); no real recordings",
     }
     result = calibration.to_json()
-    result["info"] = summary
+    result["info"] = {**summary, **calibration.info}
     return result
 
 

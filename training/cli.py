@@ -6,8 +6,10 @@
 
 ``train`` runs the stages, each writing files the next reads (a rerun reuses finished ones):
 synthesize and augment a dataset (``WORK/data``), fine-tune (``WORK/run``: checkpoints,
-TensorBoard, ``experiment.json``), export the INT8 model directory (``MODEL_DIR``), evaluate it
-on the held-out synthetic voices (``MODEL_DIR/evaluation``) and write the model card.
+TensorBoard, ``experiment.json``; early stopping on half of the unseen voices, see
+:mod:`training.holdout`), export the INT8 model directory (``MODEL_DIR``; calibration on the
+validation split and that half), evaluate it on the other half of the unseen voices
+(``MODEL_DIR/evaluation``) and write the model card.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
     from .export import export
     from .finetune import FinetuneConfig, train
+    from .holdout import split_holdout
     from .model_card import write_model_card
 
     logging.basicConfig(level=logging.WARNING)
@@ -104,6 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         _say(f"1/4 reusing the dataset in {data_dir}")
     data_info = json.loads((data_dir / "manifest.json").read_text())
+    steer, judge = split_holdout(data_dir)
     if args.recordings:
         count = _mix_recordings(args.recordings, data_dir)
         _say(f"mixed {count} of your recordings into the training split")
@@ -113,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not (run_dir / "experiment.json").is_file():
         _say(f"2/4 fine-tuning {settings.speech_model} on {settings.device}")
         train(data_dir, run_dir, settings, list(context.intent_names),
-              data_version=data_info.get("data_version", ""))
+              data_version=data_info.get("data_version", ""), stop_manifest=steer.name)
     else:
         _say(f"2/4 reusing the finished run in {run_dir}")
     timings["fine_tune"] = time.monotonic() - t
@@ -122,7 +126,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out.exists():
         shutil.rmtree(args.out)
     _say(f"3/4 exporting the INT8 model to {args.out}")
-    metadata = export(run_dir, args.context, data_dir, args.out, settings.speech_model)
+    metadata = export(run_dir, args.context, data_dir, args.out, settings.speech_model,
+                      calibration_manifests=("val.jsonl", steer.name))
     timings["export"] = time.monotonic() - t
 
     t = time.monotonic()
@@ -131,8 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     recognizer = Recognizer.from_model_dir(args.out)
     recognizer.warm_up()
-    report = evaluate(recognizer, data_dir / "test_unseen_voices.jsonl",
-                      args.out / "evaluation", f"{args.context.stem}: unseen synthetic voices")
+    report = evaluate(recognizer, judge, args.out / "evaluation",
+                      f"{args.context.stem}: unseen synthetic voices")
     timings["evaluate"] = time.monotonic() - t
     timings["total"] = time.monotonic() - started
     write_model_card(args.out, metadata, data_info, report, timings)

@@ -23,7 +23,13 @@ import numpy as np
 import torch
 
 from assistant.artifacts import METADATA_FILE, read_metadata, sha256_file, write_speech_model
-from assistant.confidence import CLASSIFIER_FEATURES, FEATURES, fit_logistic
+from assistant.confidence import (
+    CLASSIFIER_FEATURES,
+    COMPACT_FEATURES,
+    FEATURES,
+    builtin_calibration,
+    fit_parsimonious,
+)
 from assistant.errors import ModelError
 from assistant.features import frames_for_duration, log_mel_spectrogram
 from assistant.grammar import load_context
@@ -108,7 +114,8 @@ def calibrate(recognizer: Recognizer, rows: list[dict[str, Any]], vad: SileroVad
     from assistant.audio import read_audio
 
     names = FEATURES + CLASSIFIER_FEATURES
-    x, y = [], []
+    x: list[dict[str, float]] = []
+    y: list[float] = []
     for row in rows:
         audio = read_audio(row["_audio_path"])
         span = speech_span(audio, vad)
@@ -120,20 +127,28 @@ def calibrate(recognizer: Recognizer, rows: list[dict[str, Any]], vad: SileroVad
         right = (row.get("intent") is not None and analysis.annotation is not None
                  and analysis.annotation.intent == row["intent"]
                  and dict(analysis.annotation.slots) == dict(row.get("slots") or {}))
-        x.append([analysis.features[n] for n in names])
+        x.append({n: analysis.features[n] for n in names})
         y.append(float(right))
-    if len(set(y)) < 2:
-        raise ModelError(f"calibration needs right and wrong examples; got {len(y)} clips, "
-                         f"{int(sum(y))} right")
-    calibration = fit_logistic(np.array(x), np.array(y), names)
+    if len(set(y)) < 2 or len(y) < 20:
+        # Too little to fit (a tiny dataset): keep the pretrained model's shipped calibration.
+        logger.warning("calibration data too small (%d clips, %d right): using the zero-shot "
+                       "calibration of %s", len(y), int(sum(y)), recognizer.model.metadata.get(
+                           "source_model", "tiny.en"))
+        fallback = builtin_calibration(recognizer.model.metadata.get("source_model", "tiny.en"))
+        data = fallback.to_json()
+        data["info"] = {**data["info"], "fallback": "too little calibration data",
+                        "clips": len(y)}
+        return data
+    calibration = fit_parsimonious(x, np.array(y), (COMPACT_FEATURES, FEATURES, names))
     data = calibration.to_json()
     data["info"] = {"data": "synthesized validation split of this model's dataset",
-                    "clips": len(y), "positives": int(sum(y))}
+                    "clips": len(y), "positives": int(sum(y)), **calibration.info}
     return data
 
 
 def export(run_dir: Path, context_path: Path, data_dir: Path, out: Path,
-           speech_model: str = "tiny.en", calibration_clips: int = 400) -> dict[str, Any]:
+           speech_model: str = "tiny.en", calibration_clips: int = 600,
+           calibration_manifests: tuple[str, ...] = ("val.jsonl",)) -> dict[str, Any]:
     model, labels = load_best(run_dir, speech_model)
     context = load_context(context_path)
     intents = list(context.intent_names)
@@ -163,9 +178,11 @@ def export(run_dir: Path, context_path: Path, data_dir: Path, out: Path,
                                            "weights": [], "bias": 0.0},
                            "parity": parity, "recognizer": {"threshold": 0.5}})
     recognizer = Recognizer.from_model_dir(out, RecognizerConfig())
+    rows = [r for name in calibration_manifests for r in read_manifest(data_dir / name)]
     rng = np.random.default_rng(0)
-    chosen = [val_rows[i] for i in rng.permutation(len(val_rows))[:calibration_clips]]
+    chosen = [rows[i] for i in rng.permutation(len(rows))[:calibration_clips]]
     calibration = calibrate(recognizer, chosen, vad)
+    calibration["info"]["data"] = "synthesized: " + " + ".join(calibration_manifests)
     metadata = _finish_metadata(out, {"calibration": calibration})
     read_metadata(out, verify=True)
     return metadata

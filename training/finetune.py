@@ -231,8 +231,12 @@ def evaluate_batches(model: WhisperForCommands, batches: list[Batch],
 
 
 def train(data_dir: Path, out: Path, config: FinetuneConfig, intents: list[str],
-          data_version: str = "") -> dict[str, Any]:
-    """Fine-tune; returns the experiment record (also written to ``out/experiment.json``)."""
+          data_version: str = "", stop_manifest: str = "val.jsonl") -> dict[str, Any]:
+    """Fine-tune; returns the experiment record (also written to ``out/experiment.json``).
+
+    Early stopping watches ``stop_manifest`` (``assistant train`` passes the unseen-voice
+    half of :mod:`training.holdout`).
+    """
     from torch.utils.tensorboard import SummaryWriter
 
     torch.manual_seed(config.seed)
@@ -251,8 +255,9 @@ def train(data_dir: Path, out: Path, config: FinetuneConfig, intents: list[str],
     started = time.monotonic()
     train_batches = make_batches(read_manifest(data_dir / "train.jsonl"), model, tokenizer,
                                  labels, config.batch_size, device, vad, "train features")
-    val_batches = make_batches(read_manifest(data_dir / "val.jsonl"), model, tokenizer, labels,
-                               config.batch_size, device, vad, "val features")
+    val_batches = make_batches(read_manifest(data_dir / stop_manifest), model, tokenizer,
+                               labels, config.batch_size, device, vad,
+                               f"{stop_manifest} features")
     features_s = time.monotonic() - started
     encoder = model.whisper.model.encoder
     groups = [
@@ -272,6 +277,7 @@ def train(data_dir: Path, out: Path, config: FinetuneConfig, intents: list[str],
                                                   _lr_lambda(config.warmup_steps, total))
     record: dict[str, Any] = {"config": dataclasses.asdict(config), "data_dir": str(data_dir),
                               "data_version": data_version, "labels": labels, "epochs": [],
+                              "early_stopping_on": stop_manifest,
                               "train_clips": sum(len(b.classes) for b in train_batches),
                               "val_clips": sum(len(b.classes) for b in val_batches),
                               "feature_seconds": round(features_s, 1)}

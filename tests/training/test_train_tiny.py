@@ -1,0 +1,49 @@
+"""CI trains a tiny configuration of the shipped home context end to end, then uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import HOME_CONTEXT
+
+pytest.importorskip("torch")
+pytest.importorskip("tensorboard")
+
+
+def _assistant(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_train_tiny_home_model_end_to_end(tmp_path: Path, speak) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "home-model"
+    proc = _assistant("train", str(HOME_CONTEXT), "--out", str(out), "--size", "tiny",
+                      "--epochs", "1", "--max-steps", "3", "--batch-size", "8")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["kind"] == "fine-tuned"
+    assert metadata["classifier"]["labels"][-1] == "<out-of-domain>"
+    assert "setTimer" in metadata["classifier"]["labels"]
+    assert metadata["parity"]["encoder_max_abs_error"] < 2e-3
+    assert {"encoder.onnx", "decoder.onnx", "classifier.onnx", "context.yaml",
+            "MODEL_CARD.md"} <= set(metadata["files"])
+    assert (out / "evaluation" / "REPORT.md").is_file()
+    assert (out / "evaluation" / "reliability.png").stat().st_size > 1000
+    work = out.with_name(out.name + ".work")
+    experiment = json.loads((work / "run" / "experiment.json").read_text())
+    assert experiment["early_stopping_on"] == "holdout_a.jsonl"
+    assert list((work / "run" / "tensorboard").iterdir())
+    assert _assistant("models", "verify", str(out)).returncode == 0
+    wav = tmp_path / "timer.wav"
+    sf.write(wav, speak("set a timer for ten minutes").astype(np.float32), 16000)
+    proc = _assistant("recognize", "--model", str(out), str(wav))
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["intent"] == "setTimer" and row["slots"] == {"duration": 10, "unit": "minutes"}
