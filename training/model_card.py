@@ -26,7 +26,10 @@ def write_model_card(out: Path, metadata: dict[str, Any], data: dict[str, Any],
         f"(sha256 `{metadata['grammar']['sha256'][:16]}`; intents: "
         + ", ".join(metadata["grammar"]["intents"]) + "), exported to ONNX with INT8 weights, "
         "with an intent classifier (`classifier.onnx`, intents + out-of-domain) and a "
-        "confidence calibration fitted on the synthetic validation split.",
+        "confidence calibration fitted on "
+        + str(metadata.get("calibration", {}).get("info", {}).get("data", "synthesized speech"))
+        + " (features: " + ", ".join(metadata.get("calibration", {}).get("features", []))
+        + ").",
         "",
         "## Data",
         "",
