@@ -22,6 +22,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,52 +30,50 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.audio import read_audio  # noqa: E402
-from assistant.evaluation import Label, command_accepted, read_labels  # noqa: E402
-from assistant.recognizer import Recognizer, RecognizerConfig  # noqa: E402
+from assistant.evaluation import Label, command_accepted  # noqa: E402
+from assistant.recognizer import Recognizer, RecognizerConfig, Result  # noqa: E402
 from assistant.recording import recognize_recording  # noqa: E402
 from assistant.vad import SileroVad  # noqa: E402
+from benchmarks.datasets import (  # noqa: E402
+    DATA,
+    barista_grammar,
+    barista_labels,
+    digits_labels,
+    synthesized_oog,
+)
 
-DATA = ROOT.parent / "shared" / "data"
-OOG_VOICES = ("espeak:en-us+m3", "espeak:en-gb+f1", "flite:slt", "festival:kal")
+
+class Engine(Protocol):
+    """Anything that recognizes one VAD-cut utterance: our :class:`Recognizer` or a baseline."""
+
+    def recognize(self, audio: np.ndarray) -> Result: ...
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def percentiles(values: list[float]) -> dict[str, float]:
+    """Median, p95, p99, mean and max of latencies (ms), and how many there were."""
     if not values:
         return {}
     array = np.array(values)
     return {"median": float(np.median(array)), "p95": float(np.percentile(array, 95)),
+            "p99": float(np.percentile(array, 99)), "mean": float(array.mean()),
             "max": float(array.max()), "n": len(values)}
 
 
-def _synthesized_oog(text_file: Path) -> list[tuple[str, np.ndarray]]:
-    from training.tts import Voice, engine_available, synthesize
-
-    sentences = [line.strip() for line in text_file.read_text().splitlines()
-                 if line.strip() and not line.startswith("#")]
-    clips = []
-    for i, sentence in enumerate(sentences):
-        engine, name = OOG_VOICES[i % len(OOG_VOICES)].split(":")
-        if not engine_available(engine):
-            continue
-        audio = synthesize(sentence, Voice(engine, name))
-        pad = np.zeros(8000, np.float32)
-        clips.append((sentence, np.concatenate([pad, audio, pad])))
-    return clips
+def recognize(engine: Engine, vad: SileroVad, audio: np.ndarray) -> tuple[Result, float]:
+    """The engine's result on a whole recording (cut with the VAD) and its time after the cut."""
+    result = recognize_recording(engine, vad, audio)  # type: ignore[arg-type]
+    return result, result.timing_ms["total"] - result.timing_ms.get("vad", 0.0)
 
 
-def evaluate(speech_model: str, precision: str, data: Path, verbose: bool) -> dict[str, object]:
-    config = RecognizerConfig(speech_model=speech_model, precision=precision)
-    grammar = data / "barista-dev" / "coffee_maker.yaml"
-    recognizer = Recognizer.from_context(grammar, config, progress=print)
-    vad = SileroVad()
-    report: dict[str, object] = {"speech_model": speech_model, "precision": precision}
-    latencies: list[float] = []
+def acceptance(engine: Engine, vad: SileroVad, labels: list[Label],
+               verbose: bool = False) -> dict[str, Any]:
+    """Command acceptance on labelled recordings, with the misses and per-utterance times."""
     accepted = 0
-    labels = read_labels(data / "barista-dev" / "labels.jsonl")
     misses = []
+    latencies: list[float] = []
     for label in labels:
-        result = recognize_recording(recognizer, vad, read_audio(label.audio))
-        latencies.append(result.timing_ms["total"] - result.timing_ms.get("vad", 0.0))
+        result, elapsed_ms = recognize(engine, vad, read_audio(label.audio))
+        latencies.append(elapsed_ms)
         ok = command_accepted(label, result.understood, result.intent, result.slots)
         accepted += ok
         if not ok:
@@ -83,38 +82,45 @@ def evaluate(speech_model: str, precision: str, data: Path, verbose: bool) -> di
             if verbose:
                 print("MISS", label.audio.name, label.slots, result.transcript,
                       round(result.confidence, 3))
-    report["barista_acceptance"] = {"accepted": accepted, "total": len(labels),
-                                    "rate": accepted / len(labels), "misses": misses}
-    rejected = 0
-    digits = [json.loads(line) for line in
-              (data / "digits-dev" / "labels.jsonl").read_text().splitlines() if line.strip()]
-    false_accepts = []
-    for row in digits:
-        path = data / "digits-dev" / row["audio"]
-        result = recognize_recording(recognizer, vad, read_audio(path))
-        ok = command_accepted(Label(path, None, {}), result.understood, None, {})
-        rejected += ok
-        if not ok:
-            false_accepts.append({"file": row["audio"], "got": result.to_dict()})
-    report["digits_rejection"] = {"rejected": rejected, "total": len(digits),
-                                  "rate": rejected / len(digits),
-                                  "false_accepts": false_accepts}
-    clips = _synthesized_oog(ROOT / "benchmarks" / "data" / "out_of_grammar_barista.txt")
+    return {"accepted": accepted, "total": len(labels),
+            "rate": accepted / len(labels) if labels else None, "misses": misses,
+            "recognize_ms": percentiles(latencies)}
+
+
+def rejection(engine: Engine, vad: SileroVad, clips: list[tuple[str, np.ndarray]],
+              key: str = "file", verbose: bool = False) -> dict[str, Any]:
+    """The share of ``(name, audio)`` clips outside the grammar that come back not understood."""
     rejected = 0
     false_accepts = []
-    for sentence, audio in clips:
-        result = recognize_recording(recognizer, vad, audio)
+    latencies: list[float] = []
+    for name, audio in clips:
+        result, elapsed_ms = recognize(engine, vad, audio)
+        latencies.append(elapsed_ms)
         rejected += not result.understood
         if result.understood:
-            false_accepts.append({"sentence": sentence, "got": result.to_dict()})
+            false_accepts.append({key: name, "got": result.to_dict()})
             if verbose:
-                print("FALSE ACCEPT", sentence, "->", result.transcript,
-                      round(result.confidence, 3))
-    report["out_of_grammar_rejection"] = {
-        "rejected": rejected, "total": len(clips),
-        "rate": rejected / len(clips) if clips else None, "false_accepts": false_accepts,
-    }
-    report["recognize_ms"] = _percentiles(latencies)
+                print("FALSE ACCEPT", name, "->", result.transcript, round(result.confidence, 3))
+    return {"rejected": rejected, "total": len(clips),
+            "rate": rejected / len(clips) if clips else None, "false_accepts": false_accepts,
+            "recognize_ms": percentiles(latencies)}
+
+
+def digit_clips(data: Path, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+    return [(label.audio.name, read_audio(label.audio)) for label in digits_labels(data, limit)]
+
+
+def evaluate(speech_model: str, precision: str, data: Path, verbose: bool) -> dict[str, object]:
+    config = RecognizerConfig(speech_model=speech_model, precision=precision)
+    recognizer = Recognizer.from_context(barista_grammar(data), config, progress=print)
+    vad = SileroVad()
+    report: dict[str, object] = {"speech_model": speech_model, "precision": precision}
+    accepted = acceptance(recognizer, vad, barista_labels(data), verbose)
+    report["barista_acceptance"] = accepted
+    report["digits_rejection"] = rejection(recognizer, vad, digit_clips(data), verbose=verbose)
+    report["out_of_grammar_rejection"] = rejection(recognizer, vad, synthesized_oog(),
+                                                   key="sentence", verbose=verbose)
+    report["recognize_ms"] = accepted["recognize_ms"]
     return report
 
 

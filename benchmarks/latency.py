@@ -19,6 +19,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,26 +27,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.audio import SAMPLE_RATE_HZ, read_audio  # noqa: E402
-from assistant.evaluation import command_accepted, read_labels  # noqa: E402
+from assistant.evaluation import Label, command_accepted  # noqa: E402
 from assistant.recognizer import Recognizer, RecognizerConfig  # noqa: E402
 from assistant.stream import RecognizerSession, SpeechEnded, StreamConfig, UtteranceResult  # noqa: E402
 from assistant.vad import SileroVad  # noqa: E402
+from benchmarks.datasets import DATA, barista_grammar, barista_labels  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
 
-
-def measure(speech_model: str, precision: str, chunk_ms: int, data: Path,
-            threads: int | None) -> dict[str, object]:
-    config = RecognizerConfig(speech_model=speech_model, precision=precision, threads=threads)
-    recognizer = Recognizer.from_context(data / "barista-dev" / "coffee_maker.yaml", config)
-    warm_s = recognizer.warm_up()
-    vad = SileroVad()
-    stream_config = StreamConfig()
+def stream_latency(recognizer: Recognizer, vad: SileroVad, labels: list[Label],
+                   chunk_ms: int = 20, stream_config: StreamConfig | None = None
+                   ) -> dict[str, Any]:
+    """Stream each labelled recording through a session; see the module docs for the clock."""
+    stream_config = stream_config or StreamConfig()
     chunk = SAMPLE_RATE_HZ * chunk_ms // 1000
     latencies: list[float] = []
     feed_ms: list[float] = []
     accepted = 0
-    labels = read_labels(data / "barista-dev" / "labels.jsonl")
     for label in labels:
         audio = read_audio(label.audio)
         session = RecognizerSession(recognizer, vad, stream_config)
@@ -70,20 +67,32 @@ def measure(speech_model: str, precision: str, chunk_ms: int, data: Path,
             accepted += 1
     lat = np.array(latencies)
     return {
-        "speech_model": speech_model,
-        "precision": precision,
-        "threads": recognizer.model.threads,
         "chunk_ms": chunk_ms,
         "utterances": len(labels),
         "results": int(lat.size),
         "end_of_speech_to_result_ms": {
             "median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)),
             "p99": float(np.percentile(lat, 99)), "max": float(lat.max()),
-        },
+            "samples": [round(float(x), 2) for x in lat],
+        } if lat.size else {},
         "trailing_silence_ms": stream_config.endpoint.min_silence_ms,
         "other_chunks_ms": {"median": float(np.median(feed_ms)),
-                            "p99": float(np.percentile(feed_ms, 99))},
-        "streamed_acceptance": accepted / len(labels),
+                            "p99": float(np.percentile(feed_ms, 99))} if feed_ms else {},
+        "streamed_acceptance": accepted / len(labels) if labels else None,
+    }
+
+
+def measure(speech_model: str, precision: str, chunk_ms: int, data: Path,
+            threads: int | None) -> dict[str, object]:
+    config = RecognizerConfig(speech_model=speech_model, precision=precision, threads=threads)
+    recognizer = Recognizer.from_context(barista_grammar(data), config)
+    warm_s = recognizer.warm_up()
+    report = stream_latency(recognizer, SileroVad(), barista_labels(data), chunk_ms)
+    return {
+        "speech_model": speech_model,
+        "precision": precision,
+        "threads": recognizer.model.threads,
+        **report,
         "warm_up_s": round(warm_s, 2),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},

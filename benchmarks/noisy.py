@@ -14,7 +14,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,23 +24,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.audio import read_audio  # noqa: E402
-from assistant.evaluation import command_accepted, read_labels  # noqa: E402
+from assistant.evaluation import Label, command_accepted  # noqa: E402
 from assistant.recognizer import Recognizer, RecognizerConfig  # noqa: E402
-from assistant.recording import recognize_recording  # noqa: E402
 from assistant.vad import SileroVad  # noqa: E402
+from benchmarks.accuracy import Engine, percentiles, recognize  # noqa: E402
+from benchmarks.datasets import DATA, barista_labels  # noqa: E402
 from benchmarks.noise import babble, mix_at_snr  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
 SNRS_DB = (24, 21, 18, 15, 12, 9, 6)
 
 
-def run(recognizers: dict[str, Recognizer], data: Path, snrs: tuple[int, ...],
-        seed: int) -> dict[str, object]:
-    labels = read_labels(data / "barista-dev" / "labels.jsonl")
+def run(recognizers: Mapping[str, Engine], data: Path, snrs: tuple[int, ...],
+        seed: int, labels: list[Label] | None = None) -> dict[str, Any]:
+    """Acceptance of each engine, clean and at each SNR, on the same mixtures.
+
+    ``labels`` defaults to all of barista-dev; per-utterance times (after the VAD cut) are
+    kept for the clean recordings.
+    """
+    labels = labels if labels is not None else barista_labels(data)
     clean = [read_audio(label.audio) for label in labels]
     noise = babble()
     vad = SileroVad()
     results: dict[str, dict[str, float]] = {name: {} for name in recognizers}
+    clean_ms: dict[str, list[float]] = {name: [] for name in recognizers}
     conditions: list[tuple[str, int | None]] = [("clean", None)] + [(f"{s} dB", s) for s in snrs]
     for condition, snr in conditions:
         rng = np.random.default_rng(seed + (snr or 0))
@@ -47,38 +55,29 @@ def run(recognizers: dict[str, Recognizer], data: Path, snrs: tuple[int, ...],
             started = time.monotonic()
             accepted = 0
             for label, audio in zip(labels, audios, strict=True):
-                r = recognize_recording(recognizer, vad, audio)
+                r, elapsed_ms = recognize(recognizer, vad, audio)
                 accepted += command_accepted(label, r.understood, r.intent, r.slots)
+                if snr is None:
+                    clean_ms[name].append(elapsed_ms)
             results[name][condition] = accepted / len(labels)
             print(f"{name:>12s} {condition:>6s}: {100 * accepted / len(labels):5.1f} % "
                   f"({time.monotonic() - started:.0f} s)", flush=True)
     for name in results:
         noisy = [results[name][f"{s} dB"] for s in snrs]
-        results[name]["mean_noisy"] = float(np.mean(noisy))
+        results[name]["mean_noisy"] = float(np.mean(noisy)) if noisy else None  # type: ignore[assignment]
     return {"acceptance": results, "snrs_db": list(snrs), "seed": seed,
             "noise": "six-talker babble from asterisk-core-sounds-{fr,es,it}-wav (held out)",
-            "utterances": len(labels)}
+            "utterances": len(labels),
+            "recognize_ms": {name: percentiles(v) for name, v in clean_ms.items()}}
 
 
-def plot(report: dict[str, object], path: Path) -> None:
-    import matplotlib
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Acceptance vs SNR, one line per engine (drawn by :mod:`benchmarks.plots`)."""
+    from benchmarks.plots import accuracy_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    snrs = report["snrs_db"]
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
-    for name, values in report["acceptance"].items():  # type: ignore[union-attr]
-        ax.plot(snrs, [100 * values[f"{s} dB"] for s in snrs], "o-",  # type: ignore[index]
-                label=f"{name} (clean {100 * values['clean']:.0f} %)")  # type: ignore[index]
-    ax.set_xlabel("SNR (dB, loudest 2048-sample frame)")
-    ax.set_ylabel("command acceptance (%)")
-    ax.set_title("barista-dev + held-out babble", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    engines = {name: {"acceptance": values} for name, values in report["acceptance"].items()}
+    accuracy_plot({"cpu": {"accuracy": {"snrs_db": report["snrs_db"], "engines": engines}}},
+                  path)
 
 
 def main(argv: list[str] | None = None) -> int:
