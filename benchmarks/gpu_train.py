@@ -33,8 +33,8 @@ MANIFESTS = ("train.jsonl", "val.jsonl", "holdout_a.jsonl")
 
 def write_durations(data_dir: Path) -> Path:
     """Record the VAD-cut length of every clip (run where the audio is)."""
-    from training.finetune import read_manifest, utterance_audio
     from assistant.vad import SileroVad
+    from training.finetune import read_manifest, utterance_audio
 
     vad = SileroVad()
     durations = {}
@@ -72,8 +72,8 @@ def run(data_dir: Path, tokenizer_file: Path, device: str, epochs: int) -> dict[
     class NoVad:
         pass
 
-    finetune.utterance_audio = noise_clip  # type: ignore[assignment]
-    finetune.load_pretrained = random_whisper  # type: ignore[assignment]
+    finetune.utterance_audio = noise_clip
+    finetune.load_pretrained = random_whisper
     finetune.SileroVad = NoVad  # type: ignore[assignment,misc]
     config = finetune.FinetuneConfig(device=device, epochs=epochs, patience=epochs + 1)
     intents = sorted({r["intent"] for r in map(json.loads, (data_dir / "train.jsonl")

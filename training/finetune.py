@@ -119,7 +119,9 @@ def utterance_audio(path: str, vad: SileroVad) -> np.ndarray:
 class WhisperForCommands(nn.Module):
     """The Transformers Whisper split at the frozen/trainable boundary, plus the classifier."""
 
-    def __init__(self, whisper: nn.Module, n_classes: int, train_layers: int):
+    whisper: Any  # transformers' WhisperForConditionalGeneration (attributes built at run time)
+
+    def __init__(self, whisper: Any, n_classes: int, train_layers: int):
         super().__init__()
         self.whisper = whisper
         encoder = whisper.model.encoder
