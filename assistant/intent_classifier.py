@@ -41,8 +41,9 @@ class IntentClassifier:
     def __init__(self, path: Path, labels: list[str], threads: int = 1):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        from .onnx_session import session_options
+
+        options = session_options(threads)
         try:
             self._session = ort.InferenceSession(str(path), options,
                                                  providers=["CPUExecutionProvider"])

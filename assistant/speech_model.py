@@ -16,6 +16,7 @@ import numpy as np
 
 from .artifacts import read_metadata
 from .errors import ModelError
+from .onnx_session import session_options
 from .tokenizer import SpecialTokens, Tokenizer, load_tokenizer
 from .whisper_weights import WhisperDims
 
@@ -77,10 +78,7 @@ class SpeechModel:
         self.tokenizer: Tokenizer = load_tokenizer(self.directory / "tokenizer.json")
         self.special: SpecialTokens = self.tokenizer.special_tokens()
         self.threads = threads or default_threads()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options(self.threads)
         try:
             self._encoder = ort.InferenceSession(
                 str(self.directory / "encoder.onnx"), options, providers=["CPUExecutionProvider"]

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import AudioFormatError, ConfigError, MissingDependencyError, ModelError
+from assistant.onnx_session import session_options
 
 SAMPLE_RATE_HZ = 16000
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz, the only frame size silero v5/v6 takes at 16 kHz
@@ -93,9 +94,7 @@ class SileroVad:
         path = Path(model_path) if model_path is not None else default_model_path()
         if not path.is_file():
             raise ModelError(f"VAD model file {str(path)!r} does not exist")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
+        options = session_options(intra_op_threads)
         try:
             self._session = onnxruntime.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +34,7 @@ from assistant.errors import ConfigError
 from assistant.resample import resample
 
 from .negatives import OUT_OF_DOMAIN
+from .rooms import save_npz_atomically
 from .tts import Voice, synthesize, voice_catalog
 
 GENERATED_KINDS = ("white", "pink", "brown", "blue", "hum", "fan")
@@ -141,11 +140,7 @@ def ensure_noise_bank(config: NoiseBankConfig = NoiseBankConfig()) -> Path:
     for kind, tracks in (("music", music), ("babble", babble)):
         for i, track in enumerate(tracks):
             arrays[f"{kind}_{i}"] = np.round(np.clip(track, -1, 1) * 32767).astype(np.int16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type]
-    Path(tmp).replace(path)
+    save_npz_atomically(path, arrays)
     return path
 
 

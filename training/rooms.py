@@ -141,13 +141,17 @@ def ensure_room_bank(config: RoomBankConfig = RoomBankConfig()) -> Path:
     version = getattr(_pyroomacoustics(), "__version__", "unknown")
     path = cache_dir() / "rooms" / f"bank-{config.key(version)}.npz"
     if not path.is_file():
-        arrays = build_room_bank(config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-        Path(tmp).replace(path)
+        save_npz_atomically(path, build_room_bank(config))
     return path
+
+
+def save_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write a cache file so that a reader never sees it half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+    Path(tmp).replace(path)
 
 
 @lru_cache(maxsize=4)
