@@ -107,10 +107,25 @@ def quantize_int8(source: Path, target: Path, op_types: list[str]) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as e:  # pragma: no cover - part of onnxruntime
         raise MissingDependencyError("onnxruntime", "build", "INT8 quantization") from e
-    quantize_dynamic(
-        str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
-        op_types_to_quantize=op_types,
-    )
+    root = logging.getLogger()
+    quiet = _DropMessage("pre-processing before quantization")  # advice for static QDQ, not us
+    root.addFilter(quiet)
+    try:
+        quantize_dynamic(
+            str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
+            op_types_to_quantize=op_types,
+        )
+    finally:
+        root.removeFilter(quiet)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, fragment: str):
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
 
 
 def write_speech_model(

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, config
-from .errors import AssistantError
+from .errors import AssistantError, MissingDependencyError
 
 logger = logging.getLogger("assistant.cli")
 
 DEFAULT_CONTEXT = Path(__file__).parent / "contexts" / "home.yaml"
+FIRST_PARTY = ("assistant", "training", "serving", "clients", "benchmarks")
+COMMAND_EXTRAS = {"serve": "serve", "mic": "mic", "train": "train", "evaluate": "train",
+                  "bench": "bench"}
 
 
 def _progress(message: str) -> None:
@@ -182,24 +185,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_grammar)
 
-    for name, module in (("serve", "serving.cli"), ("mic", "clients.mic"),
-                         ("train", "training.cli"), ("bench", "benchmarks.cli")):
-        _add_plugin(sub, name, module)
+    for names, module, extra in ((("serve",), "serving.cli", "serve"),
+                                 (("mic",), "clients.mic", "mic"),
+                                 (("train", "evaluate"), "training.cli", "train"),
+                                 (("bench",), "benchmarks.cli", "bench")):
+        _add_plugin(sub, names, module, extra)
     return parser
 
 
-def _add_plugin(sub: Any, name: str, module: str) -> None:
-    """Subcommands implemented outside the core package, registered if importable."""
+def _add_plugin(sub: Any, names: tuple[str, ...], module: str, extra: str) -> None:
+    """Subcommands implemented outside the core package. When an optional dependency is
+    missing they still appear, and say which extra to install."""
     import importlib
 
     try:
-        plugin = importlib.import_module(module)
+        register: Callable[[Any], None] = importlib.import_module(module).register
+        register(sub)
     except ModuleNotFoundError as e:
-        if e.name is None or not module.startswith(e.name):
-            raise  # the plugin exists but something it imports is missing: say so
-        return
-    register: Callable[[Any], None] = plugin.register
-    register(sub)
+        if e.name is None or e.name.split(".")[0] in FIRST_PARTY:
+            raise  # our own code is broken: say so
+        missing = MissingDependencyError(e.name.split(".")[0], extra, f"'assistant {names[0]}'")
+        for name in names:
+            p = sub.add_parser(name, help=f"(needs: pip install 'voice-assistant[{extra}]')")
+            p.set_defaults(func=_missing(missing))
+
+
+def _missing(error: AssistantError) -> Callable[[argparse.Namespace], int]:
+    def run(_args: argparse.Namespace) -> int:
+        _error(str(error))
+        return 2
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.func(args)
     except AssistantError as e:
         _error(str(e))
+        return 2
+    except ModuleNotFoundError as e:  # an optional dependency of this subcommand
+        if e.name is None or e.name.split(".")[0] in FIRST_PARTY:
+            raise
+        extra = COMMAND_EXTRAS.get(args.command, "train")
+        _error(str(MissingDependencyError(e.name.split(".")[0], extra,
+                                          f"'assistant {args.command}'")))
         return 2
     except KeyboardInterrupt:
         return 130

@@ -29,7 +29,7 @@ from assistant.errors import ConfigError
 
 
 def register(sub: Any) -> None:
-    from .finetune import FinetuneConfig
+    from .finetune_config import FinetuneConfig
 
     p = sub.add_parser("train", help="fine-tune a model for a grammar on synthesized speech")
     p.add_argument("context", type=Path, help="the grammar (context YAML)")
@@ -87,7 +87,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .dataset import prepare_dataset
     from .evaluate import evaluate
     from .export import export
-    from .finetune import FinetuneConfig, train
+    from .finetune import train
+    from .finetune_config import FinetuneConfig
     from .holdout import split_holdout
     from .model_card import write_model_card
 
