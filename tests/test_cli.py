@@ -117,3 +117,21 @@ def test_grammar_subcommands() -> None:
     assert json.loads(proc.stdout)["parse"]["slots"] == {"duration": 25, "unit": "minutes"}
     proc = _run("grammar", "sample", str(HOME_CONTEXT), "-n", "5")
     assert len(proc.stdout.splitlines()) == 5
+
+
+def test_missing_optional_extra_is_named_not_a_traceback(tmp_path: Path) -> None:
+    code = (  # as if the train extra were not installed: importing torch fails
+        "import sys, importlib.abc\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from assistant.cli import main\n"
+        f"sys.exit(main(['train', {str(HOME_CONTEXT)!r}, '--out', {str(tmp_path / 'm')!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2
+    assert "needs the 'torch' package: pip install 'voice-assistant[train]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
