@@ -2,13 +2,13 @@
 
     python benchmarks/gpu_train.py --data DATA_DIR [--device cuda] [--epochs 3] [--out FILE]
 
-A lent GPU machine cannot receive the synthesized audio or the Whisper weights (its
-transfers are capped at 64 MiB and it reaches no package index), so this runs
-``training.finetune.train`` unchanged on the same clips, texts and batches, with two
-stand-ins that cost exactly what the originals cost: each clip is noise of the length the VAD
-cut gave it here (``durations.json`` beside the manifests, written by ``--write-durations``),
-and the model is tiny.en's architecture with random weights. It measures time only; accuracy
-comes from the CPU runs.
+For a GPU machine that cannot receive the synthesized audio or the Whisper weights (a
+transfer cap, no package index; where it can, run ``assistant train --device cuda`` there
+instead), this runs ``training.finetune.train`` unchanged on the same clips, texts and
+batches, with two stand-ins that cost exactly what the originals cost: each clip is noise of
+the length the VAD cut gave it here (``durations.json`` beside the manifests, written by
+``--write-durations``), and the model is tiny.en's architecture with random weights. It
+measures time only; accuracy comes from the CPU runs.
 """
 
 from __future__ import annotations
