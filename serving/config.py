@@ -43,6 +43,7 @@ class ServerConfig:
     token_secret: str | None = None  # signs browser tokens; random per process when unset
     token_ttl_s: float = 300.0  # lifetime of a token from POST /v1/token
     insecure: bool = False  # allow listening beyond localhost without API keys
+    allowed_origins: str = ""  # comma-separated browser origins besides this server's own; "*": any
     tls_cert: str | None = None  # PEM certificate chain: serve wss:// and https://
     tls_key: str | None = None  # PEM private key for tls_cert
     log_json: bool = False  # structured logs: one JSON object a line
@@ -68,6 +69,11 @@ class ServerConfig:
     @property
     def is_local(self) -> bool:
         return self.host in LOCAL_HOSTS
+
+    def origins(self) -> frozenset[str]:
+        """The extra browser origins allowed, normalized (``scheme://host[:port]``, lower case)."""
+        return frozenset(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",")
+                         if o.strip())
 
     def keys(self) -> tuple[str, ...]:
         """Every configured API key (inline and from api_keys_file), without duplicates."""

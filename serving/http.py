@@ -77,9 +77,15 @@ class Router:
     def __init__(self, app: App):
         self.app = app
         self.static = load_static()
+        self.origins = app.settings.server.origins()
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
+        if (_is_upgrade(request) or request.method != "GET") and not origin_allowed(
+                request.headers.get("Origin"), request.headers.get("Host"), self.origins):
+            return _respond(connection, 403, f"origin {request.headers.get('Origin')!r} is not "
+                            "allowed; add it with --allowed-origins\n",
+                            "text/plain; charset=utf-8")
         if _is_upgrade(request):
             if path in STREAM_PATHS:
                 return None  # the WebSocket handshake goes on
@@ -144,6 +150,25 @@ class Router:
             return _json(connection, 400 if "no model named" in str(e) else 500,
                          {"error": str(e)})
         return _json(connection, 200, {"reloaded": reloaded})
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: frozenset[str]) -> bool:
+    """Whether a request from a browser page at ``origin`` may open a stream or POST.
+
+    Browsers send ``Origin`` with WebSocket handshakes and POSTs; other clients do not and
+    are let through (API keys, when configured, still apply). A page is allowed when it is
+    this server's own (its host and port are the ``Host`` it asked for) or listed in
+    ``allowed_origins``; this stops any other web site the user visits from using a
+    keyless local server through the user's browser.
+    """
+    if origin is None or "*" in allowed:
+        return True
+    origin = origin.strip().rstrip("/").lower()
+    if origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and bool(host) and parts.netloc == (
+        host or "").strip().lower()
 
 
 def _bearer(request: Request) -> str | None:

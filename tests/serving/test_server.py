@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.serving.conftest import ServerThread, make_settings
@@ -385,6 +385,47 @@ def test_refuses_to_listen_beyond_localhost_without_keys() -> None:
         check_exposure(make_settings(host="0.0.0.0"))
     check_exposure(make_settings(host="0.0.0.0", insecure=True))
     check_exposure(make_settings(host="0.0.0.0", api_keys="k"))
+
+
+def test_other_web_sites_cannot_use_the_server_through_a_browser(vad) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(allowed_origins="https://app.example.com, http://localhost:3000/")
+    with ServerThread(settings, vad) as server:
+        own = server.http
+        for origin in (None, own, "https://app.example.com", "HTTPS://APP.example.com/",
+                       "http://localhost:3000"):
+            headers = {} if origin is None else {"Origin": origin}
+            with doc_client(server, **headers) as ws:
+                assert DocClient(ws).start()["type"] == "ready", origin
+        for origin in ("https://evil.example", "null", "http://127.0.0.1:1",
+                       "https://app.example.com.evil.example"):
+            with pytest.raises(InvalidStatus) as refused:
+                doc_client(server, Origin=origin)
+            assert refused.value.response.status_code == 403, origin
+            assert b"--allowed-origins" in refused.value.response.body
+        # POSTs from another site's page are refused too; the page itself stays readable.
+        reload = urllib.request.Request(f"{own}/v1/reload", method="POST",
+                                        headers={"Origin": "https://evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as post:
+            urllib.request.urlopen(reload)
+        assert post.value.code == 403
+        page = urllib.request.Request(f"{own}/", headers={"Origin": "https://evil.example"})
+        with urllib.request.urlopen(page) as r:
+            assert r.status == 200
+
+
+def test_origin_rules() -> None:
+    from serving.http import origin_allowed
+
+    listed = frozenset({"https://app.example.com"})
+    assert origin_allowed(None, "127.0.0.1:8765", frozenset())
+    assert origin_allowed("http://127.0.0.1:8765", "127.0.0.1:8765", frozenset())
+    assert origin_allowed("https://assistant.lan", "assistant.lan", frozenset())
+    assert not origin_allowed("http://127.0.0.1:8766", "127.0.0.1:8765", frozenset())
+    assert not origin_allowed("http://evil.example", None, frozenset())
+    assert not origin_allowed("file://", "", frozenset())
+    assert origin_allowed("https://app.example.com/", "127.0.0.1:8765", listed)
+    assert not origin_allowed("https://app.example.com:444", "127.0.0.1:8765", listed)
+    assert origin_allowed("https://anything.example", "127.0.0.1:8765", frozenset({"*"}))
 
 
 # -- HTTP ---------------------------------------------------------------------------------
