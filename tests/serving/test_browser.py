@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,23 +63,18 @@ def _page_target(port: int, deadline: float) -> str:
     raise TimeoutError("Chromium did not expose a page target")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_page_recognizes_the_fake_microphone(speak, vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    silence = np.zeros(16000, np.float32)
-    audio = np.concatenate([silence, speak("turn off the bedroom lights"), silence, silence])
-    wav = tmp_path / "mic.wav"
-    soundfile.write(wav, audio, 16000, subtype="PCM_16")
-    with ServerThread(make_settings(), vad) as server, \
-            tempfile.TemporaryDirectory() as profile:
-        assert CHROMIUM is not None
+@contextlib.contextmanager
+def chromium_page(url: str, microphone: Path) -> Iterator[DevTools]:
+    """Headless Chromium on ``url`` with ``microphone`` (a WAV file, looped) as its microphone."""
+    assert CHROMIUM is not None
+    with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
             [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
              "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-             f"--use-file-for-fake-audio-capture={wav}",
-             "--autoplay-policy=no-user-gesture-required",
-             f"{server.http}/?autostart=1"],
+             f"--use-file-for-fake-audio-capture={microphone}",
+             "--autoplay-policy=no-user-gesture-required", url],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -86,12 +83,7 @@ def test_page_recognizes_the_fake_microphone(speak, vad, tmp_path: Path) -> None
                 time.sleep(0.1)
             port = int(port_file.read_text().split()[0])
             with connect(_page_target(port, deadline), max_size=2**24) as ws:
-                devtools = DevTools(ws)
-                intent, events, status, slots = _read_result(devtools, deadline)
-            assert intent == "lightsOff", f"status {status!r}, events {events}"
-            assert json.loads(slots) == {"room": "bedroom"}
-            kinds = [e["type"] for e in json.loads(events)]
-            assert kinds[0] == "ready" and "speech_started" in kinds
+                yield DevTools(ws)
         finally:
             browser.terminate()
             try:
@@ -100,6 +92,67 @@ def test_page_recognizes_the_fake_microphone(speak, vad, tmp_path: Path) -> None
                 browser.kill()
                 browser.wait()
     assert not os.path.exists(profile)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_page_recognizes_the_fake_microphone(speak, vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    silence = np.zeros(16000, np.float32)
+    audio = np.concatenate([silence, speak("turn off the bedroom lights"), silence, silence])
+    wav = tmp_path / "mic.wav"
+    soundfile.write(wav, audio, 16000, subtype="PCM_16")
+    with ServerThread(make_settings(), vad) as server, \
+            chromium_page(f"{server.http}/?autostart=1", wav) as devtools:
+        intent, events, status, slots = _read_result(devtools, time.monotonic() + 60)
+    assert intent == "lightsOff", f"status {status!r}, events {events}"
+    assert json.loads(slots) == {"room": "bedroom"}
+    kinds = [e["type"] for e in json.loads(events)]
+    assert kinds[0] == "ready" and "speech_started" in kinds
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_push_to_talk_with_the_space_bar(speak, vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Hold space across one spoken command: nothing is recognized until the key goes up."""
+    audio = np.concatenate([speak("set a timer for five minutes"), np.zeros(5 * 16000, np.float32)])
+    wav = tmp_path / "mic.wav"
+    soundfile.write(wav, audio, 16000, subtype="PCM_16")
+    with ServerThread(make_settings(), vad) as server, \
+            chromium_page(f"{server.http}/?autostart=1&mode=push_to_talk", wav) as devtools:
+        deadline = time.monotonic() + 60
+        _wait_for(devtools, "window.assistantEvents.some(e => e.type === 'ready')", deadline)
+        # The fake microphone loops the file: press at the start of its silence, hold across
+        # the next command and a second of the silence after it, so exactly one command is sent.
+        _wait_for(devtools, _LOUD, deadline)
+        _wait_for(devtools, _QUIET, deadline)
+        _key(devtools, "keyDown")
+        _wait_for(devtools, _LOUD, deadline)
+        _wait_for(devtools, _QUIET, deadline)
+        time.sleep(1.0)
+        before = json.loads(devtools.evaluate("JSON.stringify(window.assistantEvents)"))
+        _key(devtools, "keyUp")
+        intent, events, status, slots = _read_result(devtools, deadline)
+    assert "result" not in [e["type"] for e in before], "recognized before the key went up"
+    assert intent == "setTimer", f"status {status!r}, events {events}"
+    assert json.loads(slots) == {"duration": 5, "unit": "minutes"}
+    ended = [e for e in json.loads(events) if e["type"] == "speech_ended"]
+    assert len(ended) == 1 and ended[0]["forced"] is True
+
+
+_LEVEL = "parseFloat(document.getElementById('level').style.width || '0')"
+_LOUD = f"{_LEVEL} > 0"
+_QUIET = f"{_LEVEL} === 0"
+
+
+def _wait_for(devtools: DevTools, condition: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if devtools.evaluate(condition):
+            return
+        time.sleep(0.03)
+    raise TimeoutError(f"the page never showed {condition}")
+
+
+def _key(devtools: DevTools, kind: str) -> None:
+    devtools.call("Input.dispatchKeyEvent", type=kind, key=" ", code="Space",
+                  windowsVirtualKeyCode=32, nativeVirtualKeyCode=32)
 
 
 def _read_result(devtools: DevTools, deadline: float) -> tuple[str, str, str, str]:
