@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -67,7 +68,8 @@ def _page_target(port: int, deadline: float) -> str:
 def chromium_page(url: str, microphone: Path) -> Iterator[DevTools]:
     """Headless Chromium on ``url`` with ``microphone`` (a WAV file, looped) as its microphone."""
     assert CHROMIUM is not None
-    with tempfile.TemporaryDirectory() as profile:
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    try:
         browser = subprocess.Popen(
             [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -75,7 +77,7 @@ def chromium_page(url: str, microphone: Path) -> Iterator[DevTools]:
              "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
              f"--use-file-for-fake-audio-capture={microphone}",
              "--autoplay-policy=no-user-gesture-required", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             deadline = time.monotonic() + 60
             port_file = Path(profile) / "DevToolsActivePort"
@@ -85,13 +87,26 @@ def chromium_page(url: str, microphone: Path) -> Iterator[DevTools]:
             with connect(_page_target(port, deadline), max_size=2**24) as ws:
                 yield DevTools(ws)
         finally:
-            browser.terminate()
-            try:
-                browser.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                browser.kill()
-                browser.wait()
+            _stop(browser)
+    finally:
+        # Chromium's helper processes may still be writing the profile for a moment.
+        for _ in range(50):
+            shutil.rmtree(profile, ignore_errors=True)
+            if not os.path.exists(profile):
+                break
+            time.sleep(0.1)
     assert not os.path.exists(profile)
+
+
+def _stop(browser: subprocess.Popen[bytes]) -> None:
+    """Terminate Chromium and every helper process it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(browser.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        browser.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # helpers that outlived the browser
+        os.killpg(browser.pid, signal.SIGKILL)
+    browser.wait()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
