@@ -59,9 +59,9 @@ def run(data_dir: Path, tokenizer_file: Path, device: str, epochs: int) -> dict[
     rng = np.random.default_rng(0)
     tokenizer = load_tokenizer(tokenizer_file)
 
-    def noise_clip(path: str, vad: object) -> np.ndarray:
-        samples = durations[path.split("/audio/", 1)[-1]]
-        return (0.05 * rng.standard_normal(samples)).astype(np.float32)
+    def noise_clips(paths: list[str], vad: object) -> list[np.ndarray]:
+        return [(0.05 * rng.standard_normal(durations[p.split("/audio/", 1)[-1]]))
+                .astype(np.float32) for p in paths]
 
     def random_whisper(name: str) -> tuple[Any, Any]:
         from transformers import WhisperForConditionalGeneration
@@ -72,7 +72,7 @@ def run(data_dir: Path, tokenizer_file: Path, device: str, epochs: int) -> dict[
     class NoVad:
         pass
 
-    finetune.utterance_audio = noise_clip
+    finetune.utterance_audios = noise_clips  # type: ignore[assignment]
     finetune.load_pretrained = random_whisper
     finetune.SileroVad = NoVad  # type: ignore[assignment,misc]
     config = finetune.FinetuneConfig(device=device, epochs=epochs, patience=epochs + 1)

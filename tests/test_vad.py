@@ -27,6 +27,8 @@ from assistant.vad import (
     VadState,
     default_model_path,
     find_speech,
+    speech_span,
+    speech_spans,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data from the repo
@@ -185,6 +187,25 @@ def test_batch_equals_one_stream_at_a_time(vad: SileroVad, speech: np.ndarray) -
     )
     for stream, probs in zip(streams, batched, strict=True):
         np.testing.assert_allclose(probs, vad.probabilities(stream), atol=1e-5, rtol=0)
+
+
+def test_many_recordings_batched_equal_one_at_a_time(vad: SileroVad) -> None:
+    recordings = [read_audio(p) for p in _recordings()]
+    # Different lengths in one batch (one shorter than a frame, one empty), and batches that
+    # split the set unevenly.
+    recordings += [recordings[0][: FRAME_SAMPLES // 2], np.zeros(0, np.float32),
+                   recordings[1][: 7 * FRAME_SAMPLES + 3]]
+    for batch_size in (1, 3, len(recordings)):
+        many = vad.probabilities_many(recordings, batch_size=batch_size)
+        assert [p.size for p in many] == [-(-r.size // FRAME_SAMPLES) for r in recordings]
+        for audio, probs in zip(recordings, many, strict=True):
+            np.testing.assert_allclose(probs, vad.probabilities(audio), atol=1e-5, rtol=0)
+    assert speech_spans(recordings, vad) == [speech_span(r, vad) for r in recordings]
+    assert speech_spans(recordings, vad)[-2] is None
+    with pytest.raises(AudioFormatError, match="1-D float"):
+        vad.probabilities_many([recordings[0], np.zeros((2, 2), np.float32)])
+    with pytest.raises(ConfigError, match="batch_size"):
+        vad.probabilities_many(recordings, batch_size=0)
 
 
 def test_state_reset(vad: SileroVad, speech: np.ndarray) -> None:

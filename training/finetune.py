@@ -24,6 +24,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from assistant.features import frames_for_duration, log_mel_spectrogram
 from assistant.hf import build_hf_model
 from assistant.pretrained import locate
 from assistant.tokenizer import Tokenizer, load_tokenizer
-from assistant.vad import SileroVad, speech_span
+from assistant.vad import SileroVad, speech_spans
 from assistant.whisper_weights import state_dict_from_ct2
 
 from .classifier import OUT_OF_DOMAIN, IntentClassifier
@@ -83,11 +84,20 @@ def target_tokens(row: dict[str, Any], tokenizer: Tokenizer) -> list[int] | None
 
 def utterance_audio(path: str, vad: SileroVad) -> np.ndarray:
     """Cut to the speech as the recognizer does, then the recognizer's trailing silence."""
-    audio = read_audio(path)
-    span = speech_span(audio, vad)
-    if span is not None:
-        audio = audio[span[0] : span[1]]
-    return np.concatenate([audio, np.zeros(int(TRAILING_PAD_S * SAMPLE_RATE_HZ), np.float32)])
+    return utterance_audios([path], vad)[0]
+
+
+def utterance_audios(paths: Sequence[str], vad: SileroVad, chunk: int = 256) -> list[np.ndarray]:
+    """:func:`utterance_audio` of many clips, the VAD batched (``chunk`` clips read at once)."""
+    out = []
+    for first in range(0, len(paths), chunk):
+        audios = [read_audio(p) for p in paths[first : first + chunk]]
+        for audio, span in zip(audios, speech_spans(audios, vad), strict=True):
+            if span is not None:
+                audio = audio[span[0] : span[1]]
+            out.append(np.concatenate(
+                [audio, np.zeros(int(TRAILING_PAD_S * SAMPLE_RATE_HZ), np.float32)]))
+    return out
 
 
 class WhisperForCommands(nn.Module):
@@ -153,7 +163,7 @@ def make_batches(rows: list[dict[str, Any]], model: WhisperForCommands, tokenize
     prompt = list(tokenizer.special_tokens().sot_sequence(model.whisper.config.vocab_size
                                                           >= 51865))
     eot = tokenizer.special_tokens().eot
-    audios = [utterance_audio(r["_audio_path"], vad) for r in rows]
+    audios = utterance_audios([r["_audio_path"] for r in rows], vad)
     order = sorted(range(len(rows)), key=lambda i: audios[i].size)
     batches: list[Batch] = []
     started = time.monotonic()
