@@ -59,8 +59,10 @@ METHOD = {
                     "step for B x 5 rows (4 beams + free decode each) with 16 cached tokens, "
                     "the top 8 log-probabilities of each row copied back to the host "
                     "(PyTorch; onnxruntime copies the whole vocabulary); utterances/s = B / "
-                    "(encoder + 16 x decoder step). Host CPU rows: the same batches with "
-                    "onnxruntime INT8 on all host cores.",
+                    "(encoder + 16 x decoder step). pytorch-cuda-graphs rows: the same encoder "
+                    "and decoder step each captured once as a CUDA graph and replayed "
+                    "(checked against the eager results). Host CPU rows: the same batches "
+                    "with onnxruntime INT8 on all host cores.",
 }
 
 
@@ -155,7 +157,8 @@ def _repeat_rows(encoded: Any, rows: int) -> Any:
 
 
 def batching(bench: Workbench, model_name: str, precision: str, runtime: str,
-             batches: tuple[int, ...], min_time_s: float) -> list[dict[str, Any]]:
+             batches: tuple[int, ...], min_time_s: float,
+             graphs: bool = True) -> list[dict[str, Any]]:
     from assistant.speech_model import KVCache
     from benchmarks.components import DECODER_CACHED_TOKENS, DECODER_ROWS, WINDOW_S, synthetic_mel
 
@@ -186,15 +189,87 @@ def batching(bench: Workbench, model_name: str, precision: str, runtime: str,
             return model.decode(tokens, cache, encoded)  # onnxruntime: the whole vocabulary
 
         step = time_call(step_once, min_runs=3, min_time_s=min_time_s)
-        total_ms = encoder["median_ms"] + DECODER_STEPS_PER_UTTERANCE * step["median_ms"]
-        rows_out.append({"streams": streams, "model": model_name, "precision": precision,
-                         "runtime": runtime, "encoder_ms": encoder["median_ms"],
-                         "decoder_step_ms": step["median_ms"],
-                         "utterances_per_s": 1000 * streams / total_ms})
-        print(f"batch {streams:4d} {model_name} {precision} {runtime}: encoder "
-              f"{encoder['median_ms']:.1f} ms, step {step['median_ms']:.2f} ms, "
-              f"{rows_out[-1]['utterances_per_s']:.0f} utterances/s", flush=True)
+        rows_out.append(_batch_row(streams, model_name, precision, runtime,
+                                   encoder["median_ms"], step["median_ms"]))
+        if graphs and runtime == "pytorch-cuda":
+            rows_out.append(_graphed_batch(model, mel, step_tokens, cache, encoded, streams,
+                                           model_name, precision, min_time_s))
     return rows_out
+
+
+def _batch_row(streams: int, model_name: str, precision: str, runtime: str, encoder_ms: float,
+               step_ms: float, **extra: Any) -> dict[str, Any]:
+    total_ms = encoder_ms + DECODER_STEPS_PER_UTTERANCE * step_ms
+    row = {"streams": streams, "model": model_name, "precision": precision,
+           "runtime": runtime, "encoder_ms": encoder_ms, "decoder_step_ms": step_ms,
+           "utterances_per_s": 1000 * streams / total_ms, **extra}
+    print(f"batch {streams:4d} {model_name} {precision} {runtime}: encoder {encoder_ms:.1f} ms, "
+          f"step {step_ms:.2f} ms, {row['utterances_per_s']:.0f} utterances/s", flush=True)
+    return row
+
+
+def cuda_graph(function: Any) -> tuple[Any, Any]:
+    """Capture ``function`` (static device inputs, no host copies) as a CUDA graph.
+
+    Returns the graph and the output tensors its replays overwrite. Warm-up runs on a side
+    stream first, as PyTorch's CUDA-graph guide asks.
+    """
+    import torch
+
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            function()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = function()
+    return graph, out
+
+
+def _graphed_batch(model: Any, mel: np.ndarray, step_tokens: np.ndarray, cache: Any,
+                   encoded: Any, streams: int, model_name: str, precision: str,
+                   min_time_s: float) -> dict[str, Any]:
+    """The same batch with the encoder and the decoder step each replayed as one CUDA graph.
+
+    What launching hundreds of small kernels one by one costs. Replays are checked against
+    the eager results (fp16 tolerance) before they are timed.
+    """
+    import torch
+
+    runtime = "pytorch-cuda-graphs"
+    mel_gpu = torch.from_numpy(mel).to(model.device, model.dtype)
+    ids = torch.from_numpy(step_tokens).to(model.device)
+    try:
+        encoder_graph, hidden = cuda_graph(lambda: model.encode(mel_gpu).hidden)
+        step_graph, top = cuda_graph(
+            lambda: model.step(ids, cache, encoded)[0].topk(TOP_K, dim=-1).values)
+        encoder_graph.replay()
+        step_graph.replay()
+        torch.cuda.synchronize()
+        eager_hidden = model.encode(mel_gpu).hidden
+        eager_top = model.step(ids, cache, encoded)[0].topk(TOP_K, dim=-1).values
+        matches = bool(torch.allclose(hidden.float(), eager_hidden.float(), atol=2e-2)
+                       and torch.allclose(top, eager_top, atol=2e-2))
+    except Exception as e:  # capture can fail on library code that syncs with the host
+        print(f"batch {streams:4d} {runtime}: capture failed: {e}", flush=True)
+        return {"streams": streams, "model": model_name, "precision": precision,
+                "runtime": runtime, "error": f"{type(e).__name__}: {e}"[:500]}
+
+    def encode_once() -> object:
+        encoder_graph.replay()
+        torch.cuda.synchronize()
+        return hidden
+
+    def step_once() -> object:
+        step_graph.replay()
+        return top.cpu()
+
+    encoder = time_call(encode_once, min_runs=3, min_time_s=min_time_s)
+    step = time_call(step_once, min_runs=3, min_time_s=min_time_s)
+    return _batch_row(streams, model_name, precision, runtime, encoder["median_ms"],
+                      step["median_ms"], matches_eager=matches)
 
 
 def run(args: argparse.Namespace, runtime: str, why: str) -> dict[str, Any]:
@@ -231,7 +306,7 @@ def run(args: argparse.Namespace, runtime: str, why: str) -> dict[str, Any]:
         batches = QUICK_BATCHES if args.quick else BATCHES
         gpu_precision = "fp16" if runtime == "pytorch-cuda" else "fp32"
         report["batching"] = batching(bench, "tiny.en", gpu_precision, runtime, batches,
-                                      min_time_s)
+                                      min_time_s, graphs=not args.no_cuda_graphs)
         if not args.no_cpu_baseline:
             cpu = GpuWorkbench(bench.recording, threads=usable_cores(), weights=args.weights)
             report["batching"] += batching(cpu, "tiny.en", "int8", "onnxruntime",
@@ -283,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-weights", type=Path, metavar="FILE",
                         help="write the tiny.en weights NPZ and exit (on any machine)")
     parser.add_argument("--no-cpu-baseline", action="store_true")
+    parser.add_argument("--no-cuda-graphs", action="store_true",
+                        help="skip the batching rows replayed as CUDA graphs")
     args = parser.parse_args(argv)
     if args.export_weights:
         from benchmarks.torch_model import write_portable

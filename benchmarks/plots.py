@@ -85,7 +85,9 @@ def throughput_plot(reports: dict[str, dict[str, Any]], path: Path) -> bool:
     """Server p50/p95 against concurrent streams (CPU), and GPU batching throughput."""
     servers = {d: r["server"] for d, r in reports.items()
                if "steps" in (r.get("server") or {})}
-    batching = {d: r["batching"] for d, r in reports.items() if r.get("batching")}
+    batching = {d: [b for b in r["batching"] if "error" not in b]
+                for d, r in reports.items() if r.get("batching")}
+    batching = {d: rows for d, rows in batching.items() if rows}
     if not servers and not batching:
         return False
     plt = _pyplot()

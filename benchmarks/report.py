@@ -200,10 +200,15 @@ def gpu_batching_section(report: dict[str, Any]) -> list[str]:
         return []
     rows = [[str(b["streams"]), b["model"], b.get("runtime", ""), b["precision"],
              _ms(b["encoder_ms"]), _ms(b["decoder_step_ms"]), f"{b['utterances_per_s']:.0f}"]
-            for b in batching]
+            for b in batching if "error" not in b]
     header = ["streams in a batch", "model", "runtime", "precision", "encoder ms (5 s each)",
               "decoder step ms", "utterances/s"]
-    return [f"### Batching across streams ({report['device']})", "", *_table(header, rows)]
+    failed = [f"- {b['runtime']}, {b['streams']} streams: {b['error']}"
+              for b in batching if "error" in b]
+    differ = [f"- {b['runtime']}, {b['streams']} streams: replay differs from eager"
+              for b in batching if b.get("matches_eager") is False]
+    return [f"### Batching across streams ({report['device']})", "", *_table(header, rows),
+            *(["", *failed, *differ] if failed or differ else [])]
 
 
 def markdown(reports: dict[str, dict[str, Any]]) -> str:

@@ -84,8 +84,7 @@ class TorchSpeechModel:
                              f"got {frames}")
         encoder = self.hf.model.encoder
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(mel, np.float32)).to(self.device,
-                                                                            self.dtype)
+            x = self._input(mel, self.dtype)
             x = torch.nn.functional.gelu(encoder.conv1(x))
             x = torch.nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
             x = x + encoder.embed_positions.weight[: x.shape[1]]
@@ -125,7 +124,7 @@ class TorchSpeechModel:
                   _rows(encoded.cross[f"cross_v_{i}"], batch)) for i in range(layers)]
         kv = EncoderDecoderCache(DynamicCache(past), DynamicCache(cross))
         with torch.inference_mode():
-            ids = torch.from_numpy(np.ascontiguousarray(tokens, np.int64)).to(self.device)
+            ids = self._input(tokens, torch.int64)
             # The cross-attention keys/values come from the cache (computed once in
             # ``encode``); the states are passed only so the layers run cross-attention.
             states = _rows(encoded.hidden, batch)
@@ -138,6 +137,12 @@ class TorchSpeechModel:
             arrays[f"past_k_{i}"] = present[i].keys
             arrays[f"past_v_{i}"] = present[i].values
         return logprobs, KVCache(arrays)
+
+    def _input(self, value: Any, dtype: Any) -> Any:
+        """A numpy array copied to the device, or a tensor already there (CUDA graphs)."""
+        if isinstance(value, np.ndarray):
+            value = self._torch.from_numpy(np.ascontiguousarray(value))
+        return value.to(self.device, dtype)
 
     def _tensor(self, value: Any) -> Any:
         if isinstance(value, np.ndarray):

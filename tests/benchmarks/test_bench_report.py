@@ -52,7 +52,14 @@ def _report(device: str, started: str, median_ms: float) -> dict[str, Any]:
             "speedup_median": 10.0}},
         "batching": [{"streams": 4, "model": "tiny.en", "precision": "fp16",
                       "runtime": "pytorch-cuda", "encoder_ms": 3.0, "decoder_step_ms": 1.0,
-                      "utterances_per_s": 210.5}] if device == "cuda" else None,
+                      "utterances_per_s": 210.5},
+                     {"streams": 4, "model": "tiny.en", "precision": "fp16",
+                      "runtime": "pytorch-cuda-graphs", "encoder_ms": 1.0,
+                      "decoder_step_ms": 0.25, "utterances_per_s": 800.0,
+                      "matches_eager": False},
+                     {"streams": 256, "model": "tiny.en", "precision": "fp16",
+                      "runtime": "pytorch-cuda-graphs", "error": "RuntimeError: capture"}]
+        if device == "cuda" else None,
         "model_sizes_mib": {"tiny.en int8": 59.6},
         "sections_s": {"components": 1.0},
         "method": {"components": "how components were timed"},
@@ -81,6 +88,9 @@ def test_markdown_puts_cpu_and_gpu_side_by_side_and_says_how(tmp_path: Path) -> 
     assert "| pocketsphinx (JSGF) | 2.0x | 3.8x | +90.0 pts | +97.0 pts | 10.0x |" in text
     assert "Most concurrent real-time streams within the budget: **1**" in text
     assert "| 4 | tiny.en | pytorch-cuda | fp16 | 3.00 | 1.00 | 210 |" in text
+    assert "| 4 | tiny.en | pytorch-cuda-graphs | fp16 | 1.00 | 0.25 | 800 |" in text
+    assert "- pytorch-cuda-graphs, 256 streams: RuntimeError: capture" in text
+    assert "- pytorch-cuda-graphs, 4 streams: replay differs from eager" in text
     assert "commit 0123456789 (dirty)" in text
     assert "- **components**: how components were timed" in text
     for line in text.splitlines():  # every table row has as many cells as its header
