@@ -147,14 +147,7 @@ class SileroVad:
 
     def probabilities(self, audio: Any) -> np.ndarray:
         """Per-frame probabilities of a whole recording (last frame zero-padded), fresh state."""
-        x = _check_recording(audio)
-        num_frames = -(-x.size // FRAME_SAMPLES)
-        padded = np.zeros(num_frames * FRAME_SAMPLES, dtype=np.float32)
-        padded[: x.size] = x
-        state = VadState()
-        frames = padded.reshape(num_frames, FRAME_SAMPLES)
-        return np.array([self.process(f, state) for f in frames], dtype=np.float32)
-
+        return self.probabilities_many([audio], batch_size=1)[0]
 
     def probabilities_many(self, audios: Sequence[Any], batch_size: int = 32) -> list[np.ndarray]:
         """:meth:`probabilities` of many recordings, ``batch_size`` of them per model run.
