@@ -23,6 +23,21 @@ from .whisper_weights import WhisperDims
 logger = logging.getLogger("assistant.speech_model")
 
 
+def batched_mel(mel: Any, max_frames: int) -> Any:
+    """Log-mel features [n_mels, frames] or [batch, n_mels, frames] as a batch, checked.
+
+    The encoder takes an even number of frames (its second convolution has stride 2), at
+    most ``max_frames``. Works on numpy arrays and torch tensors alike.
+    """
+    if mel.ndim == 2:
+        mel = mel[None]
+    frames = mel.shape[-1]
+    if frames % 2 or frames > max_frames or frames == 0:
+        raise ModelError(f"encoder needs an even number of frames in 2..{max_frames}, "
+                         f"got {frames}")
+    return mel
+
+
 def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -101,12 +116,7 @@ class SpeechModel:
 
     def encode(self, mel: np.ndarray) -> EncoderOutput:
         """Run the encoder on log-mel features [n_mels, frames] or [batch, n_mels, frames]."""
-        if mel.ndim == 2:
-            mel = mel[None]
-        frames = mel.shape[-1]
-        if frames % 2 or frames > self.max_frames or frames == 0:
-            raise ModelError(f"encoder needs an even number of frames in 2..{self.max_frames}, "
-                             f"got {frames}")
+        mel = batched_mel(mel, self.max_frames)
         outputs = self._encoder.run(None, {"mel": np.ascontiguousarray(mel, np.float32)})
         named = dict(zip(self._encoder_outputs, outputs, strict=True))
         hidden = named.pop("hidden")

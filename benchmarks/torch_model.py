@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import ModelError
-from assistant.speech_model import EncoderOutput, KVCache
+from assistant.speech_model import EncoderOutput, KVCache, batched_mel
 from assistant.tokenizer import SpecialTokens, Tokenizer, load_tokenizer
 from assistant.whisper_weights import WhisperDims
 
@@ -76,15 +76,10 @@ class TorchSpeechModel:
     def encode(self, mel: np.ndarray) -> EncoderOutput:
         """Encoder states and each decoder layer's cross-attention keys/values."""
         torch = self._torch
-        if mel.ndim == 2:
-            mel = mel[None]
-        frames = mel.shape[-1]
-        if frames % 2 or frames > self.max_frames or frames == 0:
-            raise ModelError(f"encoder needs an even number of frames in 2..{self.max_frames}, "
-                             f"got {frames}")
+        mel = batched_mel(mel, self.max_frames)
         encoder = self.hf.model.encoder
         with torch.inference_mode():
-            x = self._input(mel, self.dtype)
+            x = self._tensor(mel)
             x = torch.nn.functional.gelu(encoder.conv1(x))
             x = torch.nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
             x = x + encoder.embed_positions.weight[: x.shape[1]]
@@ -124,7 +119,7 @@ class TorchSpeechModel:
                   _rows(encoded.cross[f"cross_v_{i}"], batch)) for i in range(layers)]
         kv = EncoderDecoderCache(DynamicCache(past), DynamicCache(cross))
         with torch.inference_mode():
-            ids = self._input(tokens, torch.int64)
+            ids = self._tensor(tokens, torch.int64)
             # The cross-attention keys/values come from the cache (computed once in
             # ``encode``); the states are passed only so the layers run cross-attention.
             states = _rows(encoded.hidden, batch)
@@ -138,16 +133,12 @@ class TorchSpeechModel:
             arrays[f"past_v_{i}"] = present[i].values
         return logprobs, KVCache(arrays)
 
-    def _input(self, value: Any, dtype: Any) -> Any:
-        """A numpy array copied to the device, or a tensor already there (CUDA graphs)."""
+    def _tensor(self, value: Any, dtype: Any = None) -> Any:
+        """A numpy array copied to the device, or a tensor already there (CUDA graphs), in
+        ``dtype`` (default: the model's)."""
         if isinstance(value, np.ndarray):
             value = self._torch.from_numpy(np.ascontiguousarray(value))
-        return value.to(self.device, dtype)
-
-    def _tensor(self, value: Any) -> Any:
-        if isinstance(value, np.ndarray):
-            return self._torch.from_numpy(value).to(self.device, self.dtype)
-        return value
+        return value.to(self.device, dtype or self.dtype)
 
 
 def _rows(tensor: Any, batch: int) -> Any:
