@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,8 @@ from benchmarks.datasets import (  # noqa: E402
     digits_labels,
     synthesized_oog,
 )
+from benchmarks.machine import describe  # noqa: E402
+from benchmarks.report import save_json  # noqa: E402
 
 
 class Engine(Protocol):
@@ -137,15 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     report = evaluate(args.speech_model, args.precision, args.data, args.verbose)
-    report["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
-                         "python": platform.python_version()}
+    report["machine"] = describe()
     report["wall_s"] = round(time.monotonic() - started, 1)
     summary = {k: (v["rate"] if isinstance(v, dict) and "rate" in v else v)
                for k, v in report.items() if k != "machine"}
     print(json.dumps(summary, indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        save_json(report, args.out)
     return 0
 
 

@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-durations", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    from benchmarks.report import save_json
+
     if args.write_durations:
         print(write_durations(args.data))
         return 0
@@ -113,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args.data, args.tokenizer, args.device, args.epochs)
     print(json.dumps(report, indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        save_json(report, args.out)
     return 0
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,6 +30,8 @@ from assistant.recognizer import Recognizer, RecognizerConfig  # noqa: E402
 from assistant.stream import RecognizerSession, SpeechEnded, StreamConfig, UtteranceResult  # noqa: E402
 from assistant.vad import SileroVad  # noqa: E402
 from benchmarks.datasets import DATA, barista_grammar, barista_labels  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
+from benchmarks.report import save_json  # noqa: E402
 
 
 def stream_latency(recognizer: Recognizer, vad: SileroVad, labels: list[Label],
@@ -94,8 +94,7 @@ def measure(speech_model: str, precision: str, chunk_ms: int, data: Path,
         "threads": recognizer.model.threads,
         **report,
         "warm_up_s": round(warm_s, 2),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version()},
+        "machine": describe(),
     }
 
 
@@ -114,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     report = measure(args.speech_model, args.precision, args.chunk_ms, args.data, args.threads)
     print(json.dumps(report, indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        save_json(report, args.out)
     return 0
 
 

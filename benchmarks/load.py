@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-kind", choices=["process", "thread"], default="process")
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
     args = parser.parse_args(argv)
+    from benchmarks.report import save_json
+
     sys.path.insert(0, str(REPO))
     import tempfile
 
@@ -218,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(timeout=60)
     report |= {"audio_source": source, "workers": args.workers,
                "worker_kind": args.worker_kind}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    save_json(report, args.out)
     latency = {k: v for k, v in report["end_of_speech_to_result_ms"].items() if k != "samples"}
     print(json.dumps({**report, "end_of_speech_to_result_ms": latency}, indent=2))
     ok = not (report["failed_sessions"] or report["lost_utterances"]

@@ -30,6 +30,7 @@ from assistant.vad import SileroVad  # noqa: E402
 from benchmarks.accuracy import Engine, percentiles, recognize  # noqa: E402
 from benchmarks.datasets import DATA, barista_labels  # noqa: E402
 from benchmarks.noise import babble, mix_at_snr  # noqa: E402
+from benchmarks.report import save_json  # noqa: E402
 
 SNRS_DB = (24, 21, 18, 15, 12, 9, 6)
 
@@ -103,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(recognizers, args.data, tuple(args.snr or SNRS_DB), args.seed)
     print(json.dumps(report["acceptance"], indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        save_json(report, args.out)
     if args.plot:
         plot(report, args.plot)
     return 0

@@ -29,6 +29,13 @@ def write_json(report: dict[str, Any], out_dir: Path) -> Path:
     return path
 
 
+def save_json(report: dict[str, Any], path: Path) -> Path:
+    """One script's report at ``path`` (``--out`` of the standalone benchmark scripts)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
 def load_reports(out_dir: Path) -> list[dict[str, Any]]:
     """Every results file in ``out_dir``, oldest first (by start time)."""
     reports = []
