@@ -29,6 +29,7 @@ from assistant.evaluation import Label, command_accepted  # noqa: E402
 from assistant.recognizer import Recognizer, RecognizerConfig  # noqa: E402
 from assistant.stream import RecognizerSession, SpeechEnded, StreamConfig, UtteranceResult  # noqa: E402
 from assistant.vad import SileroVad  # noqa: E402
+from benchmarks.accuracy import percentiles  # noqa: E402
 from benchmarks.datasets import DATA, barista_grammar, barista_labels  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
 from benchmarks.report import save_json  # noqa: E402
@@ -71,9 +72,7 @@ def stream_latency(recognizer: Recognizer, vad: SileroVad, labels: list[Label],
         "utterances": len(labels),
         "results": int(lat.size),
         "end_of_speech_to_result_ms": {
-            "median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)),
-            "p99": float(np.percentile(lat, 99)), "max": float(lat.max()),
-            "samples": [round(float(x), 2) for x in lat],
+            **percentiles(latencies), "samples": [round(float(x), 2) for x in lat],
         } if lat.size else {},
         "trailing_silence_ms": stream_config.endpoint.min_silence_ms,
         "other_chunks_ms": {"median": float(np.median(feed_ms)),

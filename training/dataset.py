@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import soundfile as sf
 
 from assistant import __version__ as assistant_version
+from assistant.artifacts import sha256_file
 from assistant.errors import ConfigError
 from assistant.grammar import load_context
 
@@ -178,7 +179,7 @@ def write_dataset(out_dir: Path, context_path: Path, grammar_sha256: str, intent
         write_manifest(path, rows)
         splits[split] = {"file": path.name, "clips": len(rows),
                          "duration_s": round(sum(r.duration_s for r in rows), 2),
-                         "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                         "sha256": sha256_file(path)}
     shutil.copyfile(context_path, out_dir / "grammar.yaml")
     code = code_version()
     data_version = hashlib.sha256(f"{config.digest()}\n{grammar_sha256}\n{code}".encode())

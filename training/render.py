@@ -8,13 +8,13 @@ not written: the result says why (``silent``, ``clipped``, ``too_long``, ``tts_f
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from assistant.artifacts import sha256_file
 from assistant.audio import SAMPLE_RATE_HZ
 
 from .augment import AugmentSettings, apply, sample_settings
@@ -94,7 +94,7 @@ def render_clip(clip: ClipPlan, config: DatasetConfig, banks: BankPaths, out_dir
     path = out_dir / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, audio, SAMPLE_RATE_HZ, subtype="PCM_16", format="WAV")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     voice = clip.voice
     record = ClipRecord(
         id=clip.id,
