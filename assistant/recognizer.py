@@ -79,6 +79,8 @@ class Result:
     audio_ms: float
     timing_ms: dict[str, float] = field(default_factory=dict)
     speech_ms: tuple[float, float] | None = None  # where the speech was in a recording
+    # The intent classifier's view of the same audio (models that have one); not serialized.
+    intent_scores: IntentScores | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         extra = {}
@@ -290,4 +292,5 @@ class Recognizer:
             heard=analysis.heard,
             audio_ms=analysis.audio_ms,
             timing_ms=timing,
+            intent_scores=analysis.intent_scores,
         )

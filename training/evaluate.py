@@ -25,10 +25,9 @@ import numpy as np
 
 from assistant.audio import read_audio
 from assistant.evaluation import slots_match
-from assistant.features import frames_for_duration, log_mel_spectrogram
-from assistant.recognizer import Recognizer
+from assistant.recognizer import Recognizer, Result
 from assistant.recording import recognize_recording
-from assistant.vad import SileroVad, speech_span
+from assistant.vad import SileroVad
 
 SLICE_FIELDS = ("engine", "voice", "pitch_band", "accent", "snr_band", "kind")
 CALIBRATION_BINS = 10
@@ -153,13 +152,14 @@ def evaluate(recognizer: Recognizer, labels_path: Path, out: Path | None = None,
     vad = SileroVad()
     scores, sliced = [], defaultdict(list)
     latencies = []
-    classifier_rows: list[tuple[bool, bool, float]] = []
+    classifier_rows: list[tuple[bool, bool, float | None]] = []
     started = time.monotonic()
     for row in rows:
         audio = read_audio(labels_path.parent / row["audio"])
+        outcome = recognize_recording(recognizer, vad, audio)
         if recognizer.classifier is not None:
-            classifier_rows.append(_classify(recognizer, vad, audio, row.get("intent")))
-        result = recognize_recording(recognizer, vad, audio).to_dict()
+            classifier_rows.append(_classifier_row(outcome, row.get("intent")))
+        result = outcome.to_dict()
         latencies.append(result["timing_ms"].get("total", 0.0) - result["timing_ms"].get("vad",
                                                                                        0.0))
         score = score_row(row, result)
@@ -188,31 +188,28 @@ def evaluate(recognizer: Recognizer, labels_path: Path, out: Path | None = None,
     return report
 
 
-def _classify(recognizer: Recognizer, vad: SileroVad, audio: np.ndarray,
-              intent: str | None) -> tuple[bool, bool, float]:
-    """The intent classifier alone: (is a command, right, milliseconds incl. the encoder)."""
-    span = speech_span(audio, vad)
-    if span is not None:
-        audio = audio[span[0] : span[1]]
-    pad = np.zeros(recognizer.config.trailing_pad_ms * 16, np.float32)
-    started = time.perf_counter()
-    padded = np.concatenate([audio, pad])
-    mel = log_mel_spectrogram(padded, n_frames=frames_for_duration(padded.size))
-    scores = recognizer.classifier.classify(recognizer.model.encode(mel).hidden)  # type: ignore[union-attr]
-    elapsed = 1000 * (time.perf_counter() - started)
+def _classifier_row(outcome: Result, intent: str | None) -> tuple[bool, bool, float | None]:
+    """The intent classifier alone on the audio the recognizer saw: (is a command, right,
+    milliseconds of features + encoder + classifier). Without speech nothing reaches the
+    classifier, which counts as answering "not a command" (no time)."""
+    scores = outcome.intent_scores
+    if scores is None:
+        return intent is not None, intent is None, None
     best, _ = scores.best
     right = best == intent if intent else best == scores.labels[-1]
+    elapsed = outcome.timing_ms.get("features", 0.0) + outcome.timing_ms.get("encoder", 0.0)
     return intent is not None, right, elapsed
 
 
-def _classifier_summary(rows: list[tuple[bool, bool, float]]) -> dict[str, Any]:
+def _classifier_summary(rows: list[tuple[bool, bool, float | None]]) -> dict[str, Any]:
     commands = [r for r in rows if r[0]]
     others = [r for r in rows if not r[0]]
+    times = [r[2] for r in rows if r[2] is not None]
     return {
         "intent_accuracy": sum(r[1] for r in commands) / len(commands) if commands else None,
         "rejection_rate": sum(r[1] for r in others) / len(others) if others else None,
-        "encoder_plus_classifier_ms": {"median": float(np.median([r[2] for r in rows])),
-                                       "p95": float(np.percentile([r[2] for r in rows], 95))},
+        "encoder_plus_classifier_ms": {"median": float(np.median(times)),
+                                       "p95": float(np.percentile(times, 95))} if times else {},
     }
 
 
