@@ -83,7 +83,13 @@ def target_tokens(row: dict[str, Any], tokenizer: Tokenizer) -> list[int] | None
 
 
 def utterance_audio(path: str, vad: SileroVad) -> np.ndarray:
-    """Cut to the speech as the recognizer does, then the recognizer's trailing silence."""
+    """Cut to the speech, then the recognizer's trailing silence.
+
+    The cut uses the VAD's default padding (30 ms around the speech), as the calibration in
+    :mod:`training.export` and :mod:`training.calibrate` does; the recognizer itself pads
+    200 ms (``assistant.recording.RECORDING_ENDPOINT``, ``assistant.stream``). Aligning them
+    means refitting the shipped calibrations and retraining, so it is left as it is.
+    """
     return utterance_audios([path], vad)[0]
 
 
