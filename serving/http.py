@@ -166,9 +166,10 @@ def origin_allowed(origin: str | None, host: str | None, allowed: frozenset[str]
     origin = origin.strip().rstrip("/").lower()
     if origin in allowed:
         return True
+    if not host:
+        return False
     parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and bool(host) and parts.netloc == (
-        host or "").strip().lower()
+    return parts.scheme in ("http", "https") and parts.netloc == host.strip().lower()
 
 
 def _bearer(request: Request) -> str | None:
