@@ -10,6 +10,8 @@ encoder        the encoder on an ``audio_s``-second window (the window the recog
 decoder_step   one decoder step for 5 rows (4 beams + the free decode) with 16 cached tokens
                over a 5 s window: the unit of the beam search
 classifier     the fine-tuned model's intent classifier on 5 s of encoder states
+parse          the recording's grammar loaded from its YAML, compiled, and 100 of its sentences
+               parsed with the parser's cache empty (what a grammar reload costs)
 recognize      a whole utterance: features, encoder, constrained beam search, confidence
 =============  ===========================================================================
 
@@ -114,7 +116,7 @@ def cases(quick: bool = False, torch: bool = True) -> list[Case]:
     out = [Case("features", audio_s=s) for s in lengths] + [Case("vad_frame")]
     out += [Case("encoder", m, p, r, s) for m, p, r in models for s in lengths]
     out += [Case("decoder_step", m, p, r) for m, p, r in models]
-    out.append(Case("classifier"))
+    out += [Case("classifier"), Case("parse")]
     out += [Case("recognize", m, p, r, s) for m, p, r in models for s in lengths
             if r == "onnxruntime" or s == lengths[-1]]
     return out
@@ -212,6 +214,18 @@ class Workbench:
             vad, state = self.vad(), VadState()
             frame = (0.1 * rng.standard_normal(FRAME_SAMPLES)).astype(np.float32)
             return lambda: vad.process(frame, state)
+        if case.component == "parse":
+            from assistant.grammar import context_from_yaml, parse, sample_sentences
+
+            text = self.grammar.read_text()
+            sentences = [a.text for a in sample_sentences(context_from_yaml(text), 100, seed=3)]
+
+            def parse_fresh() -> object:
+                context = context_from_yaml(text)
+                context.automaton  # noqa: B018 - compile before parsing
+                return [parse(context, s) for s in sentences]
+
+            return parse_fresh
         if case.component == "classifier":
             classifier, width = self.classifier()
             hidden = rng.standard_normal((1, int(WINDOW_S * 50), width)).astype(np.float32)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -163,20 +162,14 @@ def test_parse_words_takes_normalized_words(home: Context) -> None:
     assert parse_words(home, []) is None
 
 
-def test_parse_is_fast(barista_path: Path) -> None:
+def test_cached_parses_agree_with_first_parses(barista_path: Path) -> None:
+    # How fast parsing is lives in the component benchmark ("parse"), not in a timed test.
     context = load_context(BARISTA)  # a fresh context: nothing cached yet
     sentences = [a.text for a in sample_sentences(load_context(BARISTA), 300, seed=3)]
     assert context.automaton.num_states > 0  # the one-time compile
-    start = time.perf_counter()
-    for text in sentences:  # first parses fill the parser's cache
-        assert parse(context, text) is not None
-    cold_s = (time.perf_counter() - start) / len(sentences)
-    start = time.perf_counter()
-    for text in sentences:
-        assert parse(context, text) is not None
-    warm_s = (time.perf_counter() - start) / len(sentences)
-    assert cold_s < 1e-3, f"{cold_s * 1e6:.0f} us per sentence on first parses"
-    assert warm_s < 2.5e-4, f"{warm_s * 1e6:.0f} us per sentence"
+    cold = [parse(context, text) for text in sentences]  # first parses fill the cache
+    warm = [parse(context, text) for text in sentences]
+    assert None not in cold and cold == warm
 
 
 def test_parse_from_threads_agrees(barista: Context) -> None:
