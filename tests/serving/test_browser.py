@@ -81,7 +81,9 @@ def chromium_page(url: str, microphone: Path) -> Iterator[DevTools]:
         try:
             deadline = time.monotonic() + 60
             port_file = Path(profile) / "DevToolsActivePort"
-            while not port_file.exists() and time.monotonic() < deadline:
+            # Chromium creates the file, then writes the port: wait for the whole first line.
+            while time.monotonic() < deadline and not (
+                    port_file.exists() and "\n" in port_file.read_text()):
                 time.sleep(0.1)
             port = int(port_file.read_text().split()[0])
             with connect(_page_target(port, deadline), max_size=2**24) as ws:
