@@ -96,7 +96,6 @@ class BeamSearch:
         return int(np.argmax(masked))
 
     def decode(self, encoded: EncoderOutput, audio_s: float) -> Decoded:
-        options = self.options
         prompt = np.array([self.model.prompt], dtype=np.int64)
         logprobs, cache = self.model.decode(prompt, KVCache.empty(self.model.dims, 1), encoded)
         no_speech = (
@@ -104,80 +103,104 @@ class BeamSearch:
         )
         beams = [Hypothesis(tokens=[], state=self.constraint.start)]
         beam_logprobs = [logprobs[0, -1]]
-        free_row = 0  # row of the free hypothesis in the cache
-        free_tokens: list[int] = []
-        free_logprob = 0.0
-        free_live = options.free_decoding
-        free_last = logprobs[0, -1]
+        free = _FreeDecode(live=self.options.free_decoding, last=logprobs[0, -1])
         finished: list[Hypothesis] = []
-        max_tokens = options.max_tokens(audio_s)
+        max_tokens = self.options.max_tokens(audio_s)
         steps = 0
-        while (beams or free_live) and steps < max_tokens:
+        while (beams or free.live) and steps < max_tokens:
             steps += 1
-            candidates: list[tuple[float, int, int, State, float, float]] = []
-            for b, hyp in enumerate(beams):
-                lp = beam_logprobs[b]
-                ids, states = self.constraint.allowed(hyp.state)
-                if not hyp.tokens:
-                    keep = ids != BLANK_TOKEN
-                    ids = ids[keep]
-                    states = [s for s, k in zip(states, keep, strict=True) if k]
-                if ids.size == 0:
-                    continue
-                scores = lp[ids]
-                best = float(lp.max())
-                for j in _top_k(scores, options.beam_size):
-                    score = float(scores[j])
-                    candidates.append(
-                        (hyp.logprob + score, b, int(ids[j]), states[j], score, best)
-                    )
-            candidates.sort(key=lambda c: -c[0])
-            new_beams: list[Hypothesis] = []
-            parents: list[int] = []
-            for _total, b, token, state, score, best in candidates:
-                if len(new_beams) >= options.beam_size:
-                    break
-                hyp = beams[b].extend(token, score, best, state)
-                if token == self._eot:
-                    finished.append(hyp)
-                else:
-                    new_beams.append(hyp)
-                    parents.append(b)
-            if finished:
-                # Scores only fall from here: a beam below the best finished one cannot win.
-                floor = max(h.logprob for h in finished)
-                kept = [i for i, h in enumerate(new_beams) if h.logprob > floor]
-                new_beams = [new_beams[i] for i in kept]
-                parents = [parents[i] for i in kept]
-            if free_live and not new_beams:
-                free_live = False  # the free decode only informs the constrained search
-            if free_live:
-                token = self._free_pick(free_last, first=not free_tokens)
-                free_logprob += float(free_last[token])
-                if token == self._eot:
-                    free_live = False
-                else:
-                    free_tokens.append(token)
-            if not new_beams and not free_live:
+            new_beams, parents = self._step(beams, beam_logprobs, finished)
+            if free.live and not new_beams:
+                free.live = False  # the free decode only informs the constrained search
+            if free.live:
+                self._free_step(free)
+            if not new_beams and not free.live:
                 break
             rows = list(parents)
             tokens = [h.tokens[-1] for h in new_beams]
-            if free_live:
-                rows.append(free_row)
-                tokens.append(free_tokens[-1])
+            if free.live:
+                rows.append(free.row)
+                tokens.append(free.tokens[-1])
             logprobs, cache = self.model.decode(
                 np.array(tokens, dtype=np.int64)[:, None], cache.select(rows), encoded
             )
             beams = new_beams
             beam_logprobs = [logprobs[i, -1] for i in range(len(beams))]
-            free_row = len(beams)
-            if free_live:
-                free_last = logprobs[free_row, -1]
+            free.row = len(beams)
+            if free.live:
+                free.last = logprobs[free.row, -1]
         finished.sort(key=lambda h: -h.logprob)
         return Decoded(
             hypotheses=finished,
-            free_tokens=free_tokens,
-            free_logprob=free_logprob,
+            free_tokens=free.tokens,
+            free_logprob=free.logprob,
             no_speech_prob=no_speech,
             steps=steps,
         )
+
+    def _step(self, beams: list[Hypothesis], beam_logprobs: list[np.ndarray],
+              finished: list[Hypothesis]) -> tuple[list[Hypothesis], list[int]]:
+        """One token for every beam: the best ``beam_size`` extensions the grammar allows.
+
+        Extensions that end a sentence go to ``finished``; the live ones come back with the
+        beam each extends. Beams that can no longer beat the best finished one are dropped.
+        """
+        candidates = self._candidates(beams, beam_logprobs)
+        candidates.sort(key=lambda c: -c[0])
+        new_beams: list[Hypothesis] = []
+        parents: list[int] = []
+        for _total, b, token, state, score, best in candidates:
+            if len(new_beams) >= self.options.beam_size:
+                break
+            hyp = beams[b].extend(token, score, best, state)
+            if token == self._eot:
+                finished.append(hyp)
+            else:
+                new_beams.append(hyp)
+                parents.append(b)
+        if finished:
+            # Scores only fall from here: a beam below the best finished one cannot win.
+            floor = max(h.logprob for h in finished)
+            kept = [i for i, h in enumerate(new_beams) if h.logprob > floor]
+            new_beams = [new_beams[i] for i in kept]
+            parents = [parents[i] for i in kept]
+        return new_beams, parents
+
+    def _candidates(self, beams: list[Hypothesis], beam_logprobs: list[np.ndarray]
+                    ) -> list[tuple[float, int, int, State, float, float]]:
+        """(total score, beam, token, state, token log-prob, best log-prob) per extension."""
+        candidates: list[tuple[float, int, int, State, float, float]] = []
+        for b, hyp in enumerate(beams):
+            lp = beam_logprobs[b]
+            ids, states = self.constraint.allowed(hyp.state)
+            if not hyp.tokens:
+                keep = ids != BLANK_TOKEN
+                ids = ids[keep]
+                states = [s for s, k in zip(states, keep, strict=True) if k]
+            if ids.size == 0:
+                continue
+            scores = lp[ids]
+            best = float(lp.max())
+            for j in _top_k(scores, self.options.beam_size):
+                score = float(scores[j])
+                candidates.append((hyp.logprob + score, b, int(ids[j]), states[j], score, best))
+        return candidates
+
+    def _free_step(self, free: _FreeDecode) -> None:
+        token = self._free_pick(free.last, first=not free.tokens)
+        free.logprob += float(free.last[token])
+        if token == self._eot:
+            free.live = False
+        else:
+            free.tokens.append(token)
+
+
+@dataclass
+class _FreeDecode:
+    """The unconstrained greedy hypothesis that runs in the same batch as the beams."""
+
+    live: bool
+    last: np.ndarray  # its log-probs for the next token
+    row: int = 0  # its row in the decoder's key/value cache
+    tokens: list[int] = field(default_factory=list)
+    logprob: float = 0.0
