@@ -31,7 +31,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, MissingDependencyError, ModelError
-from .features import HOP_LENGTH, N_FFT
+from .features import HOP_LENGTH, N_FFT, SAMPLE_RATE_HZ
 from .onnx_graph import GRAPH_VERSION, build_decoder, build_encoder
 from .pretrained import DEFAULT_PRETRAINED, PRETRAINED, locate
 
@@ -169,7 +169,7 @@ def write_speech_model(
         "special_tokens": {k: v for k, v in vars(special).items() if k != "languages"},
         "prompt": list(special.sot_sequence(multilingual)),
         "multilingual": multilingual,
-        "features": {"sample_rate_hz": 16000, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
+        "features": {"sample_rate_hz": SAMPLE_RATE_HZ, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
                      "n_mels": dims.n_mels},
         "versions": _versions(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -21,9 +21,8 @@ import numpy as np
 import soundfile
 
 from assistant.errors import AudioError, AudioFormatError
-from assistant.resample import resample
 
-SAMPLE_RATE_HZ = 16000
+SAMPLE_RATE_HZ = 16000  # the one rate everything after reading and resampling runs at
 PCM16_SCALE = 32768.0  # int16 full scale: float = int16 / PCM16_SCALE
 
 logger = logging.getLogger("assistant.audio")
@@ -61,6 +60,8 @@ def read_audio(path: str | os.PathLike[str]) -> np.ndarray:
 
     mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     if rate_hz != SAMPLE_RATE_HZ:
+        from assistant.resample import resample  # resample imports this module's rate
+
         try:
             mono = resample(mono, rate_hz, SAMPLE_RATE_HZ)
         except AudioFormatError as e:

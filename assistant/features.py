@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from assistant.audio import SAMPLE_RATE_HZ
 from assistant.errors import AudioError, ConfigError
 
-SAMPLE_RATE_HZ = 16000
 N_FFT = 400  # 25 ms window
 HOP_LENGTH = 160  # 10 ms between frames
 N_FREQS = N_FFT // 2 + 1  # 201 rfft bins

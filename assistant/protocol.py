@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, ClassVar, TypeVar
 
+from .audio import SAMPLE_RATE_HZ
 from .errors import AssistantError
 
 PROTOCOL_VERSION = 1
-DEFAULT_SAMPLE_RATE_HZ = 16000
+DEFAULT_SAMPLE_RATE_HZ = SAMPLE_RATE_HZ  # what a start message assumes
 MODES = ("vad", "push_to_talk")  # who ends an utterance: the server's endpointer, or finalize
 
 SlotValue = str | int

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from assistant.audio import SAMPLE_RATE_HZ
 from assistant.errors import AudioFormatError
 
-TARGET_RATE_HZ = 16000
 MIN_RATE_HZ = 1000
 MAX_RATE_HZ = 192000
 
@@ -114,7 +114,7 @@ class Resampler:
     Equal rates pass samples through unchanged (as float32).
     """
 
-    def __init__(self, in_rate_hz: int, out_rate_hz: int = TARGET_RATE_HZ):
+    def __init__(self, in_rate_hz: int, out_rate_hz: int = SAMPLE_RATE_HZ):
         self.in_rate_hz = check_rate(in_rate_hz, "input sample rate")
         self.out_rate_hz = check_rate(out_rate_hz, "output sample rate")
         g = math.gcd(self.in_rate_hz, self.out_rate_hz)
@@ -193,7 +193,7 @@ class Resampler:
         return out
 
 
-def resample(x: Any, in_rate_hz: int, out_rate_hz: int = TARGET_RATE_HZ) -> np.ndarray:
+def resample(x: Any, in_rate_hz: int, out_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
     """Resample a whole 1-D float signal; ``round(len(x) * out / in)`` samples (halves up)."""
     resampler = Resampler(in_rate_hz, out_rate_hz)
     head = resampler.process(x)

@@ -34,14 +34,18 @@ from typing import Any
 
 import numpy as np
 
+from assistant.audio import SAMPLE_RATE_HZ
 from assistant.errors import AudioFormatError, ConfigError, MissingDependencyError, ModelError
 from assistant.onnx_session import session_options
 
-SAMPLE_RATE_HZ = 16000
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz, the only frame size silero v5/v6 takes at 16 kHz
 CONTEXT_SAMPLES = 64  # samples of the previous frame prepended to each frame
 STATE_SHAPE = (2, 1, 128)  # LSTM (h, c) x batch x units
 MODEL_FILE = "silero_vad.onnx"
+# How long one streamed utterance may run before it is cut and recognized; the server's
+# limits.max_utterance_s defaults to this too. (The recognizer's own bound is
+# assistant.recognizer.MAX_UTTERANCE_S, the most its 30 s encoder window can take.)
+DEFAULT_MAX_UTTERANCE_S = 15.0
 
 logger = logging.getLogger("assistant.vad")
 
@@ -225,7 +229,7 @@ class EndpointConfig:
     min_speech_ms: int = 250
     min_silence_ms: int = 400
     speech_pad_ms: int = 30
-    max_utterance_s: float = 15.0
+    max_utterance_s: float = DEFAULT_MAX_UTTERANCE_S
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:

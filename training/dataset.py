@@ -36,6 +36,7 @@ import soundfile as sf
 
 from assistant import __version__ as assistant_version
 from assistant.artifacts import sha256_file
+from assistant.audio import SAMPLE_RATE_HZ
 from assistant.errors import ConfigError
 from assistant.grammar import load_context
 
@@ -191,7 +192,7 @@ def write_dataset(out_dir: Path, context_path: Path, grammar_sha256: str, intent
         "config": config.to_json(),
         "grammar": {"file": "grammar.yaml", "source": context_path.name,
                     "sha256": grammar_sha256, "intents": intents},
-        "sample_rate_hz": 16000,
+        "sample_rate_hz": SAMPLE_RATE_HZ,
         "planned_clips": len(plan),
         "splits": splits,
         "counts": dict(sorted(Counter(f"{r.split}/{r.kind}" for r in records).items())),

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.audio import SAMPLE_RATE_HZ
 from assistant.errors import AssistantError
 
 FORMAT = "voice-assistant-dataset"
@@ -61,7 +62,7 @@ class ClipRecord:
     speaker: str | None
     augmentation: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
-    sample_rate_hz: int = 16000
+    sample_rate_hz: int = SAMPLE_RATE_HZ
     sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -115,8 +116,9 @@ def check_row(data: Any) -> None:
                             f"the dataset")
     if not data["duration_s"] > 0:
         raise ManifestError(f"{where}: duration_s {data['duration_s']} is not positive")
-    if data["sample_rate_hz"] != 16000:
-        raise ManifestError(f"{where}: sample_rate_hz {data['sample_rate_hz']} is not 16000")
+    if data["sample_rate_hz"] != SAMPLE_RATE_HZ:
+        raise ManifestError(f"{where}: sample_rate_hz {data['sample_rate_hz']} is not "
+                            f"{SAMPLE_RATE_HZ}")
     if not _SHA256.match(data["sha256"]):
         raise ManifestError(f"{where}: sha256 {data['sha256']!r} is not 64 hex digits")
 

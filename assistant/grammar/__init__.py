@@ -19,7 +19,7 @@ from assistant.grammar.generate import (
     enumerate_sentences,
     sample_sentences,
 )
-from assistant.grammar.loader import context_from_yaml, load_context
+from assistant.grammar.loader import DEFAULT_CONTEXT, context_from_yaml, load_context
 from assistant.grammar.normalize import normalize_text
 from assistant.grammar.parser import parse, parse_words
 from assistant.grammar.slots import (
@@ -34,6 +34,7 @@ from assistant.grammar.wordgraph import WordGraph
 
 __all__ = [
     "BUILTIN_SLOT_TYPES",
+    "DEFAULT_CONTEXT",
     "Annotation",
     "Context",
     "Expression",

@@ -32,6 +32,10 @@ from assistant.grammar.slots import (
 )
 from assistant.grammar.validate import check_references
 
+SHIPPED_CONTEXTS = Path(__file__).resolve().parent.parent / "contexts"  # package data
+# The grammar `assistant serve` and `assistant recognize` use when given none.
+DEFAULT_CONTEXT = SHIPPED_CONTEXTS / "home.yaml"
+
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9_]*)")
 _NULL_TAG = "tag:yaml.org,2002:null"
 _CONTEXT_KEYS = ("expressions", "slots", "macros")
