@@ -17,6 +17,8 @@ _LAZY = {
     "RecognizerConfig": "assistant.recognizer",
     "Result": "assistant.recognizer",
     "RecognizerSession": "assistant.stream",
+    "Pipeline": "assistant.pipeline",
+    "PipelineConfig": "assistant.pipeline",
 }
 
 __all__ = ["__version__", *_LAZY]

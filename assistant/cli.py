@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, config
-from .errors import AssistantError, MissingDependencyError
+from .errors import AssistantError, ConfigError, MissingDependencyError
 
 logger = logging.getLogger("assistant.cli")
 
-DEFAULT_CONTEXT = Path(__file__).parent / "contexts" / "home.yaml"
 FIRST_PARTY = ("assistant", "training", "serving", "clients", "benchmarks")
 COMMAND_EXTRAS = {"serve": "serve", "mic": "mic", "train": "train", "evaluate": "train",
                   "bench": "bench"}
@@ -37,50 +36,70 @@ def _error(message: str) -> None:
 # -- recognize ----------------------------------------------------------------------------
 
 def _load_recognizer(args: argparse.Namespace) -> Any:
+    """The recognizer the flags ask for: a model directory runs with its stored settings,
+    overridden by the ones given (flags, ``ASSISTANT_*``) and by nothing else."""
+    from .grammar import DEFAULT_CONTEXT
     from .recognizer import Recognizer, RecognizerConfig
 
+    overrides = config.given(RecognizerConfig, args)
     if args.model:
-        overrides = config.build(RecognizerConfig, args)
         return Recognizer.from_model_dir(args.model, overrides)
     context = args.context or DEFAULT_CONTEXT
-    return Recognizer.from_context(Path(context), config.build(RecognizerConfig, args),
+    return Recognizer.from_context(Path(context), RecognizerConfig(**overrides),
                                    progress=_progress)
+
+
+def _model_name(args: argparse.Namespace) -> str:
+    return Path(args.model).name if args.model else Path(args.context or "home.yaml").stem
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
     from .audio import read_audio
+    from .pipeline import PipelineConfig
     from .recording import recognize_recording
+    from .sinks import close_sinks
     from .vad import SileroVad
 
     try:
+        stages = config.build(PipelineConfig, args)
         recognizer = _load_recognizer(args)
         vad = SileroVad()
         recognizer.warm_up()
+        sinks = stages.make_sinks()
     except AssistantError as e:
         _error(str(e))
         return 2
     failures = 0
-    for name in args.files:
-        try:
-            started = time.perf_counter()
-            audio = read_audio(name)
-            result = recognize_recording(recognizer, vad, audio)
-            row = {"file": name, **result.to_dict()}
-            row["timing_ms"]["read"] = round(
-                1000 * (time.perf_counter() - started) - result.timing_ms.get("total", 0), 2)
-        except AssistantError as e:
-            failures += 1
-            _error(str(e))
-            row = {"file": name, "error": str(e)}
-        print(json.dumps(row, ensure_ascii=False), flush=True)
+    try:
+        for name in args.files:
+            try:
+                started = time.perf_counter()
+                audio = read_audio(name)
+                result = recognize_recording(recognizer, vad, audio, gates=stages.make_gates(),
+                                             sinks=sinks, model=_model_name(args),
+                                             stream_id=name)
+                row = {"file": name, **result.to_dict()}
+                row["timing_ms"]["read"] = round(
+                    1000 * (time.perf_counter() - started) - result.timing_ms.get("total", 0), 2)
+            except AssistantError as e:
+                failures += 1
+                _error(str(e))
+                row = {"file": name, "error": str(e)}
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+    finally:
+        close_sinks(sinks)
     return 1 if failures else 0
 
 
 # -- export / models -----------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .grammar import DEFAULT_CONTEXT
     from .model_dir import export_model_dir
 
+    if args.model:
+        raise ConfigError("export takes --context FILE.yaml (a model directory is exported "
+                          "already; copy it)")
     recognizer = _load_recognizer(args)
     grammar = Path(args.context or DEFAULT_CONTEXT)
     metadata = export_model_dir(recognizer, Path(args.out), grammar)
@@ -155,6 +174,12 @@ def _recognizer_options(parser: argparse.ArgumentParser) -> None:
     config.add_arguments(parser, RecognizerConfig)
 
 
+def _pipeline_options(parser: argparse.ArgumentParser) -> None:
+    from .pipeline import PipelineConfig
+
+    config.add_arguments(parser, PipelineConfig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"assistant {__version__}")
@@ -163,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recognize", help="recognize commands in audio files (JSON lines)")
     _recognizer_options(p)
+    _pipeline_options(p)
     p.add_argument("files", nargs="+", metavar="FILE.wav")
     p.set_defaults(func=cmd_recognize)
 

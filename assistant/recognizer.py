@@ -6,9 +6,14 @@ constraint, the calibration) and can serve many streams and threads at once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
-from dataclasses import dataclass, field, replace
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +41,25 @@ from .speech_model import SpeechModel
 logger = logging.getLogger("assistant.recognizer")
 
 SlotValue = str | int
+MAX_UTTERANCE_S = 28.0  # the encoder's window is 30 s; the trailing pad needs the rest
+SILENCE_DBFS = -120.0  # the level reported for digital silence (log of zero)
 
 
 @dataclass(frozen=True)
 class RecognizerConfig:
-    """How to recognize. Change with ``dataclasses.replace``."""
+    """How to recognize. Change with ``dataclasses.replace``.
+
+    A model directory stores these settings (``metadata.json`` ``recognizer``); what a user
+    gives (flags, ``ASSISTANT_*``, a config file) overrides them field by field
+    (:func:`resolve_config`), and nothing else does.
+    """
 
     speech_model: str = "tiny.en"  # a bundled pretrained model (see assistant.pretrained)
     precision: str = "int8"  # "int8" or "fp32"
     beam_size: int = 4
     threshold: float = 0.5  # understood when confidence >= threshold
     trailing_pad_ms: int = 1000  # silence appended after speech: Whisper ends sentences better
-    max_utterance_s: float = 28.0  # the encoder sees at most 30 s; longer audio is cut
+    max_utterance_s: float = MAX_UTTERANCE_S  # longer audio is cut here
     free_decoding: bool = True  # decode freely alongside the grammar (confidence, transcript)
     ood_gate: float = 0.97  # fine-tuned models: skip decoding when P(out of domain) >= this
     threads: int | None = None  # onnxruntime intra-op threads (default: min(4, cores))
@@ -61,14 +73,61 @@ class RecognizerConfig:
             raise ConfigError(f"ood_gate must be in (0, 1], got {self.ood_gate}")
         if not 0 <= self.trailing_pad_ms <= 5000:
             raise ConfigError(f"trailing_pad_ms must be in [0, 5000], got {self.trailing_pad_ms}")
-        if not 0.5 <= self.max_utterance_s <= 28.0:
-            raise ConfigError(f"max_utterance_s must be in [0.5, 28], got {self.max_utterance_s}")
+        if not 0.5 <= self.max_utterance_s <= MAX_UTTERANCE_S:
+            raise ConfigError(f"max_utterance_s must be in [0.5, {MAX_UTTERANCE_S:g}], got "
+                              f"{self.max_utterance_s}")
         SpeechModelSpec(self.speech_model, self.precision)  # validates both names
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` as a dict, refusing names that are not :class:`RecognizerConfig` fields."""
+    known = {f.name for f in dataclasses.fields(RecognizerConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown recognizer settings {unknown} (known: {sorted(known)})")
+    return dict(overrides)
+
+
+def resolve_config(stored: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None,
+                   **fixed: Any) -> RecognizerConfig:
+    """The settings that run: defaults, then ``stored`` ones (a model directory's), then what
+    the user gave (``overrides``), then ``fixed`` (what the model itself is, e.g. its speech
+    model and precision, which no setting can change)."""
+    known = {f.name for f in dataclasses.fields(RecognizerConfig)}
+    values = {k: v for k, v in (stored or {}).items() if k in known}
+    values.update(check_overrides(overrides or {}))
+    values.update(fixed)
+    return RecognizerConfig(**values)
+
+
+class Reason(StrEnum):
+    """Why an utterance was not understood (:attr:`Result.reason`)."""
+
+    NO_SPEECH = "no_speech"  # nothing to recognize (no speech found, or empty audio)
+    GATED = "gated"  # a pipeline gate dropped the utterance before recognition
+    OUT_OF_DOMAIN = "out_of_domain"  # the intent classifier called it out of domain
+    NO_GRAMMAR_PATH = "no_grammar_path"  # the decoder completed no sentence of the grammar
+    BELOW_THRESHOLD = "below_threshold"  # a sentence, but its confidence < threshold
+    CANCELLED = "cancelled"  # the client cancelled before the result was sent
+
+
+def level_dbfs(audio: np.ndarray) -> float | None:
+    """RMS level of float samples in dB relative to full scale (None for no samples)."""
+    if audio.size == 0:
+        return None
+    rms = math.sqrt(float(np.mean(np.square(audio, dtype=np.float64))))
+    return 20.0 * math.log10(rms) if rms > 0 else SILENCE_DBFS
 
 
 @dataclass(frozen=True)
 class Result:
-    """What was understood. ``intent`` and ``slots`` are empty unless ``understood``."""
+    """What was understood. ``intent`` and ``slots`` are empty unless ``understood``.
+
+    Besides the answer it carries what the recognizer saw, for result sinks (quality
+    metrics, monitoring, capture): the confidence ``features`` the calibration mapped, the
+    stage ``timing_ms``, the utterance's ``audio_dbfs`` and, when not understood, the
+    ``reason``.
+    """
 
     understood: bool
     intent: str | None
@@ -81,9 +140,12 @@ class Result:
     speech_ms: tuple[float, float] | None = None  # where the speech was in a recording
     # The intent classifier's view of the same audio (models that have one); not serialized.
     intent_scores: IntentScores | None = field(default=None, compare=False, repr=False)
+    features: dict[str, float] | None = None  # confidence features (None: no sentence)
+    audio_dbfs: float | None = None  # RMS level of the recognized audio (None: no audio)
+    reason: Reason | None = None  # why not understood; None when understood
 
     def to_dict(self) -> dict[str, Any]:
-        extra = {}
+        extra: dict[str, Any] = {}
         if self.speech_ms is not None:
             extra["speech_ms"] = [round(self.speech_ms[0], 1), round(self.speech_ms[1], 1)]
         return {
@@ -96,11 +158,16 @@ class Result:
             "audio_ms": round(self.audio_ms, 1),
             "timing_ms": {k: round(v, 2) for k, v in self.timing_ms.items()},
             **extra,
+            "reason": None if self.reason is None else str(self.reason),
+            "audio_dbfs": None if self.audio_dbfs is None else round(self.audio_dbfs, 2),
+            "features": None if self.features is None else {
+                k: round(v, 4) for k, v in self.features.items()},
         }
 
     @classmethod
-    def not_understood(cls, audio_ms: float, heard: str = "") -> Result:
-        return cls(False, None, {}, 0.0, "", heard, audio_ms, {})
+    def not_understood(cls, audio_ms: float, heard: str = "",
+                       reason: Reason = Reason.NO_SPEECH) -> Result:
+        return cls(False, None, {}, 0.0, "", heard, audio_ms, {}, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -114,6 +181,7 @@ class Analysis:
     heard: str
     timing_ms: dict[str, float]
     intent_scores: IntentScores | None = None  # the intent classifier's view, if the model has one
+    out_of_domain: bool = False  # the classifier's out-of-domain gate skipped decoding
 
 
 class Recognizer:
@@ -160,32 +228,26 @@ class Recognizer:
 
     @classmethod
     def from_model_dir(
-        cls, directory: str | Path, config: RecognizerConfig | None = None
+        cls, directory: str | Path,
+        overrides: Mapping[str, Any] | RecognizerConfig | None = None,
     ) -> Recognizer:
-        """A self-describing model directory (``assistant export`` or ``assistant train``)."""
+        """A self-describing model directory (``assistant export`` or ``assistant train``).
+
+        It runs with the settings stored in it; ``overrides`` (the settings a user gave,
+        e.g. ``{"threshold": 0.8}``) replace stored ones field by field. The speech model
+        and precision are the directory's own and cannot be overridden.
+        """
         directory = Path(directory)
-        model = SpeechModel(directory, threads=config.threads if config else None)
-        grammar = model.metadata.get("grammar")
-        if not grammar:
-            raise ModelError(f"{directory} has no grammar; recognize with --context FILE.yaml")
-        context = load_context(directory / grammar["file"])
-        if context.sha256 != grammar.get("sha256"):
-            raise ModelError(f"{directory}: {grammar['file']} does not match the hash in "
-                             f"its metadata (edited after export?)")
+        given = _as_overrides(overrides)
+        model = SpeechModel(directory, threads=given.get("threads"))
+        context = model_dir_context(directory, model.metadata)
         calibration = Calibration.from_json(model.metadata["calibration"])
         classifier = None
         if "classifier" in model.metadata:
             info = model.metadata["classifier"]
             classifier = IntentClassifier(directory / info["file"], info["labels"])
-        stored = model.metadata.get("recognizer", {})
-        base = RecognizerConfig(speech_model=model.metadata.get("source_model", "tiny.en"),
-                                precision=model.precision)
-        known = {k: v for k, v in stored.items() if k in RecognizerConfig.__dataclass_fields__}
-        merged = replace(base, **known)
-        if config is not None:
-            merged = replace(config, speech_model=merged.speech_model,
-                             precision=merged.precision)
-        return cls(context, model, merged, calibration, classifier)
+        config = model_dir_config(directory, model.metadata, given)
+        return cls(context, model, config, calibration, classifier)
 
     def warm_up(self, sentences: int = 24) -> float:
         """Run the models once and precompute the grammar constraint along sample sentences.
@@ -243,7 +305,7 @@ class Recognizer:
                   "encoder": 1000 * (t_encoder - t_features)}
         if scores is not None and scores.out_of_domain >= self.config.ood_gate:
             timing["decoder"] = 0.0  # clearly out of domain: no need to decode
-            return Analysis(audio_ms, None, None, "", "", timing, scores)
+            return Analysis(audio_ms, None, None, "", "", timing, scores, out_of_domain=True)
         decoded = self.search.decode(encoded, padded.size / SAMPLE_RATE_HZ)
         timing["decoder"] = 1000 * (time.perf_counter() - t_encoder)
         heard = self.model.tokenizer.decode(decoded.free_tokens).strip()
@@ -273,7 +335,8 @@ class Recognizer:
         known = intent in self.context.intent_names
         return Result(False, intent if known else None, {}, probability if known else 0.0, "",
                       "", 1000.0 * audio.size / SAMPLE_RATE_HZ,
-                      {"total": 1000 * (time.perf_counter() - started)})
+                      {"total": 1000 * (time.perf_counter() - started)},
+                      intent_scores=scores, audio_dbfs=level_dbfs(audio))
 
     def recognize(self, audio: np.ndarray) -> Result:
         """Recognize one utterance: float32 mono 16 kHz audio, trimmed to the speech."""
@@ -293,4 +356,59 @@ class Recognizer:
             audio_ms=analysis.audio_ms,
             timing_ms=timing,
             intent_scores=analysis.intent_scores,
+            features=analysis.features,
+            audio_dbfs=level_dbfs(np.asarray(audio, dtype=np.float32)),
+            reason=None if understood else _reason(analysis),
         )
+
+
+def model_dir_context(directory: Path, metadata: Mapping[str, Any]) -> Context:
+    """A model directory's grammar, checked against the hash its metadata records."""
+    grammar = metadata.get("grammar")
+    if not grammar:
+        raise ModelError(f"{directory} has no grammar; recognize with --context FILE.yaml")
+    context = load_context(Path(directory) / grammar["file"])
+    if context.sha256 != grammar.get("sha256"):
+        raise ModelError(f"{directory}: {grammar['file']} does not match the hash in "
+                         f"its metadata (edited after export?)")
+    return context
+
+
+def model_dir_config(directory: Path, metadata: Mapping[str, Any],
+                     overrides: Mapping[str, Any]) -> RecognizerConfig:
+    """The settings a model directory runs with: its stored ones, then ``overrides``; its
+    speech model and precision are its own (a differing override is ignored, with a warning)."""
+    speech_model = metadata.get("source_model", metadata.get("model", "tiny.en"))
+    precision = metadata.get("precision", "int8")
+    for name, own in (("speech_model", speech_model), ("precision", precision)):
+        if name in overrides and overrides[name] != own:
+            logger.warning("%s is %r in %s; ignoring the %s %r given", name, own,
+                           directory, name, overrides[name])
+    return resolve_config(metadata.get("recognizer"), overrides, speech_model=speech_model,
+                          precision=precision)
+
+
+def _reason(analysis: Analysis) -> Reason:
+    """Why an analysed utterance that was not understood was not (see :class:`Reason`)."""
+    if analysis.audio_ms == 0:
+        return Reason.NO_SPEECH
+    if analysis.annotation is not None:
+        return Reason.BELOW_THRESHOLD
+    if analysis.out_of_domain:
+        return Reason.OUT_OF_DOMAIN
+    return Reason.NO_GRAMMAR_PATH
+
+
+def _as_overrides(overrides: Mapping[str, Any] | RecognizerConfig | None) -> dict[str, Any]:
+    if overrides is None:
+        return {}
+    if isinstance(overrides, RecognizerConfig):
+        warnings.warn(
+            "Recognizer.from_model_dir(DIR, RecognizerConfig(...)) is deprecated: pass the "
+            "settings to override as a mapping, e.g. {'threshold': 0.8}. A RecognizerConfig "
+            "now overrides only the fields that differ from the defaults.",
+            DeprecationWarning, stacklevel=3)
+        default = RecognizerConfig()
+        return {f.name: getattr(overrides, f.name) for f in dataclasses.fields(overrides)
+                if getattr(overrides, f.name) != getattr(default, f.name)}
+    return check_overrides(overrides)

@@ -1,38 +1,44 @@
-"""Whole recordings (files): cut to the speech with the VAD, then recognize once.
+"""Whole recordings (files): cut to the speech with the VAD, then one pass of the pipeline.
 
 A recording holds one command, possibly with long silence around it and pauses inside it,
-so it is cut to the span from the first speech to the last (:func:`assistant.vad.speech_span`).
+so it is cut to the span from the first speech to the last (:func:`assistant.vad.speech_span`)
+and that one utterance goes through the same gates, recognition and result sinks as a
+streamed one (:meth:`assistant.pipeline.Pipeline.submit`).
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 
-from .audio import SAMPLE_RATE_HZ
+from .pipeline import Pipeline, UtteranceResult, resolve
 from .recognizer import Recognizer, Result
+from .segmenter import DEFAULT_ENDPOINT, EndReason, samples_to_ms
+from .utterance import Gate, ResultSink, Utterance
 from .vad import EndpointConfig, SileroVad, speech_span
 
-# Files are cut offline, so the endpointing can be generous with pauses inside a command.
-RECORDING_ENDPOINT = EndpointConfig(min_silence_ms=400, speech_pad_ms=200, max_utterance_s=600)
+# A recording is cut to the span of all its speech, so no segment length limit applies
+# (the recognizer's own max_utterance_s still bounds what it sees).
+RECORDING_ENDPOINT = replace(DEFAULT_ENDPOINT, max_utterance_s=math.inf)
 
 
 def recognize_recording(
     recognizer: Recognizer, vad: SileroVad, audio: np.ndarray,
-    endpoint: EndpointConfig = RECORDING_ENDPOINT,
+    endpoint: EndpointConfig = RECORDING_ENDPOINT, *, gates: Sequence[Gate] = (),
+    sinks: Sequence[ResultSink] = (), model: str = "", stream_id: str = "",
 ) -> Result:
     """Recognize the command in a 16 kHz recording; not understood when it holds no speech."""
     started = time.perf_counter()
     span = speech_span(audio, vad, endpoint)
     vad_ms = 1000 * (time.perf_counter() - started)
-    if span is None:
-        result = Result.not_understood(audio_ms=0.0, heard="")
-        return replace(result, timing_ms={"vad": vad_ms, "total": vad_ms})
-    start, end = span
-    result = recognizer.recognize(audio[start:end])
-    timing = {"vad": vad_ms, **result.timing_ms}
-    timing["total"] = timing.get("total", 0.0) + vad_ms
-    return replace(result, timing_ms=timing,
-                   speech_ms=(1000 * start / SAMPLE_RATE_HZ, 1000 * end / SAMPLE_RATE_HZ))
+    start, end = span if span is not None else (0, 0)
+    utterance = Utterance(0, np.asarray(audio[start:end], np.float32), samples_to_ms(start),
+                          samples_to_ms(end), EndReason.FILE, timing_ms={"vad": vad_ms})
+    pipeline = Pipeline(None, gates, sinks, model=model, stream_id=stream_id)
+    answers = resolve(pipeline, pipeline.submit(utterance), recognizer)
+    answer = next(e for e in answers if isinstance(e, UtteranceResult))
+    return answer.result

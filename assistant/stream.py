@@ -1,4 +1,4 @@
-"""The streaming recognizer as a state machine: PCM chunks in, events out, no I/O.
+"""The streaming recognizer in process: PCM chunks in, events out, no I/O.
 
     session = RecognizerSession(recognizer, vad, StreamConfig(sample_rate_hz=48000))
     for event in session.feed(chunk):      # any size; int16, float or 16-bit LE bytes
@@ -6,268 +6,91 @@
     for event in session.finalize():       #   UtteranceResult
         ...                                # push-to-talk: end the utterance now
 
-Audio is resampled to 16 kHz (chunk-size independent), cut into 32 ms frames for Silero VAD,
-and segmented by the :class:`~assistant.vad.Endpointer` (speech start; end after
-``min_silence_ms`` of trailing silence or at ``max_utterance_s``). Each ended utterance is
-recognized at once. All decisions depend on sample counts only, never on how the audio was
-chunked or on the wall clock, so the same audio gives the same events whatever the chunking.
+A :class:`RecognizerSession` is the in-process shell of the utterance pipeline
+(:mod:`assistant.pipeline`): the :class:`~assistant.segmenter.Segmenter` cuts the stream,
+gates may drop utterances, each one is recognized at once in this thread, and result sinks
+see every answer. The same audio gives the same events whatever the chunking.
 
-:class:`Segmenter` is the part without recognition, for callers that recognize elsewhere
-(a server batching utterances across connections).
+The segmentation names (:class:`Segmenter`, :class:`StreamConfig`, the events) live in
+:mod:`assistant.segmenter` and are importable from here as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .audio import SAMPLE_RATE_HZ, as_float32, pcm16le_to_float
-from .errors import ConfigError
-from .recognizer import Recognizer, Result
-from .resample import Resampler, check_rate
-from .vad import (
-    FRAME_SAMPLES,
-    EndpointConfig,
-    Endpointer,
-    SileroVad,
-    SpeechEnd,
-    SpeechStart,
-    VadState,
+from .pipeline import Event as PipelineEvent
+from .pipeline import PartialResult, Pipeline, UtteranceResult, resolve
+from .recognizer import Recognizer
+from .segmenter import (
+    DEFAULT_ENDPOINT,
+    IDLE_HISTORY_S,
+    EndReason,
+    Segmenter,
+    SpeechEnded,
+    SpeechStarted,
+    StreamConfig,
+    UtteranceAudio,
 )
+from .utterance import Gate, ResultSink
+from .vad import SileroVad
 
-DEFAULT_ENDPOINT = EndpointConfig(min_silence_ms=400, speech_pad_ms=200, max_utterance_s=15.0)
-IDLE_HISTORY_S = 2.0  # audio kept while nobody speaks, so a speech start can point back
-
-
-def _ms(samples: int) -> float:
-    return 1000.0 * samples / SAMPLE_RATE_HZ
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """How a stream is cut into utterances. Change with ``dataclasses.replace``."""
-
-    sample_rate_hz: int = SAMPLE_RATE_HZ  # the rate of the audio fed in
-    endpoint: EndpointConfig = DEFAULT_ENDPOINT
-    partials: bool = False  # recognize the utterance so far while the user speaks
-    partial_interval_ms: int = 500  # of speech between partial results
-
-    def __post_init__(self) -> None:
-        check_rate(self.sample_rate_hz, "stream sample rate")
-        if self.partial_interval_ms < 100:
-            raise ConfigError(f"partial_interval_ms must be >= 100, got "
-                              f"{self.partial_interval_ms}")
-
-
-@dataclass(frozen=True)
-class SpeechStarted:
-    utterance_id: int
-    start_ms: float  # from the start of the stream (16 kHz timeline)
-
-
-@dataclass(frozen=True)
-class SpeechEnded:
-    utterance_id: int
-    start_ms: float
-    end_ms: float
-    forced: bool  # cut at max_utterance_s, or ended by finalize()
-
-
-@dataclass(frozen=True)
-class PartialResult:
-    utterance_id: int
-    result: Result  # the best grammar sentence for the speech so far
-
-
-@dataclass(frozen=True)
-class UtteranceResult:
-    utterance_id: int
-    result: Result
-    audio: np.ndarray = field(repr=False, compare=False)  # the 16 kHz speech recognized
-
-
-@dataclass(frozen=True)
-class UtteranceAudio:
-    """Emitted by :class:`Segmenter` when an utterance ended: recognize ``audio``."""
-
-    utterance_id: int
-    audio: np.ndarray = field(repr=False, compare=False)
-    partial: bool = False  # the utterance so far, for a partial result
-
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "IDLE_HISTORY_S",
+    "EndReason",
+    "Event",
+    "PartialResult",
+    "RecognizerSession",
+    "Segmenter",
+    "SpeechEnded",
+    "SpeechStarted",
+    "StreamConfig",
+    "UtteranceAudio",
+    "UtteranceResult",
+]
 
 Event = SpeechStarted | SpeechEnded | PartialResult | UtteranceResult
 
 
-class Segmenter:
-    """Chunks in, speech segments out (see module docs); holds only per-stream state."""
-
-    def __init__(self, vad: SileroVad, config: StreamConfig | None = None):
-        self.vad = vad
-        self.config = config or StreamConfig()
-        rate = self.config.sample_rate_hz
-        self._resampler = Resampler(rate, SAMPLE_RATE_HZ) if rate != SAMPLE_RATE_HZ else None
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget all audio and state; the next sample is time zero again."""
-        self._vad_state = VadState()
-        self._endpointer = Endpointer(self.config.endpoint)
-        if self._resampler is not None:
-            self._resampler.reset()
-        self._pending = np.zeros(0, np.float32)  # < one frame, not yet seen by the VAD
-        self._buffer = np.zeros(0, np.float32)  # audio from sample self._buffer_start on
-        self._buffer_start = 0
-        self._samples = 0  # samples seen by the VAD
-        self._utterance_id = 0
-        self._open: int | None = None  # start sample of the utterance in progress
-        self._next_partial = 0
-        self._ended_since_finalize = False
-
-    @property
-    def utterance_id(self) -> int:
-        """The id of the utterance in progress or the next one."""
-        return self._utterance_id
-
-    @property
-    def in_speech(self) -> bool:
-        return self._open is not None
-
-    @property
-    def samples_seen(self) -> int:
-        return self._samples
-
-    def _to_16k(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
-        if isinstance(chunk, bytes | bytearray | memoryview):
-            samples = pcm16le_to_float(chunk)
-        else:
-            samples = as_float32(chunk)
-        if self._resampler is not None:
-            samples = self._resampler.process(samples)
-        return samples
-
-    def feed(
-        self, chunk: bytes | bytearray | memoryview | np.ndarray
-    ) -> list[SpeechStarted | SpeechEnded | UtteranceAudio]:
-        """Add audio; return what it caused, in order."""
-        samples = self._to_16k(chunk)
-        return self._frames(np.concatenate([self._pending, samples]))
-
-    def _frames(self, audio: np.ndarray) -> list[SpeechStarted | SpeechEnded | UtteranceAudio]:
-        events: list[SpeechStarted | SpeechEnded | UtteranceAudio] = []
-        n_frames = audio.size // FRAME_SAMPLES
-        self._pending = audio[n_frames * FRAME_SAMPLES :].copy()
-        if n_frames == 0:
-            return events
-        self._buffer = np.concatenate([self._buffer, audio[: n_frames * FRAME_SAMPLES]])
-        for i in range(n_frames):
-            frame = audio[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
-            probability = self.vad.process(frame, self._vad_state)
-            self._samples += FRAME_SAMPLES
-            for event in self._endpointer.feed(probability):
-                events.extend(self._on_vad(event))
-            if (
-                self.config.partials
-                and self._open is not None
-                and self._samples >= self._next_partial
-            ):
-                self._next_partial = self._samples + self._partial_step
-                events.append(UtteranceAudio(self._utterance_id,
-                                             self._slice(self._open, self._samples), True))
-        self._trim()
-        return events
-
-    @property
-    def _partial_step(self) -> int:
-        return self.config.partial_interval_ms * SAMPLE_RATE_HZ // 1000
-
-    def _on_vad(
-        self, event: SpeechStart | SpeechEnd
-    ) -> list[SpeechStarted | SpeechEnded | UtteranceAudio]:
-        if isinstance(event, SpeechStart):
-            self._open = event.start_sample
-            self._next_partial = self._samples + self._partial_step
-            return [SpeechStarted(self._utterance_id, _ms(event.start_sample))]
-        audio = self._slice(event.start_sample, event.end_sample)
-        utterance = self._utterance_id
-        self._utterance_id += 1
-        self._open = None
-        self._ended_since_finalize = True
-        return [
-            SpeechEnded(utterance, _ms(event.start_sample), _ms(event.end_sample), event.forced),
-            UtteranceAudio(utterance, audio),
-        ]
-
-    def _slice(self, start: int, end: int) -> np.ndarray:
-        lo = max(start - self._buffer_start, 0)
-        return self._buffer[lo : end - self._buffer_start].copy()
-
-    def _trim(self) -> None:
-        keep_from = self._open if self._open is not None else (
-            self._samples - int(IDLE_HISTORY_S * SAMPLE_RATE_HZ)
-        )
-        drop = keep_from - self._buffer_start
-        if drop > 0:
-            self._buffer = self._buffer[drop:]
-            self._buffer_start += drop
-
-    def finalize(self) -> list[SpeechStarted | SpeechEnded | UtteranceAudio]:
-        """End the utterance now (push-to-talk release); the stream then starts afresh.
-
-        Buffered audio is flushed through the VAD. An utterance in progress ends (forced);
-        if nothing was said since the last ``finalize()``, an empty utterance is returned so
-        the caller still answers (not understood).
-        """
-        tail = self._resampler.flush() if self._resampler is not None else np.zeros(0)
-        audio = np.concatenate([self._pending, tail.astype(np.float32)])
-        remainder = (-audio.size) % FRAME_SAMPLES
-        events = self._frames(np.concatenate([audio, np.zeros(remainder, np.float32)]))
-        for event in self._endpointer.finalize(self._samples):
-            for out in self._on_vad(event):
-                if isinstance(out, SpeechEnded):
-                    out = SpeechEnded(out.utterance_id, out.start_ms, out.end_ms, True)
-                events.append(out)
-        events = [e for e in events if not (isinstance(e, UtteranceAudio) and e.partial)]
-        if not self._ended_since_finalize:
-            events.append(UtteranceAudio(self._utterance_id, np.zeros(0, np.float32)))
-            self._utterance_id += 1
-        next_id = self._utterance_id
-        self.reset()
-        self._utterance_id = next_id
-        return events
-
-
 class RecognizerSession:
-    """A :class:`Segmenter` whose utterances are recognized as they end (see module docs)."""
+    """A stream whose utterances are recognized as they end (see module docs).
 
-    def __init__(
-        self, recognizer: Recognizer, vad: SileroVad, config: StreamConfig | None = None
-    ):
+    ``gates`` are this stream's own (see :func:`assistant.gates.create_gates`); ``sinks``
+    may be shared with other streams. ``clock`` times the end-of-speech-to-result latency
+    that sinks see; it never changes what is recognized.
+    """
+
+    def __init__(self, recognizer: Recognizer, vad: SileroVad, config: StreamConfig | None = None,
+                 *, gates: Sequence[Gate] = (), sinks: Sequence[ResultSink] = (),
+                 model: str = "", stream_id: str = "",
+                 clock: Callable[[], float] = time.perf_counter):
         self.recognizer = recognizer
         self.segmenter = Segmenter(vad, config)
+        self.pipeline = Pipeline(self.segmenter, gates, sinks, model=model, stream_id=stream_id)
+        self._clock = clock
 
     @property
     def config(self) -> StreamConfig:
         return self.segmenter.config
 
     def feed(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> list[Event]:
-        return self._recognize(self.segmenter.feed(chunk))
+        return self._run(self.pipeline.feed(chunk, self._clock()))
 
     def finalize(self) -> list[Event]:
-        return self._recognize(self.segmenter.finalize())
+        return self._run(self.pipeline.finalize(self._clock()))
+
+    def cancel(self) -> None:
+        """Drop the utterance in progress; the next one gets the next id."""
+        self.pipeline.cancel()
 
     def reset(self) -> None:
-        self.segmenter.reset()
+        self.pipeline.reset()
 
-    def _recognize(self, events: list[SpeechStarted | SpeechEnded | UtteranceAudio]) -> list[Event]:
-        out: list[Event] = []
-        for event in events:
-            if not isinstance(event, UtteranceAudio):
-                out.append(event)
-            elif event.partial:
-                out.append(PartialResult(event.utterance_id,
-                                         self.recognizer.partial(event.audio)))
-            else:
-                result = self.recognizer.recognize(event.audio)
-                out.append(UtteranceResult(event.utterance_id, result, event.audio))
-        return out
+    def _run(self, events: list[PipelineEvent]) -> list[Event]:
+        done = resolve(self.pipeline, events, self.recognizer, self._clock)
+        return [e for e in done if isinstance(e, SpeechStarted | SpeechEnded | PartialResult
+                                               | UtteranceResult)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from assistant.errors import ConfigError
 from tests.conftest import HOME_CONTEXT
 
 
@@ -135,3 +137,49 @@ def test_missing_optional_extra_is_named_not_a_traceback(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "needs the 'torch' package: pip install 'voice-assistant[train]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_model_directory_runs_with_its_stored_settings(tmp_path: Path, wavs) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "strict-model"
+    proc = _run("export", "--context", str(HOME_CONTEXT), "--out", str(out),
+                "--threshold", "0.9999", "--beam-size", "2")
+    assert proc.returncode == 0, proc.stderr
+    stored = json.loads((out / "metadata.json").read_text())["recognizer"]
+    assert (stored["threshold"], stored["beam_size"]) == (0.9999, 2)
+    # Nothing given: the stored threshold runs (a good command stays under 0.9999).
+    strict = json.loads(_run("recognize", "--model", str(out), str(wavs["timer"])).stdout)
+    assert not strict["understood"] and strict["reason"] == "below_threshold"
+    assert strict["transcript"] and strict["confidence"] < 0.9999
+    # A flag overrides that one setting, and nothing else.
+    given = _run("recognize", "--model", str(out), "--threshold", "0.5", str(wavs["timer"]))
+    assert json.loads(given.stdout)["intent"] == "setTimer"
+    from assistant.recognizer import Recognizer
+
+    assert Recognizer.from_model_dir(out, {"threshold": 0.5}).config.beam_size == 2
+    # The same through the environment; unknown names are refused.
+    env = subprocess.run([sys.executable, "-m", "assistant.cli", "recognize", "--model",
+                          str(out), str(wavs["timer"])], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "ASSISTANT_THRESHOLD": "0.5"})
+    assert json.loads(env.stdout)["understood"]
+    with pytest.raises(ConfigError, match=r"unknown recognizer settings \['beam'\]"):
+        Recognizer.from_model_dir(out, {"beam": 3})
+    assert _run("export", "--model", str(out), "--out", str(tmp_path / "x")).returncode == 2
+
+
+def test_gates_and_sinks_from_the_command_line(tmp_path: Path, wavs) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "results.jsonl"
+    proc = _run("recognize", "--context", str(HOME_CONTEXT), "--gate",
+                "min_duration,min_ms=9000", "--sink", f"jsonl,path={log}",
+                str(wavs["timer"]), str(wavs["quiet"]))
+    assert proc.returncode == 0, proc.stderr
+    timer, quiet = (json.loads(line) for line in proc.stdout.splitlines())
+    assert (timer["understood"], timer["reason"]) == (False, "gated")
+    assert quiet["reason"] == "no_speech"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(Path(r["stream"]).name, r["gate"], r["ended"]) for r in rows] == [
+        ("timer.wav", "min_duration", "file"), ("quiet.wav", None, "file")]
+    for spec, message in (("wake_word", "unknown gate 'wake_word'"),
+                          ("min_duration,min_ms=20000", "min_ms must be in [0, 10000]")):
+        bad = _run("recognize", "--gate", spec, str(wavs["timer"]), str(wavs["quiet"]))
+        assert bad.returncode == 2 and not bad.stdout  # refused before any file
+        assert bad.stderr.count(message) == 1, bad.stderr

@@ -89,3 +89,20 @@ def test_warm_up_fills_the_constraint_cache(tiny_int8) -> None:  # type: ignore[
     before = recognizer.constraint.cache_size
     recognizer.warm_up(sentences=8)
     assert recognizer.constraint.cache_size > before + 20
+
+
+def test_a_full_config_for_a_model_directory_is_deprecated(tmp_path, home_recognizer) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from assistant.grammar import DEFAULT_CONTEXT
+    from assistant.model_dir import export_model_dir
+
+    strict = Recognizer(home_recognizer.context, home_recognizer.model,
+                        RecognizerConfig(threshold=0.8, beam_size=2))
+    export_model_dir(strict, tmp_path / "m", DEFAULT_CONTEXT)
+    assert Recognizer.from_model_dir(tmp_path / "m").config.threshold == 0.8
+    with pytest.warns(DeprecationWarning, match="pass the settings to override as a mapping"):
+        old_style = Recognizer.from_model_dir(tmp_path / "m", RecognizerConfig(threads=1))
+    # Only what differs from the defaults overrides: the stored settings survive.
+    assert dataclasses.astuple(old_style.config) == dataclasses.astuple(
+        RecognizerConfig(threshold=0.8, beam_size=2, threads=1))

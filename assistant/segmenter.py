@@ -1,0 +1,233 @@
+"""A stream of audio cut into utterances: PCM chunks in, speech events and utterance audio out.
+
+    segmenter = Segmenter(vad, StreamConfig(sample_rate_hz=48000))
+    for event in segmenter.feed(chunk):    # any size; int16, float or 16-bit LE bytes
+        ...                                # SpeechStarted / SpeechEnded / UtteranceAudio
+    segmenter.finalize()                   # push-to-talk: end the utterance now
+
+Audio is resampled to 16 kHz (chunk-size independent), cut into 32 ms frames for Silero VAD,
+and segmented by the :class:`~assistant.vad.Endpointer` (speech start; end after
+``min_silence_ms`` of trailing silence or at ``max_utterance_s``). All decisions depend on
+sample counts only, never on how the audio was chunked or on the wall clock, so the same
+audio gives the same events whatever the chunking. No recognition, no I/O: the utterance
+pipeline (:mod:`assistant.pipeline`) takes :class:`UtteranceAudio` from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from .audio import SAMPLE_RATE_HZ, as_float32, pcm16le_to_float
+from .errors import ConfigError
+from .resample import Resampler, check_rate
+from .vad import (
+    FRAME_SAMPLES,
+    EndpointConfig,
+    Endpointer,
+    SileroVad,
+    SpeechEnd,
+    SpeechStart,
+    VadState,
+)
+
+# Streams wait 400 ms of trailing silence and keep 200 ms of padding around the speech.
+DEFAULT_ENDPOINT = EndpointConfig(min_silence_ms=400, speech_pad_ms=200)
+IDLE_HISTORY_S = 2.0  # audio kept while nobody speaks, so a speech start can point back
+
+
+def samples_to_ms(samples: int) -> float:
+    return 1000.0 * samples / SAMPLE_RATE_HZ
+
+
+class EndReason(StrEnum):
+    """How an utterance ended."""
+
+    SILENCE = "silence"  # the endpointer heard min_silence_ms of trailing silence
+    MAX_LENGTH = "max_length"  # cut at max_utterance_s
+    FINALIZE = "finalize"  # the caller ended it (push-to-talk release, stop, drain)
+    FILE = "file"  # a whole recording, cut to the span of its speech
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How a stream is cut into utterances. Change with ``dataclasses.replace``."""
+
+    sample_rate_hz: int = SAMPLE_RATE_HZ  # the rate of the audio fed in
+    endpoint: EndpointConfig = DEFAULT_ENDPOINT
+    partials: bool = False  # recognize the utterance so far while the user speaks
+    partial_interval_ms: int = 500  # of speech between partial results
+
+    def __post_init__(self) -> None:
+        check_rate(self.sample_rate_hz, "stream sample rate")
+        if self.partial_interval_ms < 100:
+            raise ConfigError(f"partial_interval_ms must be >= 100, got "
+                              f"{self.partial_interval_ms}")
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    utterance_id: int
+    start_ms: float  # from the start of the stream (16 kHz timeline)
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    utterance_id: int
+    start_ms: float
+    end_ms: float
+    forced: bool  # cut at max_utterance_s, or ended by finalize()
+
+
+@dataclass(frozen=True)
+class UtteranceAudio:
+    """An utterance ended (or, with ``partial``, the one in progress so far): its 16 kHz audio."""
+
+    utterance_id: int
+    audio: np.ndarray = field(repr=False, compare=False)
+    partial: bool = False  # the utterance so far, for a partial result
+    start_ms: float = 0.0
+    end_ms: float = 0.0
+    ended: EndReason | None = None  # None for partials
+
+
+Segment = SpeechStarted | SpeechEnded | UtteranceAudio
+
+
+class Segmenter:
+    """Chunks in, speech segments out (see module docs); holds only per-stream state."""
+
+    def __init__(self, vad: SileroVad, config: StreamConfig | None = None):
+        self.vad = vad
+        self.config = config or StreamConfig()
+        rate = self.config.sample_rate_hz
+        self._resampler = Resampler(rate, SAMPLE_RATE_HZ) if rate != SAMPLE_RATE_HZ else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio and state; the next sample is time zero again."""
+        self._vad_state = VadState()
+        self._endpointer = Endpointer(self.config.endpoint)
+        if self._resampler is not None:
+            self._resampler.reset()
+        self._pending = np.zeros(0, np.float32)  # < one frame, not yet seen by the VAD
+        self._buffer = np.zeros(0, np.float32)  # audio from sample self._buffer_start on
+        self._buffer_start = 0
+        self._samples = 0  # samples seen by the VAD
+        self._utterance_id = 0
+        self._open: int | None = None  # start sample of the utterance in progress
+        self._next_partial = 0
+        self._ended_since_finalize = False
+
+    @property
+    def utterance_id(self) -> int:
+        """The id of the utterance in progress or the next one."""
+        return self._utterance_id
+
+    @property
+    def in_speech(self) -> bool:
+        return self._open is not None
+
+    @property
+    def samples_seen(self) -> int:
+        return self._samples
+
+    def _to_16k(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+        if isinstance(chunk, bytes | bytearray | memoryview):
+            samples = pcm16le_to_float(chunk)
+        else:
+            samples = as_float32(chunk)
+        if self._resampler is not None:
+            samples = self._resampler.process(samples)
+        return samples
+
+    def feed(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> list[Segment]:
+        """Add audio; return what it caused, in order."""
+        samples = self._to_16k(chunk)
+        return self._frames(np.concatenate([self._pending, samples]))
+
+    def _frames(self, audio: np.ndarray) -> list[Segment]:
+        events: list[Segment] = []
+        n_frames = audio.size // FRAME_SAMPLES
+        self._pending = audio[n_frames * FRAME_SAMPLES :].copy()
+        if n_frames == 0:
+            return events
+        self._buffer = np.concatenate([self._buffer, audio[: n_frames * FRAME_SAMPLES]])
+        for i in range(n_frames):
+            frame = audio[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
+            probability = self.vad.process(frame, self._vad_state)
+            self._samples += FRAME_SAMPLES
+            for event in self._endpointer.feed(probability):
+                events.extend(self._on_vad(event))
+            if (
+                self.config.partials
+                and self._open is not None
+                and self._samples >= self._next_partial
+            ):
+                self._next_partial = self._samples + self._partial_step
+                events.append(UtteranceAudio(
+                    self._utterance_id, self._slice(self._open, self._samples), True,
+                    samples_to_ms(self._open), samples_to_ms(self._samples)))
+        self._trim()
+        return events
+
+    @property
+    def _partial_step(self) -> int:
+        return self.config.partial_interval_ms * SAMPLE_RATE_HZ // 1000
+
+    def _on_vad(self, event: SpeechStart | SpeechEnd, finalizing: bool = False) -> list[Segment]:
+        if isinstance(event, SpeechStart):
+            self._open = event.start_sample
+            self._next_partial = self._samples + self._partial_step
+            return [SpeechStarted(self._utterance_id, samples_to_ms(event.start_sample))]
+        audio = self._slice(event.start_sample, event.end_sample)
+        utterance = self._utterance_id
+        self._utterance_id += 1
+        self._open = None
+        self._ended_since_finalize = True
+        start_ms, end_ms = samples_to_ms(event.start_sample), samples_to_ms(event.end_sample)
+        ended = (EndReason.FINALIZE if finalizing
+                 else EndReason.MAX_LENGTH if event.forced else EndReason.SILENCE)
+        return [
+            SpeechEnded(utterance, start_ms, end_ms, event.forced or finalizing),
+            UtteranceAudio(utterance, audio, False, start_ms, end_ms, ended),
+        ]
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        lo = max(start - self._buffer_start, 0)
+        return self._buffer[lo : end - self._buffer_start].copy()
+
+    def _trim(self) -> None:
+        keep_from = self._open if self._open is not None else (
+            self._samples - int(IDLE_HISTORY_S * SAMPLE_RATE_HZ)
+        )
+        drop = keep_from - self._buffer_start
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop
+
+    def finalize(self, answer_silence: bool = True) -> list[Segment]:
+        """End the utterance now (push-to-talk release); the stream then starts afresh.
+
+        Buffered audio is flushed through the VAD. An utterance in progress ends (forced).
+        If nothing was said since the last ``finalize()`` and ``answer_silence`` is true, an
+        empty utterance is returned so the caller still answers (not understood).
+        """
+        tail = self._resampler.flush() if self._resampler is not None else np.zeros(0)
+        audio = np.concatenate([self._pending, tail.astype(np.float32)])
+        remainder = (-audio.size) % FRAME_SAMPLES
+        events = self._frames(np.concatenate([audio, np.zeros(remainder, np.float32)]))
+        for event in self._endpointer.finalize(self._samples):
+            events.extend(self._on_vad(event, finalizing=True))
+        events = [e for e in events if not (isinstance(e, UtteranceAudio) and e.partial)]
+        if not self._ended_since_finalize and answer_silence:
+            at_ms = samples_to_ms(self._samples)
+            events.append(UtteranceAudio(self._utterance_id, np.zeros(0, np.float32), False,
+                                         at_ms, at_ms, EndReason.FINALIZE))
+            self._utterance_id += 1
+        next_id = self._utterance_id
+        self.reset()
+        self._utterance_id = next_id
+        return events
