@@ -4,10 +4,8 @@
   libsndfile >= 1.1, ...), mixes channels down to their mean and resamples to 16 kHz with
   :mod:`assistant.resample`.
 * :func:`pcm16le_to_float`, :func:`float_to_pcm16le` and :func:`as_float32` convert the chunks
-  that clients stream (16-bit little-endian PCM bytes, int16 or float arrays).
-
-Integer PCM maps to floats by dividing by 32768 (so -32768 -> -1.0), like soundfile and
-whisper; :func:`float_to_pcm16le` inverts that exactly for every int16 value.
+  that clients stream (16-bit little-endian PCM bytes, int16 or float arrays); they and
+  :data:`SAMPLE_RATE_HZ` are defined in :mod:`assistant.pcm` and importable from here.
 """
 
 from __future__ import annotations
@@ -15,15 +13,22 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import soundfile
 
 from assistant.errors import AudioError, AudioFormatError
+from assistant.pcm import (
+    PCM16_SCALE,
+    SAMPLE_RATE_HZ,
+    as_float32,
+    float_to_pcm16le,
+    pcm16le_to_float,
+)
+from assistant.resample import resample
 
-SAMPLE_RATE_HZ = 16000  # the one rate everything after reading and resampling runs at
-PCM16_SCALE = 32768.0  # int16 full scale: float = int16 / PCM16_SCALE
+__all__ = ["PCM16_SCALE", "SAMPLE_RATE_HZ", "as_float32", "float_to_pcm16le",
+           "pcm16le_to_float", "read_audio"]
 
 logger = logging.getLogger("assistant.audio")
 
@@ -60,8 +65,6 @@ def read_audio(path: str | os.PathLike[str]) -> np.ndarray:
 
     mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     if rate_hz != SAMPLE_RATE_HZ:
-        from assistant.resample import resample  # resample imports this module's rate
-
         try:
             mono = resample(mono, rate_hz, SAMPLE_RATE_HZ)
         except AudioFormatError as e:
@@ -69,41 +72,3 @@ def read_audio(path: str | os.PathLike[str]) -> np.ndarray:
         logger.debug("resampled %s from %d Hz to %d Hz", file, rate_hz, SAMPLE_RATE_HZ)
     clipped: np.ndarray = np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
     return clipped
-
-
-def pcm16le_to_float(data: bytes | bytearray | memoryview) -> np.ndarray:
-    """Decode 16-bit little-endian PCM bytes to float32 samples in [-1, 1)."""
-    size = memoryview(data).nbytes
-    if size % 2:
-        raise AudioFormatError(f"chunk of {size} bytes is not whole 16-bit samples")
-    samples = np.frombuffer(data, dtype="<i2")
-    return samples.astype(np.float32) / np.float32(PCM16_SCALE)
-
-
-def float_to_pcm16le(samples: Any) -> bytes:
-    """Encode float samples (1-D, nominally in [-1, 1]) as 16-bit little-endian PCM bytes.
-
-    Values are scaled by 32768, rounded to nearest and clipped to the int16 range, so
-    ``float_to_pcm16le(pcm16le_to_float(b)) == b`` for any PCM bytes ``b``.
-    """
-    x = as_float32(samples)
-    scaled = np.clip(np.rint(x * PCM16_SCALE), -32768, 32767)
-    return scaled.astype("<i2").tobytes()
-
-
-def as_float32(chunk: Any) -> np.ndarray:
-    """Return a 1-D chunk as float32 samples: int16 is divided by 32768, floats are cast.
-
-    Raises :class:`AudioFormatError` for other dtypes (int32, uint8, bool, ...) and for
-    arrays that are not 1-D (interleave or mix channels first).
-    """
-    x = np.asarray(chunk)
-    if x.ndim != 1:
-        raise AudioFormatError(f"expected a 1-D mono chunk, got an array of shape {x.shape}")
-    if x.dtype == np.int16:
-        return x.astype(np.float32) / np.float32(PCM16_SCALE)
-    if np.issubdtype(x.dtype, np.floating):
-        return x.astype(np.float32, copy=False)
-    raise AudioFormatError(
-        f"unsupported sample dtype {x.dtype}: expected int16 PCM or float samples in [-1, 1]"
-    )

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from assistant.audio import SAMPLE_RATE_HZ
 from assistant.errors import AudioError, ConfigError
+from assistant.pcm import SAMPLE_RATE_HZ
 
 N_FFT = 400  # 25 ms window
 HOP_LENGTH = 160  # 10 ms between frames

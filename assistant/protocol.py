@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, ClassVar, TypeVar
 
-from .audio import SAMPLE_RATE_HZ
 from .errors import AssistantError
+from .pcm import SAMPLE_RATE_HZ
 
 PROTOCOL_VERSION = 1
 DEFAULT_SAMPLE_RATE_HZ = SAMPLE_RATE_HZ  # what a start message assumes

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from .artifacts import SpeechModelSpec, ensure_speech_model
-from .audio import SAMPLE_RATE_HZ
 from .confidence import Calibration, builtin_calibration, features
 from .constraint import TokenConstraint
 from .decoding import BeamSearch, DecodingOptions
@@ -36,6 +35,7 @@ from .grammar import (
 )
 from .intent_classifier import IntentClassifier, IntentScores
 from .numbers import int_to_words, words_to_int
+from .pcm import SAMPLE_RATE_HZ
 from .speech_model import SpeechModel
 
 logger = logging.getLogger("assistant.recognizer")

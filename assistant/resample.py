@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from assistant.audio import SAMPLE_RATE_HZ
 from assistant.errors import AudioFormatError
+from assistant.pcm import SAMPLE_RATE_HZ
 
 MIN_RATE_HZ = 1000
 MAX_RATE_HZ = 192000

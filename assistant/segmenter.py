@@ -20,8 +20,8 @@ from enum import StrEnum
 
 import numpy as np
 
-from .audio import SAMPLE_RATE_HZ, as_float32, pcm16le_to_float
 from .errors import ConfigError
+from .pcm import SAMPLE_RATE_HZ, as_float32, pcm16le_to_float
 from .resample import Resampler, check_rate
 from .vad import (
     FRAME_SAMPLES,

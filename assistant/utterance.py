@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .audio import SAMPLE_RATE_HZ
+from .pcm import SAMPLE_RATE_HZ
 from .recognizer import Result
 from .segmenter import EndReason
 

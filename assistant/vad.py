@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from assistant.audio import SAMPLE_RATE_HZ
 from assistant.errors import AudioFormatError, ConfigError, MissingDependencyError, ModelError
 from assistant.onnx_session import session_options
+from assistant.pcm import SAMPLE_RATE_HZ
 
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz, the only frame size silero v5/v6 takes at 16 kHz
 CONTEXT_SAMPLES = 64  # samples of the previous frame prepended to each frame
