@@ -10,9 +10,7 @@ import signal
 import sys
 from typing import Any
 
-from assistant import config
 from assistant.errors import AssistantError
-from assistant.recognizer import RecognizerConfig
 
 from . import logs
 from .config import Settings, add_arguments, load
@@ -24,10 +22,10 @@ def _say(message: str) -> None:
     print(f"[assistant] {message}", file=sys.stderr, flush=True)
 
 
-async def serve(settings: Settings, recognizer_config: RecognizerConfig) -> int:
+async def serve(settings: Settings) -> int:
     from .server import App
 
-    app = App(settings, recognizer_config, progress=_say)
+    app = App(settings, progress=_say)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reloading: set[asyncio.Task[Any]] = set()
@@ -48,10 +46,10 @@ async def serve(settings: Settings, recognizer_config: RecognizerConfig) -> int:
     models = ", ".join(f"{s.name} ({s.kind} {s.path})" for s in settings.sources)
     _say(f"loading {models}")
     await app.start()
-    http = "https" if app.ssl else "http"
+    http = "https" if app.tls else "http"
     page = app.url.replace("wss://", f"{http}://").replace("ws://", f"{http}://")
     _say(f"ready: listening on {app.url}/v1/stream (browser page {page}/, metrics "
-         f"{page}/metrics){'; API keys required' if app.auth.required else ''}")
+         f"{page}/metrics){'; API keys required' if app.services.auth.required else ''}")
     await app.serve_until(stop)
     _say("stopped")
     return 0
@@ -60,14 +58,13 @@ async def serve(settings: Settings, recognizer_config: RecognizerConfig) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = load(args)
-        recognizer_config = config.build(RecognizerConfig, args)
     except AssistantError as e:
         print(f"assistant serve: error: {e}", file=sys.stderr)
         return 2
     logs.configure(settings.server.log_json, "DEBUG" if args.verbose
                    else settings.server.log_level)
     try:
-        return asyncio.run(serve(settings, recognizer_config))
+        return asyncio.run(serve(settings))
     except AssistantError as e:
         print(f"assistant serve: error: {e}", file=sys.stderr)
         return 2
@@ -84,6 +81,4 @@ def register(subparsers: Any) -> None:
         "serve", help="stream audio over WebSocket: results, partials, a browser page",
         description="Serve the recognizer over WebSocket (docs/serving.md, docs/protocol.md).")
     add_arguments(parser)
-    # max_utterance_s is shared: the server's limit also bounds what the recognizer sees.
-    config.add_arguments(parser, RecognizerConfig, skip=("max_utterance_s",))
     parser.set_defaults(func=cmd_serve)

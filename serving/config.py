@@ -6,6 +6,12 @@ is ``--max-sessions``, ``ASSISTANT_MAX_SESSIONS`` and ``max_sessions = 64`` in t
 (:mod:`assistant.config` does the mapping). Models are named sources: ``--context NAME=FILE``
 and ``--model NAME=DIR`` (repeatable, the first is the default), ``ASSISTANT_CONTEXTS`` /
 ``ASSISTANT_MODELS`` (``name=path,name=path``) or ``[contexts]`` / ``[models]`` tables.
+
+Recognizer settings (``beam_size``, ``threshold``, ...) come the same three ways and are kept
+as *overrides*: a model directory runs with its stored settings except the ones given here
+(:func:`assistant.recognizer.resolve_config`). Gates and result sinks of the utterance
+pipeline are ``--gate SPEC`` / ``--sink SPEC``, ``ASSISTANT_GATES`` / ``ASSISTANT_SINKS``
+(``;``-separated) or ``gates = [...]`` / ``sinks = [...]`` in the file.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from typing import Any
 
 import yaml
 
-import assistant
 from assistant import config
 from assistant.errors import ConfigError
+from assistant.grammar import DEFAULT_CONTEXT
+from assistant.pipeline import PipelineConfig
+from assistant.recognizer import MAX_UTTERANCE_S, RecognizerConfig
+from assistant.segmenter import DEFAULT_ENDPOINT
 
-DEFAULT_CONTEXT = Path(assistant.__file__).resolve().parent / "contexts" / "home.yaml"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -53,18 +61,15 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
-        if not 1 <= self.workers <= 64:
-            raise ConfigError(f"workers must be in 1..64, got {self.workers}")
-        if self.worker_kind not in ("process", "thread"):
-            raise ConfigError(f"worker_kind must be 'process' or 'thread', got "
-                              f"{self.worker_kind!r}")
-        if self.queue_size < self.workers:
-            raise ConfigError(f"queue_size ({self.queue_size}) must be >= workers "
-                              f"({self.workers})")
+        _ = self.pool  # PoolConfig validates the worker settings
         if self.token_ttl_s <= 0:
             raise ConfigError(f"token_ttl_s must be > 0, got {self.token_ttl_s}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together; got only one of them")
+
+    @property
+    def pool(self) -> PoolConfig:
+        return PoolConfig(self.workers, self.worker_kind, self.queue_size, self.warm_up)
 
     @property
     def is_local(self) -> bool:
@@ -89,11 +94,31 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class PoolConfig:
+    """The recognition workers (:class:`serving.inference.InferencePool`)."""
+
+    workers: int = 2
+    worker_kind: str = "process"
+    queue_size: int = 32
+    warm_up: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= 64:
+            raise ConfigError(f"workers must be in 1..64, got {self.workers}")
+        if self.worker_kind not in ("process", "thread"):
+            raise ConfigError(f"worker_kind must be 'process' or 'thread', got "
+                              f"{self.worker_kind!r}")
+        if self.queue_size < self.workers:
+            raise ConfigError(f"queue_size ({self.queue_size}) must be >= workers "
+                              f"({self.workers})")
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """What one client may do; the first five are announced in ``ready.limits``."""
 
     max_frame_bytes: int = 65536  # one binary or text frame (about 2 s of 16 kHz audio)
-    max_utterance_s: float = 15.0  # speech is cut and recognized at this length
+    max_utterance_s: float = DEFAULT_ENDPOINT.max_utterance_s  # speech is cut and recognized here
     idle_timeout_s: float = 60.0  # nothing received for this long: close 4031
     max_messages_per_s: float = 100.0  # sustained frames per second per connection
     max_audio_speed: float = 20.0  # audio faster than this x real time: close 4029
@@ -107,8 +132,9 @@ class LimitsConfig:
         if not 1024 <= self.max_frame_bytes <= 16 * 2**20:
             raise ConfigError(f"max_frame_bytes must be in 1024..16 MiB, got "
                               f"{self.max_frame_bytes}")
-        if not 1.0 <= self.max_utterance_s <= 28.0:
-            raise ConfigError(f"max_utterance_s must be in [1, 28], got {self.max_utterance_s}")
+        if not 1.0 <= self.max_utterance_s <= MAX_UTTERANCE_S:
+            raise ConfigError(f"max_utterance_s must be in [1, {MAX_UTTERANCE_S:g}], got "
+                              f"{self.max_utterance_s}")
         for name in ("idle_timeout_s", "max_messages_per_s", "max_audio_speed",
                      "retry_after_s", "connections_per_min", "drain_timeout_s"):
             if getattr(self, name) <= 0:
@@ -163,6 +189,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="NAME=DIR", help="serve a model directory (repeatable)")
     config.add_arguments(parser, ServerConfig)
     config.add_arguments(parser, LimitsConfig)
+    config.add_arguments(parser, PipelineConfig)
+    # max_utterance_s is shared: the server's limit (above) also bounds what the recognizer
+    # sees, so it is not a second flag.
+    config.add_arguments(parser, RecognizerConfig, skip=SHARED_SETTINGS)
+
+
+SHARED_SETTINGS = ("max_utterance_s",)  # one flag and key for LimitsConfig and the recognizer
+
+
+def _known_settings() -> set[str]:
+    return ({f.name for f in dataclasses.fields(ServerConfig)}
+            | {f.name for f in dataclasses.fields(LimitsConfig)}
+            | {f.name for f in dataclasses.fields(RecognizerConfig)}
+            | {f.name for f in dataclasses.fields(PipelineConfig)} | {"contexts", "models"})
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -180,9 +220,7 @@ def read_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of settings")
-    known = ({f.name for f in dataclasses.fields(ServerConfig)}
-             | {f.name for f in dataclasses.fields(LimitsConfig)} | {"contexts", "models"})
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - _known_settings())
     if unknown:
         raise ConfigError(f"config file {str(path)!r} has unknown settings {unknown}")
     return data
@@ -214,6 +252,17 @@ class Settings:
     server: ServerConfig
     limits: LimitsConfig
     sources: tuple[ModelSource, ...]
+    recognizer: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides
+    pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
+
+
+def _file_value(value: Any) -> str:
+    """A config-file value as the text an ``ASSISTANT_*`` variable would hold."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return config.LIST_SEPARATOR.join(str(v) for v in value)
+    return str(value)
 
 
 def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
@@ -224,11 +273,14 @@ def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
     config_file = flags.get("config") or env.get("ASSISTANT_CONFIG")
     data = read_file(config_file) if config_file else {}
     # File settings sit under the environment: they fill in the env names not set.
-    layered = {config.ENV_PREFIX + k.upper(): str(v) if not isinstance(v, bool)
-               else str(v).lower() for k, v in data.items() if k not in ("contexts", "models")}
+    layered = {config.ENV_PREFIX + k.upper(): _file_value(v) for k, v in data.items()
+               if k not in ("contexts", "models")}
     layered.update(env)
     server = config.build(ServerConfig, flags, layered)
     limits = config.build(LimitsConfig, flags, layered)
+    pipeline = config.build(PipelineConfig, flags, layered)
+    recognizer = config.given(RecognizerConfig, flags, layered)
+    RecognizerConfig(**recognizer)  # refuse bad values now, named, not at the first model
     given: Sequence[tuple[str, str]] = flags.get("sources") or []
     if not given:
         given = _env_sources(env)
@@ -241,4 +293,4 @@ def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"model names must be unique, got {duplicates} more than once")
-    return Settings(server, limits, sources)
+    return Settings(server, limits, sources, recognizer, pipeline)

@@ -1,6 +1,6 @@
 """Recognition off the event loop: a small pool of worker processes (or threads).
 
-Sessions ``await pool.recognize(model, audio)`` for final results; while the pool holds
+Sessions ``await pool.recognize(entry, request)`` for final results; while the pool holds
 ``queue_size`` utterances (waiting or running) new ones wait for room, so a flood slows the
 readers (TCP backpressure) instead of growing memory. Partial results are best effort:
 :meth:`InferencePool.try_recognize` only runs one when a worker is free.
@@ -9,8 +9,9 @@ Processes by default: the grammar-constrained beam search is mostly Python, so t
 one GIL, and they also slow the event loop. With 50 real-time clients on 2 cores, two worker
 *threads* used 0.56 cores in all and reached a p95 end-of-speech-to-result of 1.3 s; worker
 processes each load their own copy of the models (about 150 MB each for tiny.en int8) and
-use both cores (docs/scaling.md). A reload bumps a generation number; each worker process
-reloads its models before the first utterance of a newer generation.
+use both cores (docs/scaling.md). Each recognition carries its model's catalogue entry
+(:mod:`serving.catalog`); a worker builds the recognizer of a newer generation the first
+time it sees one (:mod:`serving.models`).
 
 Micro-batching several utterances into one encoder run does not pay on 2 cores: 4 utterances
 of 2.6-4.3 s padded to the same length took 307 ms as one batch and 290 ms one after another
@@ -24,15 +25,18 @@ import concurrent.futures
 import logging
 import multiprocessing
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from assistant.errors import ConfigError
-from assistant.recognizer import RecognizerConfig, Result
+from assistant.pipeline import run_recognition
+from assistant.recognizer import Result
+from assistant.utterance import RecognitionRequest
 
-from .config import ModelSource
+from .catalog import ModelEntry
+from .config import PoolConfig
+from .models import ModelRegistry
 
 logger = logging.getLogger("assistant.serving.inference")
 
@@ -41,22 +45,19 @@ logger = logging.getLogger("assistant.serving.inference")
 _worker: dict[str, Any] = {}
 
 
-def _worker_init(sources: Sequence[ModelSource], config: RecognizerConfig,
-                 warm_up: bool) -> None:
-    from .models import ModelRegistry
-
-    registry = ModelRegistry(sources, config, warm_up=warm_up)
-    registry.load()
-    _worker.update(registry=registry, generation=0)
+def _worker_init(entries: Sequence[ModelEntry], warm_up: bool) -> None:
+    registry = ModelRegistry(warm_up=warm_up)
+    registry.load(entries)
+    _worker["registry"] = registry
 
 
-def _worker_recognize(model: str, generation: int, audio: np.ndarray) -> Result:
-    registry = _worker["registry"]
-    if generation > _worker["generation"]:
-        registry.reload(None)
-        _worker["generation"] = generation
-    result: Result = registry.get(model).recognizer.recognize(audio)
-    return result
+def _worker_recognize(entry: ModelEntry, audio: np.ndarray, partial: bool) -> Result:
+    return _registry_recognize(_worker["registry"], entry, audio, partial)
+
+
+def _registry_recognize(registry: ModelRegistry, entry: ModelEntry, audio: np.ndarray,
+                        partial: bool) -> Result:
+    return run_recognition(registry.recognizer(entry), audio, partial)
 
 
 def _worker_ping(delay_s: float) -> int:
@@ -68,48 +69,35 @@ def _worker_ping(delay_s: float) -> int:
 
 
 class InferencePool:
-    """``workers`` processes (or threads); at most ``queue_size`` utterances admitted at once.
+    """``config.workers`` processes (or threads); at most ``queue_size`` utterances at once.
 
-    ``lookup(name)`` gives a loaded model of the server's own registry (thread workers use it;
-    process workers load the same ``sources`` themselves).
+    Thread workers share ``registry`` (the server's own); process workers each build theirs.
     """
 
-    def __init__(self, workers: int, queue_size: int, kind: str,
-                 sources: Sequence[ModelSource], config: RecognizerConfig, warm_up: bool,
-                 lookup: Callable[[str | None], Any]):
-        if workers < 1 or queue_size < workers:
-            raise ConfigError(f"need workers >= 1 and queue_size >= workers, got {workers} "
-                              f"and {queue_size}")
-        if kind not in ("process", "thread"):
-            raise ConfigError(f"worker_kind must be 'process' or 'thread', got {kind!r}")
-        self.workers = workers
-        self.queue_size = queue_size
-        self.kind = kind
-        self.lookup = lookup
-        self.generation = 0
-        self._executor: concurrent.futures.Executor
-        if kind == "process":
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init, initargs=(tuple(sources), config, warm_up))
-        else:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=workers, thread_name_prefix="assistant-infer")
+    def __init__(self, config: PoolConfig, registry: ModelRegistry | None = None):
+        self.config = config
+        self.workers = config.workers
+        self.queue_size = config.queue_size
+        self.kind = config.worker_kind
+        self.registry = registry or ModelRegistry(warm_up=config.warm_up)
+        self._executor: concurrent.futures.Executor | None = None
         self._slots: asyncio.Semaphore | None = None
         self._in_flight = 0
         self._closed = False
 
-    def start(self, timeout_s: float = 300.0) -> None:
-        """Start every worker process and load its models (blocking; no-op for threads)."""
-        if self.kind != "process":
-            return
-        pings = [self._executor.submit(_worker_ping, 0.2) for _ in range(2 * self.workers)]
-        pids = {f.result(timeout=timeout_s) for f in pings}
-        logger.info("%d worker processes ready (%s)", len(pids), sorted(pids))
-
-    def reloaded(self) -> None:
-        """The models changed on disk and in the server: workers reload before next use."""
-        self.generation += 1
+    def start(self, entries: Sequence[ModelEntry], timeout_s: float = 300.0) -> None:
+        """Start the workers and load ``entries`` in each (blocking)."""
+        if self.kind == "process":
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init, initargs=(tuple(entries), self.config.warm_up))
+            pings = [self._executor.submit(_worker_ping, 0.2) for _ in range(2 * self.workers)]
+            pids = {f.result(timeout=timeout_s) for f in pings}
+            logger.info("%d worker processes ready (%s)", len(pids), sorted(pids))
+        else:
+            self.registry.load(entries)
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix="assistant-infer")
 
     @property
     def depth(self) -> int:
@@ -121,30 +109,32 @@ class InferencePool:
             self._slots = asyncio.Semaphore(self.queue_size)
         return self._slots
 
-    async def recognize(self, model: str, audio: np.ndarray) -> Result:
-        """Recognize ``audio`` with the named model; waits for room when the queue is full."""
+    async def recognize(self, entry: ModelEntry, request: RecognitionRequest) -> Result:
+        """Carry ``request`` out with ``entry``'s model; waits for room when the queue is full."""
         async with self._semaphore():
-            return await self._run(model, audio)
+            return await self._run(entry, request)
 
-    async def try_recognize(self, model: str, audio: np.ndarray) -> Result | None:
-        """Recognize only if a worker is idle now (partials); None when busy."""
+    async def try_recognize(self, entry: ModelEntry, request: RecognitionRequest
+                            ) -> Result | None:
+        """Carry ``request`` out only if a worker is idle now (partials); None when busy."""
         if self._in_flight >= self.workers or self._semaphore().locked():
             return None
         async with self._semaphore():
-            return await self._run(model, audio)
+            return await self._run(entry, request)
 
-    async def _run(self, model: str, audio: np.ndarray) -> Result:
-        if self._closed:
-            raise RuntimeError("the inference pool is shut down")
+    async def _run(self, entry: ModelEntry, request: RecognitionRequest) -> Result:
+        if self._closed or self._executor is None:
+            raise RuntimeError("the inference pool is not running")
         self._in_flight += 1
         try:
             loop = asyncio.get_running_loop()
             if self.kind == "process":
-                return await loop.run_in_executor(self._executor, _worker_recognize, model,
-                                                  self.generation, audio)
-            recognizer = self.lookup(model).recognizer
-            result: Result = await loop.run_in_executor(self._executor, recognizer.recognize,
-                                                        audio)
+                return await loop.run_in_executor(self._executor, _worker_recognize, entry,
+                                                  request.audio, request.partial)
+            # The lookup runs in the worker thread too: a new generation is built there.
+            result: Result = await loop.run_in_executor(
+                self._executor, _registry_recognize, self.registry, entry, request.audio,
+                request.partial)
             return result
         finally:
             self._in_flight -= 1
@@ -152,7 +142,8 @@ class InferencePool:
     def shutdown(self) -> None:
         """Stop the workers after the work already started (waits for it)."""
         self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
     def thread_count() -> int:

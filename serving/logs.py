@@ -13,6 +13,9 @@ import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from assistant.recognizer import Reason
+from assistant.utterance import Completed
+
 CONTEXT_FIELDS = ("session_id", "peer", "key_id", "model")
 
 
@@ -76,3 +79,23 @@ def configure(json_lines: bool, level: str = "INFO") -> None:
     root.setLevel(logging.WARNING)
     logging.getLogger("assistant").setLevel(level.upper())
     logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+class ResultLog:
+    """A result sink that logs each final answer on its connection's logger."""
+
+    name = "result_log"
+
+    def __init__(self, log: ConnectionLogger):
+        self.log = log
+
+    def on_result(self, completed: Completed) -> None:
+        result = completed.result
+        if completed.utterance.partial or result.reason is Reason.CANCELLED:
+            return
+        latency = completed.latency_ms
+        self.log.info("result %d: %s %s (%.2f) in %.0f ms", completed.utterance.utterance_id,
+                      result.intent if result.understood else f"not understood ({result.reason})",
+                      result.slots if result.understood else "", result.confidence,
+                      latency or 0.0, extra={"event": "result", "latency_ms": None if latency
+                                             is None else round(latency, 1)})

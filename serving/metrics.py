@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from assistant.recognizer import Reason
+from assistant.utterance import Completed
+
 LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -115,3 +118,21 @@ class Metrics:
         for counter in (self.sessions, self.results, self.partials, self.errors, self.reloads):
             lines += counter.render()
         return "\n".join(lines) + "\n"
+
+
+class MetricsSink:
+    """A result sink (:mod:`assistant.utterance`) that counts and times the final answers."""
+
+    name = "metrics"
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def on_result(self, completed: Completed) -> None:
+        result = completed.result
+        if completed.utterance.partial or result.reason is Reason.CANCELLED:
+            return  # partials are counted where they are sent; cancelled ones never are
+        if completed.latency_ms is not None:
+            self.metrics.end_of_speech_to_result.observe(completed.latency_ms / 1000)
+        self.metrics.processing.observe(result.timing_ms.get("total", 0.0) / 1000)
+        self.metrics.results.inc(result.intent or "", str(result.understood).lower())

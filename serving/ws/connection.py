@@ -1,10 +1,10 @@
-"""The asyncio shell around one :class:`~serving.session.Session`: a reader and a sender.
+"""The asyncio shell around one :class:`~serving.ws.session.Session`: a reader and a sender.
 
 The reader takes frames off the WebSocket (with the idle timeout), feeds the session and
 carries out its actions: messages and utterance recognitions go into an ordered outbox; the
 sender task sends them in that order, awaiting each recognition (run by the shared
-:class:`~serving.inference.InferencePool`) when it comes up, so results keep their order and
-the event loop never recognizes anything itself.
+:class:`~serving.inference.InferencePool`) when it comes up and handing its result back to
+the session, so results keep their order and the event loop never recognizes anything itself.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -22,21 +21,9 @@ from websockets.exceptions import ConnectionClosed
 from assistant import protocol as p
 from assistant.recognizer import Result
 
-from .logs import ConnectionLogger
-from .session import (
-    Action,
-    Cancelled,
-    Close,
-    Finish,
-    Recognize,
-    Send,
-    Session,
-    partial_message,
-    result_message,
-)
-
-if TYPE_CHECKING:
-    from .server import App
+from ..logs import ConnectionLogger
+from ..services import Services
+from .session import Action, Cancelled, Close, Finish, Recognize, Send, Session, SessionState
 
 logger = logging.getLogger("assistant.serving.connection")
 
@@ -61,9 +48,9 @@ OutboxItem = p.Message | _Pending | _Finish
 class Connection:
     """One WebSocket client from the opening of the session to the last frame."""
 
-    def __init__(self, app: App, ws: ServerConnection, session: Session,
+    def __init__(self, services: Services, ws: ServerConnection, session: Session,
                  log: ConnectionLogger):
-        self.app = app
+        self.services = services
         self.ws = ws
         self.session = session
         self.log = log
@@ -93,6 +80,7 @@ class Connection:
                     item.task.cancel()
             for pending in self._finals:
                 pending.task.cancel()
+            self.session.end()
             if self._closing is not None and not self._gone:
                 # Frames the client still sends would fill the receive queue and hide its
                 # close frame from us: throw them away while the closing handshake runs.
@@ -117,7 +105,7 @@ class Connection:
             except TimeoutError:
                 if self.draining:
                     break
-                self.app.metrics.errors.inc(p.ErrorCode.IDLE_TIMEOUT.value)
+                self.services.metrics.errors.inc(p.ErrorCode.IDLE_TIMEOUT.value)
                 await self._apply(self.session.fatal(
                     p.ErrorCode.IDLE_TIMEOUT,
                     f"nothing received for {self.session.limits.idle_timeout_s:g} s"))
@@ -135,12 +123,10 @@ class Connection:
                 actions = self.session.on_audio(frame, now)
             await self._apply(actions)
             if self.outbox.qsize() > self.session.limits.outbox_size:
-                self.app.metrics.errors.inc(p.ErrorCode.SLOW_CONSUMER.value)
+                self.services.metrics.errors.inc(p.ErrorCode.SLOW_CONSUMER.value)
                 self.log.warning("client does not read its events: %d waiting",
                                  self.outbox.qsize())
-                self.session.state = "closed"
-                self._closing = Close(int(p.CloseCode.SLOW_CONSUMER),
-                                      "events not read fast enough")
+                self._closing = self.session.close_slow_consumer()
                 self._slow = True
                 return
         if self.draining and self._closing is None:
@@ -160,7 +146,7 @@ class Connection:
         for action in actions:
             if isinstance(action, Send):
                 if isinstance(action.message, p.Error):
-                    self.app.metrics.errors.inc(action.message.code)
+                    self.services.metrics.errors.inc(action.message.code)
                     self.log.info("error %s: %s", action.message.code, action.message.message)
                 self.outbox.put_nowait(action.message)
             elif isinstance(action, Recognize):
@@ -175,15 +161,16 @@ class Connection:
                 self._closing = action
 
     async def _recognize(self, work: Recognize) -> None:
-        pool = self.app.pool
+        pool = self.services.pool
+        entry = self.services.catalog.get(work.model)  # the newest: a reload applies now
         if work.partial:
-            task = asyncio.create_task(pool.try_recognize(work.model, work.audio))
+            task = asyncio.create_task(pool.try_recognize(entry, work.request))
         else:
             self._finals = [f for f in self._finals if not f.task.done()]
             while len(self._finals) >= MAX_PENDING_FINALS:  # backpressure on this reader
                 await asyncio.wait([self._finals[0].task])
                 self._finals = [f for f in self._finals if not f.task.done()]
-            task = asyncio.create_task(pool.recognize(work.model, work.audio))
+            task = asyncio.create_task(pool.recognize(entry, work.request))
         pending = _Pending(work, task)
         if not work.partial:
             self._finals.append(pending)
@@ -194,7 +181,7 @@ class Connection:
         items: list[OutboxItem] = []
         while not self.outbox.empty():
             item = self.outbox.get_nowait()
-            if isinstance(item, _Pending) and item.work.epoch != self.session.epoch:
+            if isinstance(item, _Pending) and not self.session.is_current(item.work):
                 item.task.cancel()
                 continue
             if keep_messages or not isinstance(item, p.Message):
@@ -220,7 +207,7 @@ class Connection:
             self.outbox.put_nowait(_Finish(closed=False))
             await self._wait_sender(sender, limits.drain_timeout_s)
             self._closing = Close(int(p.CloseCode.GOING_AWAY), "server shutting down")
-        elif self.session.state == "stopped":
+        elif self.session.state is SessionState.STOPPED:
             await self._wait_sender(sender, limits.drain_timeout_s + limits.idle_timeout_s)
             self._closing = Close(int(p.CloseCode.NORMAL), "session stopped")
 
@@ -242,48 +229,39 @@ class Connection:
                         await self._send(p.Closed(self.session.session_id, self.results_sent))
                     return
                 if isinstance(item, _Pending):
-                    message = await self._resolve(item)
-                    if message is None:
-                        continue
+                    messages = await self._resolve(item)
                 else:
-                    message = item
-                await self._send(message)
+                    messages = [item]
+                for message in messages:
+                    await self._send(message)
         except ConnectionClosed:
             return
 
-    async def _resolve(self, item: _Pending) -> p.Message | None:
+    async def _resolve(self, item: _Pending) -> list[p.Message]:
+        """The messages a recognition's outcome becomes (none if cancelled or stale)."""
         work = item.work
+        metrics = self.services.metrics
         if work.partial and not item.task.done() and not self.outbox.empty():
             item.task.cancel()  # something newer is waiting: a late partial is useless
-            self.app.metrics.partials.inc("stale")
-            return None
+            metrics.partials.inc("stale")
+            return []
         await asyncio.wait([item.task])
-        if item.task.cancelled() or work.epoch != self.session.epoch:
-            return None
+        if item.task.cancelled() or not self.session.is_current(work):
+            return []
         error = item.task.exception()
         if error is not None:
             self.log.error("recognition failed: %s", error, exc_info=error)
-            return p.error(p.ErrorCode.INTERNAL, f"recognition failed: {error}", False)
+            return [p.error(p.ErrorCode.INTERNAL, f"recognition failed: {error}", False)]
         result = item.task.result()
         if result is None:  # a partial skipped because the pool was busy
-            self.app.metrics.partials.inc("busy")
-            return None
+            metrics.partials.inc("busy")
+            return []
         if work.partial:
-            self.app.metrics.partials.inc("sent")
-            return partial_message(work.utterance_id, result)
-        latency_s = time.perf_counter() - work.end_of_speech_s
-        message = result_message(work.utterance_id, result, 1000 * latency_s)
-        metrics = self.app.metrics
-        metrics.end_of_speech_to_result.observe(latency_s)
-        metrics.processing.observe(result.timing_ms.get("total", 0.0) / 1000)
-        metrics.results.inc(result.intent or "", str(result.understood).lower())
-        self.results_sent += 1
-        self.log.info("result %d: %s %s (%.2f) in %.0f ms", work.utterance_id,
-                      result.intent if result.understood else "not understood",
-                      result.slots if result.understood else "", result.confidence,
-                      1000 * latency_s, extra={"event": "result",
-                                               "latency_ms": round(1000 * latency_s, 1)})
-        return message
+            metrics.partials.inc("sent")
+        actions = self.session.complete(work, result, time.perf_counter())
+        return [a.message for a in actions if isinstance(a, Send)]
 
     async def _send(self, message: p.Message) -> None:
         await self.ws.send(message.to_json())
+        if isinstance(message, p.Result):
+            self.results_sent += 1

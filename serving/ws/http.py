@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
@@ -22,15 +22,14 @@ from websockets.http11 import Request, Response
 
 from assistant.errors import AssistantError
 
-from .auth import Principal
-from .metrics import CONTENT_TYPE as METRICS_TYPE
-
-if TYPE_CHECKING:
-    from .server import App
+from ..auth import Principal, bearer
+from ..catalog import UnknownModel
+from ..metrics import CONTENT_TYPE as METRICS_TYPE
+from ..services import Services
 
 logger = logging.getLogger("assistant.serving.http")
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"  # package data
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"  # package data
 STREAM_PATHS = frozenset({"/", "/v1/stream"})
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8"}
@@ -72,12 +71,12 @@ def _is_upgrade(request: Request) -> bool:
 
 
 class Router:
-    """The ``process_request`` hook of :class:`~serving.server.App`."""
+    """The ``process_request`` hook of the WebSocket listener (:mod:`serving.ws.listener`)."""
 
-    def __init__(self, app: App):
-        self.app = app
+    def __init__(self, services: Services):
+        self.services = services
         self.static = load_static()
-        self.origins = app.settings.server.origins()
+        self.origins = services.settings.server.origins()
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
@@ -95,18 +94,18 @@ class Router:
         if path == "/healthz" and method == "GET":
             return _respond(connection, 200, "ok\n", "text/plain; charset=utf-8")
         if path == "/readyz" and method == "GET":
-            ready = self.app.ready and not self.app.draining
-            state = "ready" if ready else ("draining" if self.app.draining else "loading")
-            return _respond(connection, 200 if ready else 503, state + "\n",
+            state = self.services.state
+            return _respond(connection, 200 if self.services.ready else 503, f"{state}\n",
                             "text/plain; charset=utf-8")
         if path == "/metrics" and method == "GET":
-            self.app.refresh_gauges()
-            return _respond(connection, 200, self.app.metrics.render(), METRICS_TYPE)
+            self.services.refresh_gauges()
+            return _respond(connection, 200, self.services.metrics.render(), METRICS_TYPE)
         if path == "/v1/models" and method == "GET":
             if self._principal(request) is None:
                 return self._unauthorized(connection)
-            return _json(connection, 200, {"default": self.app.registry.default_name,
-                                           "models": self.app.registry.describe()})
+            catalog = self.services.catalog
+            return _json(connection, 200, {"default": catalog.default_name,
+                                           "models": catalog.describe()})
         if path == "/v1/token" and method == "POST":
             return self._token(connection, request)
         if path == "/v1/reload" and method == "POST":
@@ -122,15 +121,15 @@ class Router:
         return _respond(connection, 404, f"nothing at {path}\n", "text/plain; charset=utf-8")
 
     def _principal(self, request: Request) -> Principal | None:
-        return self.app.auth.authenticate(request.headers.get("Authorization"),
-                                          query(request).get("token"), time.time())
+        return self.services.auth.authenticate(request.headers.get("Authorization"),
+                                               query(request).get("token"), time.time())
 
     def _unauthorized(self, connection: ServerConnection) -> Response:
         return _respond(connection, 401, "an API key is required (Authorization: Bearer KEY)\n",
                         "text/plain; charset=utf-8", WWW_Authenticate="Bearer")
 
     def _token(self, connection: ServerConnection, request: Request) -> Response:
-        auth = self.app.auth
+        auth = self.services.auth
         if not auth.required:
             return _json(connection, 200, {"token": None, "required": False})
         principal = auth.check_key(_bearer(request))
@@ -145,10 +144,11 @@ class Router:
             return self._unauthorized(connection)
         name = query(request).get("model")
         try:
-            reloaded = await asyncio.to_thread(self.app.reload, name)
+            reloaded = await asyncio.to_thread(self.services.reload, name)
+        except UnknownModel as e:
+            return _json(connection, 400, {"error": str(e)})
         except AssistantError as e:
-            return _json(connection, 400 if "no model named" in str(e) else 500,
-                         {"error": str(e)})
+            return _json(connection, 500, {"error": str(e)})
         return _json(connection, 200, {"reloaded": reloaded})
 
 
@@ -173,6 +173,4 @@ def origin_allowed(origin: str | None, host: str | None, allowed: frozenset[str]
 
 
 def _bearer(request: Request) -> str | None:
-    from .auth import bearer
-
     return bearer(request.headers.get("Authorization"))

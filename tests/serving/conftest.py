@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from assistant.pipeline import PipelineConfig
 from serving.config import LimitsConfig, ModelSource, ServerConfig, Settings
 
 HOME = Path(__file__).resolve().parents[2] / "assistant" / "contexts" / "home.yaml"
@@ -73,12 +74,15 @@ class ServerThread:
         return self.run(lambda: len(asyncio.all_tasks(self.loop)))
 
 
-def make_settings(sources: tuple[ModelSource, ...] | None = None, **overrides: Any) -> Settings:
+def make_settings(sources: tuple[ModelSource, ...] | None = None, *,
+                  pipeline: PipelineConfig | None = None, recognizer: dict[str, Any] | None = None,
+                  **overrides: Any) -> Settings:
     server_fields = {f.name for f in dataclasses.fields(ServerConfig)}
     overrides.setdefault("worker_kind", "thread")  # starts in no time; "process" is tested
     server = ServerConfig(port=0, **{k: v for k, v in overrides.items() if k in server_fields})
     limits = LimitsConfig(**{k: v for k, v in overrides.items() if k not in server_fields})
-    return Settings(server, limits, sources or (ModelSource("home", "context", HOME),))
+    return Settings(server, limits, sources or (ModelSource("home", "context", HOME),),
+                    recognizer or {}, pipeline or PipelineConfig())
 
 
 @pytest.fixture(scope="module")

@@ -121,3 +121,25 @@ def test_unknown_file_settings_are_refused(tmp_path: Path) -> None:
     bad.write_text("prot = 1\n")
     with pytest.raises(ConfigError, match=r"unknown settings \['prot'\]"):
         load(_parse("--config", str(bad)), {})
+
+
+def test_recognizer_and_pipeline_settings_from_flags_env_and_file(tmp_path: Path) -> None:
+    toml = tmp_path / "server.toml"
+    toml.write_text('beam_size = 2\nthreshold = 0.7\nmax_utterance_s = 12\n'
+                    'gates = ["min_duration,min_ms=150"]\n'
+                    f'sinks = ["jsonl,path={tmp_path / "r.jsonl"}"]\n')
+    settings = load(_parse("--config", str(toml), "--beam-size", "3"),
+                    {"ASSISTANT_THRESHOLD": "0.6"})
+    # Only what was given: a model directory's other stored settings stay as they are.
+    assert settings.recognizer == {"beam_size": 3, "threshold": 0.6, "max_utterance_s": 12.0}
+    assert settings.limits.max_utterance_s == 12.0  # one setting for the stream and the model
+    assert settings.pipeline.gates == ("min_duration,min_ms=150",)
+    assert load(_parse("--gate", "min_duration", "--gate", "min_duration,min_ms=9"),
+                {}).pipeline.gates == ("min_duration", "min_duration,min_ms=9")
+    assert load(_parse(), {"ASSISTANT_GATES": "min_duration;min_duration,min_ms=9"}
+                ).pipeline.gates == ("min_duration", "min_duration,min_ms=9")
+    with pytest.raises(ConfigError, match="beam_size must be >= 1"):
+        load(_parse("--beam-size", "0"), {})
+    with pytest.raises(ConfigError, match="unknown gate 'wake'"):
+        load(_parse("--gate", "wake"), {})
+    assert not (tmp_path / "r.jsonl").exists()  # sinks are checked, not opened, by load

@@ -1,0 +1,169 @@
+"""What the server serves, known without loading a speech model: the model catalogue.
+
+The main process keeps one :class:`ModelEntry` per configured source: its name, the settings
+it runs with (a model directory's stored settings, overridden by what the operator gave), its
+intents and grammar hash, and, for a grammar served zero-shot, the exact grammar text that
+was validated. Sessions read intents from it, ``/v1/models`` describes it, and every
+recognition carries its entry to the worker that runs it, which builds (or reuses) the
+recognizer of that entry's generation (:mod:`serving.models`). So what ``/v1/models`` reports
+is what runs, and a grammar edited on disk after a reload is never picked up behind the
+server's back.
+
+A reload validates the new files first and swaps the entries in one assignment: the next
+utterance of every session uses them; utterances being recognized finish on the old ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant.artifacts import SpeechModelSpec, ensure_speech_model, read_metadata
+from assistant.errors import ConfigError, GrammarError, ModelError
+from assistant.grammar import compile_word_graph, context_from_yaml
+from assistant.recognizer import (
+    RecognizerConfig,
+    model_dir_config,
+    model_dir_context,
+    resolve_config,
+)
+
+from .config import ModelSource
+
+logger = logging.getLogger("assistant.serving.catalog")
+
+
+class UnknownModel(ConfigError):
+    """No model of that name is served."""
+
+    def __init__(self, name: str, names: Sequence[str]):
+        self.name = name
+        self.names = list(names)
+        super().__init__(f"no model named {name!r} (available: {self.names})")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One served model as the main process knows it (see module docs). Pickled to workers."""
+
+    source: ModelSource
+    generation: int  # bumped by each reload of this model
+    config: RecognizerConfig  # the settings it runs with
+    intents: tuple[str, ...]
+    grammar_sha256: str
+    speech_dir: Path  # the speech model's files (a pretrained build, or the model directory)
+    grammar_text: str | None  # context sources: the grammar exactly as validated
+    loaded_at_s: float  # unix time
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.source.name,
+            "kind": self.source.kind,
+            "path": str(self.source.path),
+            "speech_model": self.config.speech_model,
+            "precision": self.config.precision,
+            "intents": list(self.intents),
+            "grammar_sha256": self.grammar_sha256,
+            "threshold": self.config.threshold,
+            "beam_size": self.config.beam_size,
+            "generation": self.generation,
+            "loaded_at": round(self.loaded_at_s, 3),
+        }
+
+
+class ModelCatalog:
+    """The configured sources as :class:`ModelEntry` values; ``get`` is safe from any thread."""
+
+    def __init__(self, sources: Sequence[ModelSource], overrides: Mapping[str, Any],
+                 progress: Callable[[str], None] | None = None):
+        if not sources:
+            raise ConfigError("at least one --context or --model is needed")
+        self.sources = tuple(sources)
+        self.overrides = dict(overrides)
+        self.progress = progress
+        self._entries: dict[str, ModelEntry] = {}
+        self._lock = threading.Lock()  # one load or reload at a time
+
+    @property
+    def default_name(self) -> str:
+        return self.sources[0].name
+
+    @property
+    def loaded(self) -> bool:
+        return len(self._entries) == len(self.sources)
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.sources]
+
+    def entries(self) -> list[ModelEntry]:
+        return [self._entries[s.name] for s in self.sources if s.name in self._entries]
+
+    def get(self, name: str | None) -> ModelEntry:
+        """The entry called ``name`` (None: the default); :class:`UnknownModel` if none."""
+        key = name or self.default_name
+        entry = self._entries.get(key)
+        if entry is None:
+            raise UnknownModel(key, self.names())
+        return entry
+
+    def describe(self) -> list[dict[str, Any]]:
+        out = []
+        for source in self.sources:
+            entry = self._entries.get(source.name)
+            row = entry.describe() if entry else {"name": source.name, "kind": source.kind,
+                                                  "path": str(source.path), "loaded": False}
+            row["default"] = source.name == self.default_name
+            out.append(row)
+        return out
+
+    def load(self) -> list[str]:
+        """Read and check every source (blocking; builds speech models on first use)."""
+        return self.reload(None)
+
+    def reload(self, name: str | None = None) -> list[str]:
+        """Re-read the named source (None: all) and swap the new entries in. Blocking."""
+        chosen = [s for s in self.sources if name is None or s.name == name]
+        if not chosen:
+            raise UnknownModel(str(name), self.names())
+        with self._lock:
+            fresh = {s.name: self._entry(s) for s in chosen}
+            self._entries = {**self._entries, **fresh}  # one assignment: readers see old or new
+        return list(fresh)
+
+    def _entry(self, source: ModelSource) -> ModelEntry:
+        if not source.path.exists():
+            raise ModelError(f"{source.kind} {source.name!r}: {source.path} does not exist")
+        previous = self._entries.get(source.name)
+        generation = previous.generation + 1 if previous else 0
+        if source.kind == "model":
+            metadata = read_metadata(source.path)
+            context = model_dir_context(source.path, metadata)
+            config = model_dir_config(source.path, metadata, self.overrides)
+            speech_dir, text = source.path, None
+        else:
+            text = _read(source.path)
+            context = context_from_yaml(text, source=str(source.path))
+            config = resolve_config(None, self.overrides)
+            spec = SpeechModelSpec(config.speech_model, config.precision)
+            speech_dir = ensure_speech_model(spec, self.progress)
+        compile_word_graph(context)  # fails here, named, rather than in every worker
+        logger.info("catalogued %s %r from %s (generation %d)", source.kind, source.name,
+                    source.path, generation)
+        return ModelEntry(source, generation, config, tuple(context.intent_names),
+                          context.sha256, speech_dir, text, time.time())
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise GrammarError(f"cannot read context file: {e}", source=path) from e

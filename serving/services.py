@@ -1,0 +1,132 @@
+"""What every listener shares, with no transport in it: the server's services.
+
+    services = Services(settings, vad=vad)
+    services.load()                          # models catalogued, workers started (blocking)
+    entry = services.catalog.get("home")     # what a session serves
+    result = await services.pool.recognize(entry, request)
+
+:class:`Services` holds the model catalogue (:mod:`serving.catalog`), the inference pool, the
+metrics, authentication and the connection limiter, the shared VAD, the pipeline's gates
+(per stream, :meth:`Services.gates`) and result sinks (shared), the server's state and the
+count of open sessions. Each listener (WebSocket v1 today, :mod:`serving.ws`) is handed one
+and never reaches for anything else; the :class:`~serving.server.App` builds it and runs the
+listeners' lifecycle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any
+
+from assistant.sinks import close_sinks
+from assistant.utterance import Gate, ResultSink
+from assistant.vad import SileroVad
+
+from .auth import Authenticator
+from .catalog import ModelCatalog
+from .config import Settings
+from .inference import InferencePool
+from .limits import KeyedLimiter
+from .metrics import Metrics, MetricsSink
+from .models import ModelRegistry
+
+logger = logging.getLogger("assistant.serving.services")
+
+
+class ServerState(StrEnum):
+    LOADING = "loading"  # listening (health checks answer), models not ready yet
+    READY = "ready"
+    DRAINING = "draining"  # shutting down: no new sessions, in-flight work finishes
+    STOPPED = "stopped"
+
+
+def serving_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """One onnxruntime intra-op thread per recognition unless set: the pool gives parallelism."""
+    return {"threads": 1, **overrides}
+
+
+class Services:
+    """See module docs. Listeners call it from the event loop; ``load``, ``reload`` and
+    ``stop`` block (call them from a thread)."""
+
+    def __init__(self, settings: Settings, vad: SileroVad | None = None,
+                 progress: Callable[[str], None] | None = None):
+        self.settings = settings
+        self.limits = settings.limits
+        server = settings.server
+        self.catalog = ModelCatalog(settings.sources, serving_overrides(settings.recognizer),
+                                    progress)
+        pool = server.pool
+        self.registry = ModelRegistry(warm_up=pool.warm_up) if pool.worker_kind == "thread" \
+            else None  # process workers keep their own
+        self.pool = InferencePool(pool, self.registry)
+        self.vad = vad or SileroVad()
+        self.metrics = Metrics()
+        secret = server.token_secret.encode() if server.token_secret else None
+        self.auth = Authenticator(server.keys(), secret, server.token_ttl_s)
+        per_s = self.limits.connections_per_min / 60
+        self.connect_limiter = KeyedLimiter(per_s, max(1.0, self.limits.connections_per_min / 4))
+        self.sinks: list[ResultSink] = [MetricsSink(self.metrics),
+                                        *settings.pipeline.make_sinks()]
+        self.state = ServerState.LOADING
+        self.open_sessions = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.state is ServerState.READY
+
+    @property
+    def draining(self) -> bool:
+        return self.state in (ServerState.DRAINING, ServerState.STOPPED)
+
+    def load(self) -> None:
+        """Catalogue the models (building speech models on first use), start the workers."""
+        self.catalog.load()
+        self.pool.start(self.catalog.entries())
+        self.state = ServerState.READY
+        self.metrics.ready.set(1)
+        logger.info("ready: %s", ", ".join(self.catalog.names()))
+
+    def begin_drain(self) -> None:
+        self.state = ServerState.DRAINING
+        self.metrics.ready.set(0)
+
+    def stop(self) -> None:
+        """After the listeners drained: stop the workers and close the sinks (blocking)."""
+        self.pool.shutdown()
+        close_sinks(self.sinks)
+        self.state = ServerState.STOPPED
+
+    def reload(self, name: str | None = None) -> list[str]:
+        """Re-read the models' files (blocking); the next utterance uses them."""
+        try:
+            reloaded = self.catalog.reload(name)
+        except Exception:
+            self.metrics.reloads.inc("failed")
+            raise
+        self.metrics.reloads.inc("ok")
+        logger.info("reloaded %s", ", ".join(reloaded))
+        return reloaded
+
+    # -- per session ----------------------------------------------------------------------
+
+    def gates(self) -> list[Gate]:
+        """A new set of the configured gates for one stream."""
+        return self.settings.pipeline.make_gates()
+
+    def session_opened(self) -> None:
+        self.open_sessions += 1
+        self.metrics.sessions.inc()
+        self.refresh_gauges()
+
+    def session_closed(self) -> None:
+        self.open_sessions -= 1
+        self.refresh_gauges()
+
+    def refresh_gauges(self) -> None:
+        self.metrics.active_sessions.set(self.open_sessions)
+        self.metrics.queue_depth.set(self.pool.depth)
