@@ -18,14 +18,17 @@ import argparse
 import json
 import logging
 import os
-import random
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from assistant import config as cfg
+from assistant.artifacts import METADATA_FILE
 from assistant.errors import ConfigError
+
+from .recordings import SYNTHESIZED, mix_recordings, recordings_digest
 
 
 def register(sub: Any) -> None:
@@ -55,29 +58,34 @@ def _say(message: str) -> None:
     print(f"[train] {message}", flush=True)
 
 
-def _mix_recordings(recordings: Path, data_dir: Path, copies: int = 3) -> int:
-    """Add the user's labelled recordings to the training manifest (each ``copies`` times).
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``--out`` that holds anything but a model directory (which is replaced)."""
+    if out.is_file():
+        raise ConfigError(f"--out {out} is a file; give a directory for the model")
+    if out.is_dir() and any(out.iterdir()) and not (out / METADATA_FILE).is_file():
+        raise ConfigError(f"--out {out} is not empty and not a model directory (no "
+                          f"{METADATA_FILE}); refusing to replace it: choose a new directory")
 
-    ``labels.jsonl`` rows: ``{"audio", "intent" (null: not a command), "slots", "text"?}``.
-    Without ``text`` a recording trains the intent classifier only, not the decoder.
-    """
-    from assistant.evaluation import read_labels
 
-    labels_file = recordings / "labels.jsonl"
-    labels = read_labels(labels_file)
-    texts = [json.loads(line).get("text") for line in labels_file.read_text().splitlines()
-             if line.strip()]
-    train = data_dir / "train.jsonl"
-    rows = [json.loads(line) for line in train.read_text().splitlines() if line.strip()]
-    for label, text in zip(labels, texts, strict=True):
-        if not label.audio.is_file():
-            raise ConfigError(f"{labels_file}: recording {label.audio} does not exist")
-        rows += [{"audio": str(label.audio.resolve()), "text": text, "intent": label.intent,
-                  "slots": label.slots, "kind": "recording", "engine": "recording",
-                  "voice": "user"}] * copies
-    random.Random(0).shuffle(rows)
-    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return len(labels)
+def replace_dir(new: Path, out: Path) -> None:
+    """Put the finished directory ``new`` at ``out``, replacing a model directory there."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        out.replace(old / out.name)
+    new.replace(out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _check_reuse(record: dict[str, Any], manifest: str, lineage: dict[str, Any],
+                 run_dir: Path) -> None:
+    """A finished run is reused only for the same training data."""
+    trained = (record.get("train_manifest", SYNTHESIZED), record.get("recordings"))
+    if trained != (manifest, lineage.get("recordings")):
+        raise ConfigError(f"the finished run in {run_dir} trained on other data "
+                          f"({trained[0]}, recordings {trained[1]}); use a new --work or "
+                          f"delete {run_dir}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -93,6 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .model_card import write_model_card
 
     logging.basicConfig(level=logging.WARNING)
+    check_out_dir(args.out)
     started = time.monotonic()
     context = load_context(args.context)
     settings = cfg.build(FinetuneConfig, args)
@@ -109,26 +118,38 @@ def cmd_train(args: argparse.Namespace) -> int:
         _say(f"1/4 reusing the dataset in {data_dir}")
     data_info = json.loads((data_dir / "manifest.json").read_text())
     steer, judge = split_holdout(data_dir)
+    manifest, lineage = SYNTHESIZED, {}
     if args.recordings:
-        count = _mix_recordings(args.recordings, data_dir)
-        _say(f"mixed {count} of your recordings into the training split")
+        mixed, count = mix_recordings(args.recordings, data_dir)
+        manifest = mixed.name
+        lineage["recordings"] = {"path": str(args.recordings.resolve()), "count": count,
+                                 "sha256": recordings_digest(args.recordings)}
+        _say(f"mixed {count} of your recordings into {mixed.name} ({SYNTHESIZED} unchanged)")
     timings["data"] = time.monotonic() - t
 
     t = time.monotonic()
-    if not (run_dir / "experiment.json").is_file():
+    experiment = run_dir / "experiment.json"
+    if not experiment.is_file():
         _say(f"2/4 fine-tuning {settings.speech_model} on {settings.device}")
         train(data_dir, run_dir, settings, list(context.intent_names),
-              data_version=data_info.get("data_version", ""), stop_manifest=steer.name)
+              data_version=data_info.get("data_version", ""), stop_manifest=steer.name,
+              train_manifest=manifest, lineage=lineage)
     else:
+        _check_reuse(json.loads(experiment.read_text()), manifest, lineage, run_dir)
         _say(f"2/4 reusing the finished run in {run_dir}")
     timings["fine_tune"] = time.monotonic() - t
 
     t = time.monotonic()
-    if args.out.exists():
-        shutil.rmtree(args.out)
     _say(f"3/4 exporting the INT8 model to {args.out}")
-    metadata = export(run_dir, args.context, data_dir, args.out, settings.speech_model,
-                      calibration_manifests=("val.jsonl", steer.name))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}.new-"))
+    try:
+        metadata = export(run_dir, args.context, data_dir, staging, settings.speech_model,
+                          calibration_manifests=("val.jsonl", steer.name))
+        replace_dir(staging, args.out)  # a model already there survives a failed export
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
     timings["export"] = time.monotonic() - t
 
     t = time.monotonic()

@@ -38,7 +38,7 @@ from assistant.intent_classifier import CLASSIFIER_FILE
 from assistant.model_dir import CONTEXT_FILE
 from assistant.onnx_graph import build_classifier
 from assistant.pretrained import locate
-from assistant.recognizer import Recognizer, RecognizerConfig
+from assistant.recognizer import Recognizer
 from assistant.vad import SileroVad, speech_span
 from assistant.whisper_weights import dims_from_ct2
 
@@ -163,7 +163,9 @@ def export(run_dir: Path, context_path: Path, data_dir: Path, out: Path,
     extra = {"kind": "fine-tuned",
              "training": {"run": str(run_dir), "data_version": experiment.get("data_version"),
                           "epochs": experiment["epochs"], "config": experiment["config"],
-                          "train_clips": experiment["train_clips"]}}
+                          "train_clips": experiment["train_clips"],
+                          "train_manifest": experiment.get("train_manifest", "train.jsonl"),
+                          "recordings": experiment.get("recordings")}}
     with tempfile.TemporaryDirectory() as scratch:
         fp32 = Path(scratch) / "fp32"
         _write(fp32, model, labels, speech_model, "fp32", extra)
@@ -177,7 +179,7 @@ def export(run_dir: Path, context_path: Path, data_dir: Path, out: Path,
                            "calibration": {"features": [], "mean": [], "scale": [],
                                            "weights": [], "bias": 0.0},
                            "parity": parity, "recognizer": {"threshold": 0.5}})
-    recognizer = Recognizer.from_model_dir(out, RecognizerConfig())
+    recognizer = Recognizer.from_model_dir(out)
     rows = [r for name in calibration_manifests for r in read_manifest(data_dir / name)]
     rng = np.random.default_rng(0)
     chosen = [rows[i] for i in rng.permutation(len(rows))[:calibration_clips]]

@@ -223,11 +223,15 @@ def evaluate_batches(model: WhisperForCommands, batches: list[Batch],
 
 
 def train(data_dir: Path, out: Path, config: FinetuneConfig, intents: list[str],
-          data_version: str = "", stop_manifest: str = "val.jsonl") -> dict[str, Any]:
+          data_version: str = "", stop_manifest: str = "val.jsonl",
+          train_manifest: str = "train.jsonl",
+          lineage: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fine-tune; returns the experiment record (also written to ``out/experiment.json``).
 
-    Early stopping watches ``stop_manifest`` (``assistant train`` passes the unseen-voice
-    half of :mod:`training.holdout`).
+    Trains on ``train_manifest`` (``assistant train --recordings`` passes the manifest with
+    the user's recordings mixed in, :mod:`training.recordings`). Early stopping watches
+    ``stop_manifest`` (``assistant train`` passes the unseen-voice half of
+    :mod:`training.holdout`). ``lineage`` (e.g. the recordings' digest) goes into the record.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -245,7 +249,7 @@ def train(data_dir: Path, out: Path, config: FinetuneConfig, intents: list[str],
     model = WhisperForCommands(whisper, len(labels), config.train_encoder_layers).to(device)
     vad = SileroVad()
     started = time.monotonic()
-    train_batches = make_batches(read_manifest(data_dir / "train.jsonl"), model, tokenizer,
+    train_batches = make_batches(read_manifest(data_dir / train_manifest), model, tokenizer,
                                  labels, config.batch_size, device, vad, "train features")
     val_batches = make_batches(read_manifest(data_dir / stop_manifest), model, tokenizer,
                                labels, config.batch_size, device, vad,
@@ -270,6 +274,7 @@ def train(data_dir: Path, out: Path, config: FinetuneConfig, intents: list[str],
     record: dict[str, Any] = {"config": dataclasses.asdict(config), "data_dir": str(data_dir),
                               "data_version": data_version, "labels": labels, "epochs": [],
                               "early_stopping_on": stop_manifest,
+                              "train_manifest": train_manifest, **(lineage or {}),
                               "train_clips": sum(len(b.classes) for b in train_batches),
                               "val_clips": sum(len(b.classes) for b in val_batches),
                               "feature_seconds": round(features_s, 1)}
