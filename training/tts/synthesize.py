@@ -7,7 +7,8 @@ Two cache levels under ``cache_dir()/tts`` (16 kHz 16-bit WAV, named by sha256):
 
 So a rerun synthesizes only what is new, and conversions of one engine output share it.
 Writes go through a unique temporary file and an atomic rename, so parallel worker processes
-can share the cache. Neural engines are loaded once per process, on first use.
+can share the cache. Engines are loaded once per process, on first use
+(:func:`training.tts.engine.load_engine`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -25,38 +25,17 @@ from assistant.artifacts import cache_dir
 from assistant.audio import SAMPLE_RATE_HZ
 from assistant.resample import resample
 
-from . import command_line
 from .conversion import convert
+from .engine import load_engine
 from .lexicon import respell
 from .voice import SynthesisError, Voice
 
 CACHE_VERSION = 1
 MAX_PEAK = 0.99  # louder engine output is scaled down, never clipped
-_ENGINES: dict[str, Any] = {}  # loaded neural engines of this process
-
-
-def _neural(engine: str, name: str) -> Any:
-    key = f"{engine}:{name}" if engine == "piper" else engine
-    if key not in _ENGINES:
-        if engine == "piper":
-            from .piper import PiperEngine
-
-            _ENGINES[key] = PiperEngine(name)
-        else:
-            from .kokoro import KokoroEngine
-
-            _ENGINES[key] = KokoroEngine()
-    return _ENGINES[key]
-
-
 def speak_raw(text: str, voice: Voice) -> np.ndarray:
     """The engine's audio for ``text`` (respelled for it), float32 mono 16 kHz, uncached."""
     spoken = respell(text, voice.engine)
-    if voice.engine in command_line.BINARIES:
-        audio, rate_hz = command_line.speak(spoken, voice)
-    else:
-        engine = _neural(voice.engine, voice.name)
-        audio, rate_hz = engine.speak(spoken, voice), engine.sample_rate_hz
+    audio, rate_hz = load_engine(voice.engine).speak(spoken, voice)
     if audio.size == 0:
         raise SynthesisError(f"{voice.id} produced no audio for {text!r}")
     return np.asarray(resample(audio, rate_hz, SAMPLE_RATE_HZ), np.float32)

@@ -13,6 +13,9 @@ cache key of synthesized audio (:attr:`Voice.id`). Settings per engine:
 * voice conversion after any engine: ``semitones`` (pitch shift) and ``formant_ratio``
   (spectral-envelope warp, > 1 = shorter vocal tract), see :mod:`training.tts.conversion`.
 
+Which engine takes which setting, and which names it knows, the engine itself says
+(:mod:`training.tts.engine`): a setting an engine does not take is refused.
+
 :attr:`Voice.speaker` is who is heard (engine, speaker and conversion, rounded): two voices
 that differ only in rate or sampling noise are the same speaker. Dataset splits hold out
 speakers by their :attr:`Voice.base` (engine and speaker before conversion).
@@ -25,8 +28,11 @@ from dataclasses import dataclass
 
 from assistant.errors import AssistantError, ConfigError
 
-ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
+from .engine import ENGINES, engine_class
 
+__all__ = ["ENGINES", "SynthesisError", "Voice"]
+
+ENGINE_SETTINGS = ("pitch", "noise_scale", "noise_w")  # None unless the engine takes them
 _BLEND = re.compile(r"^(?P<a>[a-z_]+)\+(?P<b>[a-z_]+)@(?P<w>0\.\d+)$")
 
 
@@ -49,23 +55,26 @@ class Voice:
     formant_ratio: float = 1.0  # voice conversion: envelope warp, 0.75..1.35
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ConfigError(f"unknown TTS engine {self.engine!r} (known: {ENGINES})")
+        engine = engine_class(self.engine)  # unknown: ConfigError naming the known ones
         if not 0.5 <= self.rate <= 2.0:
             raise ConfigError(f"speaking rate must be in [0.5, 2], got {self.rate}")
-        if self.pitch is not None and (self.engine != "espeak" or not 0 <= self.pitch <= 99):
-            raise ConfigError(f"pitch {self.pitch} needs engine espeak and 0..99 "
-                              f"(voice {self.engine}:{self.name})")
-        for field_name in ("noise_scale", "noise_w"):
-            value = getattr(self, field_name)
-            if value is not None and (self.engine != "piper" or not 0.0 <= value <= 1.5):
-                raise ConfigError(f"{field_name} {value} needs engine piper and 0..1.5")
+        for name in ENGINE_SETTINGS:
+            value = getattr(self, name)
+            if value is not None and name not in engine.settings:
+                raise ConfigError(f"{name} {value} is not a setting of engine {self.engine} "
+                                  f"(voice {self.engine}:{self.name}; it takes "
+                                  f"{sorted(engine.settings) or 'none'})")
+        if self.pitch is not None and not 0 <= self.pitch <= 99:
+            raise ConfigError(f"pitch must be in 0..99, got {self.pitch}")
+        for name in ("noise_scale", "noise_w"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.5:
+                raise ConfigError(f"{name} must be in [0, 1.5], got {value}")
         if not -12.0 <= self.semitones <= 12.0:
             raise ConfigError(f"pitch shift must be in [-12, 12] semitones, got {self.semitones}")
         if not 0.75 <= self.formant_ratio <= 1.35:
             raise ConfigError(f"formant ratio must be in [0.75, 1.35], got {self.formant_ratio}")
-        if self.engine == "kokoro" and "+" in self.name and not _BLEND.match(self.name):
-            raise ConfigError(f"kokoro blend must read 'a+b@0.30', got {self.name!r}")
+        engine.check(self)
 
     @property
     def converted(self) -> bool:
@@ -74,11 +83,8 @@ class Voice:
     @property
     def engine_id(self) -> str:
         """The engine's own settings: the key of the raw (unconverted) audio cache."""
-        pitch = f",p{self.pitch}" if self.pitch is not None else ""
-        piper = ""
-        if self.engine == "piper":
-            piper = f",n{self._noise_scale:.3f},w{self._noise_w:.3f},s{self.seed}"
-        return f"{self.engine}:{self.name}@r{self.rate:.2f}{pitch}{piper}"
+        settings = engine_class(self.engine).settings_id(self)
+        return f"{self.engine}:{self.name}@r{self.rate:.2f}{settings}"
 
     @property
     def id(self) -> str:
@@ -95,9 +101,9 @@ class Voice:
     @property
     def components(self) -> tuple[str, ...]:
         """The base speakers heard in this voice (two for a Kokoro blend)."""
-        match = _BLEND.match(self.name) if self.engine == "kokoro" else None
+        match = blend(self.name) if self.engine == "kokoro" else None
         if match:
-            return (f"kokoro:{match['a']}", f"kokoro:{match['b']}")
+            return (f"kokoro:{match[0]}", f"kokoro:{match[1]}")
         return (self.base,)
 
     @property
@@ -107,10 +113,8 @@ class Voice:
             return self.base
         return f"{self.base}~{self.semitones:+.1f}st/{self.formant_ratio:.2f}"
 
-    @property
-    def _noise_scale(self) -> float:
-        return 0.667 if self.noise_scale is None else self.noise_scale
 
-    @property
-    def _noise_w(self) -> float:
-        return 0.8 if self.noise_w is None else self.noise_w
+def blend(name: str) -> tuple[str, str, float] | None:
+    """``"a+b@0.30"`` as ("a", "b", 0.3); None for a plain name."""
+    match = _BLEND.match(name)
+    return (match["a"], match["b"], float(match["w"])) if match else None
