@@ -408,7 +408,13 @@ def _as_overrides(overrides: Mapping[str, Any] | RecognizerConfig | None) -> dic
             "settings to override as a mapping, e.g. {'threshold': 0.8}. A RecognizerConfig "
             "now overrides only the fields that differ from the defaults.",
             DeprecationWarning, stacklevel=3)
-        default = RecognizerConfig()
-        return {f.name: getattr(overrides, f.name) for f in dataclasses.fields(overrides)
-                if getattr(overrides, f.name) != getattr(default, f.name)}
+        return differing_fields(overrides)
     return check_overrides(overrides)
+
+
+def differing_fields(config: RecognizerConfig) -> dict[str, Any]:
+    """The fields of ``config`` that differ from the defaults, as overrides (what the old
+    full-config arguments meant to set)."""
+    default = RecognizerConfig()
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if getattr(config, f.name) != getattr(default, f.name)}

@@ -1,6 +1,8 @@
-"""The streaming server: ``assistant serve`` (WebSocket protocol in ``docs/protocol.md``).
+"""The server: ``assistant serve`` (WebSocket protocol in ``docs/protocol.md``).
 
-Thin asyncio shells (:mod:`serving.server`, :mod:`serving.connection`, :mod:`serving.http`)
-around pure pieces (:mod:`serving.session`, :mod:`serving.auth`, :mod:`serving.limits`,
-:mod:`serving.metrics`) and the core's :class:`~assistant.stream.Segmenter`.
+:mod:`serving.services` holds what every listener shares and no transport (the model
+catalogue, the inference pool, metrics, auth, limits, the pipeline's gates and sinks);
+listeners are shells over it, named in :data:`serving.server.LISTENERS`: the WebSocket v1
+protocol is :mod:`serving.ws` (accept, connection, a pure session state machine, HTTP).
+:class:`serving.server.App` puts them together and runs their lifecycle.
 """

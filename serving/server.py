@@ -14,11 +14,14 @@ the pipeline's gates and sinks) and hands them to each listener named in :data:`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from assistant.errors import ConfigError
+from assistant.recognizer import RecognizerConfig, differing_fields
 from assistant.registry import Registry
 from assistant.vad import SileroVad
 
@@ -64,9 +67,16 @@ def check_exposure(settings: Settings) -> None:
 class App:
     """One server process (see module docs)."""
 
-    def __init__(self, settings: Settings, vad: SileroVad | None = None,
-                 progress: Callable[[str], None] | None = None,
+    def __init__(self, settings: Settings, recognizer_config: RecognizerConfig | None = None,
+                 vad: SileroVad | None = None, progress: Callable[[str], None] | None = None,
                  listeners: Sequence[str] = ("ws",)):
+        if recognizer_config is not None:
+            warnings.warn("App(settings, RecognizerConfig(...)) is deprecated: give the "
+                          "settings to override as Settings.recognizer (a mapping, e.g. "
+                          "{'threshold': 0.8}); fields equal to the defaults are ignored",
+                          DeprecationWarning, stacklevel=2)
+            settings = dataclasses.replace(settings, recognizer={
+                **differing_fields(recognizer_config), **settings.recognizer})
         check_exposure(settings)
         self.settings = settings
         self.services = Services(settings, vad, progress)

@@ -1,0 +1,5 @@
+"""Deprecated: moved to :mod:`serving.ws.connection` (see :mod:`serving._moved`)."""
+
+from ._moved import moved
+
+__getattr__ = moved(__name__, "serving.ws.connection")
