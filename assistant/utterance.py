@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .pcm import SAMPLE_RATE_HZ
-from .recognizer import Result
+from .recognizer import Reason, Result
 from .segmenter import EndReason
 
 
@@ -78,6 +78,11 @@ class Completed:
     stream_id: str = ""  # the session, the file, ... ("" when there is none)
     latency_ms: float | None = None  # end of speech to result, on the shell's clock
     gate: str | None = None  # the gate that dropped the utterance, if one did
+
+    @property
+    def final(self) -> bool:
+        """An answer the client gets: not a partial, not dropped by a cancel."""
+        return not self.utterance.partial and self.result.reason is not Reason.CANCELLED
 
 
 @runtime_checkable

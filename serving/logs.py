@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from assistant.recognizer import Reason
 from assistant.utterance import Completed
 
 CONTEXT_FIELDS = ("session_id", "peer", "key_id", "model")
@@ -91,7 +90,7 @@ class ResultLog:
 
     def on_result(self, completed: Completed) -> None:
         result = completed.result
-        if completed.utterance.partial or result.reason is Reason.CANCELLED:
+        if not completed.final:
             return
         latency = completed.latency_ms
         self.log.info("result %d: %s %s (%.2f) in %.0f ms", completed.utterance.utterance_id,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from assistant.recognizer import Reason
 from assistant.utterance import Completed
 
 LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
@@ -130,7 +129,7 @@ class MetricsSink:
 
     def on_result(self, completed: Completed) -> None:
         result = completed.result
-        if completed.utterance.partial or result.reason is Reason.CANCELLED:
+        if not completed.final:
             return  # partials are counted where they are sent; cancelled ones never are
         if completed.latency_ms is not None:
             self.metrics.end_of_speech_to_result.observe(completed.latency_ms / 1000)

@@ -28,6 +28,7 @@ import soundfile as sf
 
 from assistant.errors import ConfigError
 
+from .engine import EngineDefaults
 from .voice import SynthesisError, Voice
 
 FESTIVAL_VOICES = {
@@ -63,13 +64,12 @@ def _run(command: list[str], stdin: str | None = None) -> None:
         raise SynthesisError(f"{command[0]} timed out after {TIMEOUT_S} s") from e
 
 
-class _CommandLineEngine:
+class _CommandLineEngine(EngineDefaults):
     """What the three command-line engines share (see :class:`~training.tts.engine.Engine`)."""
 
     name: ClassVar[str]
     binary: ClassVar[str]
-    settings: ClassVar[frozenset[str]] = frozenset()
-    convertible: ClassVar[bool] = True
+    known_voices: ClassVar[tuple[str, ...]] = ()  # empty: any name the binary takes
 
     @classmethod
     def available(cls) -> bool:
@@ -77,15 +77,9 @@ class _CommandLineEngine:
 
     @classmethod
     def check(cls, voice: Voice) -> None:
-        return None
-
-    @classmethod
-    def vary(cls, rng: random.Random) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def settings_id(cls, voice: Voice) -> str:
-        return ""
+        if cls.known_voices and voice.name not in cls.known_voices:
+            raise ConfigError(f"unknown {cls.name} voice {voice.name!r} "
+                              f"(known: {list(cls.known_voices)})")
 
     @classmethod
     def versions(cls) -> dict[str, str]:
@@ -149,11 +143,7 @@ class EspeakEngine(_CommandLineEngine):
 class FliteEngine(_CommandLineEngine):
     name = "flite"
     binary = "flite"
-
-    @classmethod
-    def check(cls, voice: Voice) -> None:
-        if voice.name not in FLITE_VOICES:
-            raise ConfigError(f"unknown flite voice {voice.name!r} (known: {FLITE_VOICES})")
+    known_voices = FLITE_VOICES
 
     @classmethod
     def voices(cls) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -168,12 +158,7 @@ class FliteEngine(_CommandLineEngine):
 class FestivalEngine(_CommandLineEngine):
     name = "festival"
     binary = "text2wave"
-
-    @classmethod
-    def check(cls, voice: Voice) -> None:
-        if voice.name not in FESTIVAL_VOICES:
-            raise ConfigError(f"unknown festival voice {voice.name!r} "
-                              f"(known: {sorted(FESTIVAL_VOICES)})")
+    known_voices = tuple(FESTIVAL_VOICES)
 
     @classmethod
     def voices(cls) -> tuple[tuple[str, ...], tuple[str, ...]]:

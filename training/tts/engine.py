@@ -81,6 +81,26 @@ class Engine(Protocol):
         ...
 
 
+class EngineDefaults:
+    """The parts of :class:`Engine` most engines leave as they are: no settings of their own,
+    convertible, every voice name accepted, nothing drawn per clip, nothing in the cache key."""
+
+    settings: ClassVar[frozenset[str]] = frozenset()
+    convertible: ClassVar[bool] = True
+
+    @classmethod
+    def check(cls, voice: Voice) -> None:
+        return None
+
+    @classmethod
+    def vary(cls, rng: random.Random) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def settings_id(cls, voice: Voice) -> str:
+        return ""
+
+
 def engine_class(name: str) -> type[Engine]:
     """The engine called ``name`` (ConfigError naming the known ones if there is none)."""
     return TTS_ENGINES.get(name)

@@ -26,20 +26,20 @@ import importlib.metadata
 import itertools
 import json
 import os
-import random
 import re
 import subprocess
 import tempfile
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from assistant.artifacts import cache_dir
 from assistant.errors import ConfigError, MissingDependencyError
 
+from .engine import EngineDefaults
 from .voice import SynthesisError, Voice, blend
 
 SAMPLE_RATE_HZ = 24000
@@ -138,14 +138,12 @@ def _table(voices: dict[str, np.ndarray], name: str) -> np.ndarray:
     return voices[name]
 
 
-class KokoroEngine:
+class KokoroEngine(EngineDefaults):
     """The Kokoro engine (:class:`~training.tts.engine.Engine`): the loaded model, vocabulary
     and style vectors, single-threaded. Training voices are four style vectors and their
     pairwise blends; ``jf_tebukuro`` (never part of a training blend) is held out."""
 
     name: ClassVar[str] = "kokoro"
-    settings: ClassVar[frozenset[str]] = frozenset()
-    convertible: ClassVar[bool] = True
     sample_rate_hz = SAMPLE_RATE_HZ
 
     @classmethod
@@ -162,14 +160,6 @@ class KokoroEngine:
         blends = tuple(f"{a}+{b}@{w:.2f}" for (a, b), w in itertools.product(
             itertools.combinations(TRAIN_VOICES, 2), BLEND_WEIGHTS))
         return TRAIN_VOICES + blends, HELD_OUT_VOICES
-
-    @classmethod
-    def vary(cls, rng: random.Random) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def settings_id(cls, voice: Voice) -> str:
-        return ""
 
     @classmethod
     def versions(cls) -> dict[str, str]:
