@@ -111,21 +111,21 @@ def _check(value: Any, annotation: Any, where: str) -> Any:
                 return _check(value, option, where)
             except ProtocolError:
                 continue
-        raise ProtocolError(f"{where} must be {_describe(annotation)}, got {value!r}")
+        raise ProtocolError(f"{where} must be {_describe(annotation)}, got {_short(value)}")
     if origin is dict:
         key_type, value_type = typing.get_args(annotation)
         if not isinstance(value, dict):
-            raise ProtocolError(f"{where} must be an object, got {value!r}")
+            raise ProtocolError(f"{where} must be an object, got {_short(value)}")
         return {_check(k, key_type, where): _check(v, value_type, f"{where}.{k}")
                 for k, v in value.items()}
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(annotation)
         if not isinstance(value, list | tuple):
-            raise ProtocolError(f"{where} must be an array, got {value!r}")
+            raise ProtocolError(f"{where} must be an array, got {_short(value)}")
         return tuple(_check(v, item_type, f"{where}[{i}]") for i, v in enumerate(value))
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
-            raise ProtocolError(f"{where} must be an object, got {value!r}")
+            raise ProtocolError(f"{where} must be an object, got {_short(value)}")
         return _from_fields(annotation, value, where)
     if annotation is bool:
         if isinstance(value, bool):
@@ -135,13 +135,25 @@ def _check(value: Any, annotation: Any, where: str) -> Any:
             return value
     elif annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ProtocolError(f"{where} is too large for a number") from None
     elif annotation is str:
         if isinstance(value, str):
             return value
     else:  # pragma: no cover - a field type this module does not use
         raise TypeError(f"unsupported field type {annotation!r}")
-    raise ProtocolError(f"{where} must be {_describe(annotation)}, got {value!r}")
+    raise ProtocolError(f"{where} must be {_describe(annotation)}, got {_short(value)}")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (error messages quote what was sent)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # e.g. an int past the digit limit
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(annotation: Any) -> str:
@@ -245,8 +257,11 @@ class Start(Message):
     client: str = ""  # free text naming the client, for the server's logs
 
     def __post_init__(self) -> None:
+        if self.model is not None and not self.model.strip():
+            raise ProtocolError("model must be a model's name, or left out for the default; "
+                                "got an empty string")
         if self.mode not in MODES:
-            raise ProtocolError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+            raise ProtocolError(f"mode must be one of {list(MODES)}, got {_short(self.mode)}")
         if self.min_silence_ms is not None and not 100 <= self.min_silence_ms <= 5000:
             raise ProtocolError(f"min_silence_ms must be in [100, 5000], got "
                                 f"{self.min_silence_ms}")
@@ -373,16 +388,25 @@ def parse(text: str | bytes, allowed: frozenset[str] | None = None) -> Message:
     """The message in one text frame; ``allowed`` restricts the types (e.g. CLIENT_MESSAGES)."""
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ProtocolError(f"text frame is not valid JSON: {e}") from e
+    except RecursionError:
+        raise ProtocolError("text frame is nested too deeply to be a message") from None
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError, the int digit limit
+        raise ProtocolError(f"text frame is not valid JSON: {_cut(str(e))}") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"a message is a JSON object, got {type(data).__name__}")
     kind = data.get("type")
     cls = MESSAGES.get(kind) if isinstance(kind, str) else None
     if cls is None or (allowed is not None and kind not in allowed):
         expected = sorted(allowed if allowed is not None else MESSAGES)
-        raise ProtocolError(f"unknown message type {kind!r} (expected one of {expected})")
-    return cls.from_dict(data)
+        raise ProtocolError(f"unknown message type {_short(kind)} (expected one of {expected})")
+    try:
+        return cls.from_dict(data)
+    except RecursionError:
+        raise ProtocolError(f"{kind!r} message is nested too deeply") from None
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def error(code: ErrorCode, message: str, fatal: bool,

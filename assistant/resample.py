@@ -50,12 +50,13 @@ def check_rate(rate_hz: Any, name: str = "sample rate") -> int:
     """Return ``rate_hz`` as an int, or raise :class:`AudioFormatError` naming the bad value."""
     if isinstance(rate_hz, bool) or not isinstance(rate_hz, int | float | np.integer):
         raise AudioFormatError(f"{name} must be an integer number of Hz, got {rate_hz!r}")
-    if not math.isfinite(rate_hz) or int(rate_hz) != rate_hz:
+    if isinstance(rate_hz, float) and (not math.isfinite(rate_hz) or not rate_hz.is_integer()):
         raise AudioFormatError(f"{name} must be a whole number of Hz, got {rate_hz!r}")
     rate = int(rate_hz)
     if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+        shown = rate if abs(rate) < 10**12 else f"a {rate.bit_length()}-bit number of"
         raise AudioFormatError(
-            f"{name} of {rate} Hz is out of range ({MIN_RATE_HZ}..{MAX_RATE_HZ} Hz)"
+            f"{name} of {shown} Hz is out of range ({MIN_RATE_HZ}..{MAX_RATE_HZ} Hz)"
         )
     return rate
 

@@ -12,12 +12,21 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 TOKEN_PREFIX = "v1"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a caller was not let in: bad credentials, or too many bad ones from its address."""
+
+    rate_limited: bool
+    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ class Authenticator:
     def check_key(self, key: str | None) -> Principal | None:
         if key is None:
             return None
-        candidate = key.encode()
+        candidate = key.encode("utf-8", "surrogateescape")
         found = None
         for kid, known in self._keys.items():  # compare with every key: no early exit
             if hmac.compare_digest(candidate, known):
@@ -85,7 +94,10 @@ class Authenticator:
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
             return None
         payload, signature = parts[1], parts[2]
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        # Bytes, not str: compare_digest refuses non-ASCII text, and a token is whatever a
+        # client put in the URL.
+        if not hmac.compare_digest(signature.encode("utf-8", "surrogateescape"),
+                                   self._sign(payload).encode("ascii")):
             return None
         try:
             claims = json.loads(_unb64(payload))
@@ -104,5 +116,32 @@ class Authenticator:
         return self.check_key(bearer(authorization)) or self.check_token(token, now_s)
 
     def _sign(self, payload: str) -> str:
-        digest = hmac.new(self._secret, f"{TOKEN_PREFIX}.{payload}".encode(), hashlib.sha256)
+        digest = hmac.new(self._secret, f"{TOKEN_PREFIX}.{payload}".encode(
+            "utf-8", "surrogateescape"), hashlib.sha256)
         return _b64(digest.digest())
+
+
+def host_allowed(host: str | None, allowed: frozenset[str]) -> bool:
+    """Whether a keyless server should answer a request for ``Host: host``.
+
+    DNS rebinding points an attacker's name at 127.0.0.1, so a page of that name can talk to
+    a local server as "its own origin"; the request still carries the attacker's name as its
+    Host. IP addresses, ``localhost`` (and ``*.localhost``) and the ``allowed`` names are
+    answered; other names are not.
+    """
+    if "*" in allowed:
+        return True
+    if not host:
+        return False
+    name = host.strip().lower()
+    if name.startswith("["):  # [v6]:port
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    return name == "localhost" or name.endswith(".localhost") or name in allowed

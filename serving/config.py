@@ -52,6 +52,9 @@ class ServerConfig:
     token_ttl_s: float = 300.0  # lifetime of a token from POST /v1/token
     insecure: bool = False  # allow listening beyond localhost without API keys
     allowed_origins: str = ""  # comma-separated browser origins besides this server's own; "*": any
+    # A server without API keys answers only requests whose Host is an IP address, localhost
+    # or one of these names (comma-separated; "*": any): DNS rebinding cannot reach it.
+    allowed_hosts: str = ""
     tls_cert: str | None = None  # PEM certificate chain: serve wss:// and https://
     tls_key: str | None = None  # PEM private key for tls_cert
     log_json: bool = False  # structured logs: one JSON object a line
@@ -79,6 +82,10 @@ class ServerConfig:
         """The extra browser origins allowed, normalized (``scheme://host[:port]``, lower case)."""
         return frozenset(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",")
                          if o.strip())
+
+    def hosts(self) -> frozenset[str]:
+        """The extra Host names a keyless server answers, lower case."""
+        return frozenset(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
 
     def keys(self) -> tuple[str, ...]:
         """Every configured API key (inline and from api_keys_file), without duplicates."""
@@ -125,6 +132,8 @@ class LimitsConfig:
     max_sessions: int = 64  # concurrent connections; more are closed 4030
     retry_after_s: float = 5.0  # the hint sent with 4030 server full
     connections_per_min: float = 120.0  # new connections per API key (or address) a minute
+    # (a burst of a quarter of that may come at once)
+    auth_failures_per_min: float = 10.0  # failed authentications per address; then 429/4029
     outbox_size: int = 256  # events waiting for a slow reader before 4032
     drain_timeout_s: float = 10.0  # on shutdown, time for in-flight utterances to finish
 
@@ -136,7 +145,8 @@ class LimitsConfig:
             raise ConfigError(f"max_utterance_s must be in [1, {MAX_UTTERANCE_S:g}], got "
                               f"{self.max_utterance_s}")
         for name in ("idle_timeout_s", "max_messages_per_s", "max_audio_speed",
-                     "retry_after_s", "connections_per_min", "drain_timeout_s"):
+                     "retry_after_s", "connections_per_min", "auth_failures_per_min",
+                     "drain_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_sessions < 1 or self.outbox_size < 8:

@@ -57,6 +57,11 @@ class KeyedLimiter:
         self._buckets.move_to_end(key)
         return bucket.take(amount, now_s)
 
+    def exhausted(self, key: str, now_s: float) -> bool:
+        """Whether ``take`` would refuse ``key`` now (nothing is spent)."""
+        bucket = self._buckets.get(key)
+        return bucket is not None and bucket.retry_after_s(1.0, now_s) > 0
+
     def retry_after_s(self, key: str, now_s: float) -> float:
         bucket = self._buckets.get(key)
         return bucket.retry_after_s(1.0, now_s) if bucket else 0.0

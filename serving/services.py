@@ -16,6 +16,7 @@ listeners' lifecycle.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
@@ -24,7 +25,7 @@ from assistant.sinks import close_sinks
 from assistant.utterance import Gate, ResultSink
 from assistant.vad import SileroVad
 
-from .auth import Authenticator
+from .auth import Authenticator, Principal, Refusal, host_allowed
 from .catalog import ModelCatalog
 from .config import Settings
 from .inference import InferencePool
@@ -68,6 +69,9 @@ class Services:
         self.auth = Authenticator(server.keys(), secret, server.token_ttl_s)
         per_s = self.limits.connections_per_min / 60
         self.connect_limiter = KeyedLimiter(per_s, max(1.0, self.limits.connections_per_min / 4))
+        failures = self.limits.auth_failures_per_min
+        self.auth_failures = KeyedLimiter(failures / 60, max(1.0, failures))
+        self.allowed_hosts = server.hosts()
         self.sinks: list[ResultSink] = [MetricsSink(self.metrics),
                                         *settings.pipeline.make_sinks()]
         self.state = ServerState.LOADING
@@ -111,6 +115,36 @@ class Services:
         self.metrics.reloads.inc("ok")
         logger.info("reloaded %s", ", ".join(reloaded))
         return reloaded
+
+    # -- callers --------------------------------------------------------------------------
+
+    def check_caller(self, authorization: str | None, token: str | None, peer: str
+                     ) -> Principal | Refusal:
+        """Who calls, or why not: an address with too many failed attempts is refused
+        before its credentials are even looked at (and each failure counts)."""
+        now = time.monotonic()
+        if self.auth.required and self.auth_failures.exhausted(peer, now):
+            return Refusal(True, self.auth_failures.retry_after_s(peer, now))
+        principal = self.auth.authenticate(authorization, token, time.time())
+        if principal is None:
+            self.auth_failures.take(peer, now)
+            return Refusal(False)
+        return principal
+
+    def check_key(self, key: str | None, peer: str) -> Principal | Refusal:
+        """Like :meth:`check_caller` for an API key alone (``POST /v1/token``)."""
+        now = time.monotonic()
+        if self.auth_failures.exhausted(peer, now):
+            return Refusal(True, self.auth_failures.retry_after_s(peer, now))
+        principal = self.auth.check_key(key)
+        if principal is None:
+            self.auth_failures.take(peer, now)
+            return Refusal(False)
+        return principal
+
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether to answer a request for ``Host: host`` (keyless servers: DNS rebinding)."""
+        return self.auth.required or host_allowed(host, self.allowed_hosts)
 
     # -- per session ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import asyncio
 import http
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from websockets.http11 import Request, Response
 
 from assistant.errors import AssistantError
 
-from ..auth import Principal, bearer
+from ..auth import Refusal, bearer
 from ..catalog import UnknownModel
 from ..metrics import CONTENT_TYPE as METRICS_TYPE
 from ..services import Services
@@ -80,6 +81,12 @@ class Router:
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
+        host = request.headers.get("Host")
+        if not self.services.host_allowed(host):
+            return _respond(connection, 403, f"this server does not answer for host {host!r}; "
+                            "it has no API keys, so it answers only for localhost and IP "
+                            "addresses (add names with --allowed-hosts)\n",
+                            "text/plain; charset=utf-8")
         if (_is_upgrade(request) or request.method != "GET") and not origin_allowed(
                 request.headers.get("Origin"), request.headers.get("Host"), self.origins):
             return _respond(connection, 403, f"origin {request.headers.get('Origin')!r} is not "
@@ -101,8 +108,9 @@ class Router:
             self.services.refresh_gauges()
             return _respond(connection, 200, self.services.metrics.render(), METRICS_TYPE)
         if path == "/v1/models" and method == "GET":
-            if self._principal(request) is None:
-                return self._unauthorized(connection)
+            refused = self._refused(connection, request)
+            if refused is not None:
+                return refused
             catalog = self.services.catalog
             return _json(connection, 200, {"default": catalog.default_name,
                                            "models": catalog.describe()})
@@ -120,11 +128,18 @@ class Router:
                             "text/plain; charset=utf-8")
         return _respond(connection, 404, f"nothing at {path}\n", "text/plain; charset=utf-8")
 
-    def _principal(self, request: Request) -> Principal | None:
-        return self.services.auth.authenticate(request.headers.get("Authorization"),
-                                               query(request).get("token"), time.time())
+    def _refused(self, connection: ServerConnection, request: Request) -> Response | None:
+        """The response refusing an unauthenticated request, or None to go on."""
+        caller = self.services.check_caller(request.headers.get("Authorization"),
+                                            query(request).get("token"), _peer(connection))
+        return self._refusal(connection, caller) if isinstance(caller, Refusal) else None
 
-    def _unauthorized(self, connection: ServerConnection) -> Response:
+    def _refusal(self, connection: ServerConnection, refusal: Refusal) -> Response:
+        if refusal.rate_limited:
+            retry = max(1, math.ceil(refusal.retry_after_s or 1))
+            return _respond(connection, 429, "too many failed authentications from this "
+                            f"address; retry after {retry} s\n", "text/plain; charset=utf-8",
+                            Retry_After=str(retry))
         return _respond(connection, 401, "an API key is required (Authorization: Bearer KEY)\n",
                         "text/plain; charset=utf-8", WWW_Authenticate="Bearer")
 
@@ -132,16 +147,17 @@ class Router:
         auth = self.services.auth
         if not auth.required:
             return _json(connection, 200, {"token": None, "required": False})
-        principal = auth.check_key(_bearer(request))
-        if principal is None:
-            return self._unauthorized(connection)
+        principal = self.services.check_key(_bearer(request), _peer(connection))
+        if isinstance(principal, Refusal):
+            return self._refusal(connection, principal)
         token, expires = auth.issue_token(principal, time.time())
         return _json(connection, 200, {"token": token, "required": True,
                                        "expires_at": round(expires), "ttl_s": auth.ttl_s})
 
     async def _reload(self, connection: ServerConnection, request: Request) -> Response:
-        if self._principal(request) is None:
-            return self._unauthorized(connection)
+        refused = self._refused(connection, request)
+        if refused is not None:
+            return refused
         name = query(request).get("model")
         try:
             reloaded = await asyncio.to_thread(self.services.reload, name)
@@ -170,6 +186,11 @@ def origin_allowed(origin: str | None, host: str | None, allowed: frozenset[str]
         return False
     parts = urlsplit(origin)
     return parts.scheme in ("http", "https") and parts.netloc == host.strip().lower()
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return str(address[0]) if address else "unknown"
 
 
 def _bearer(request: Request) -> str | None:

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from assistant import protocol as p
 from assistant.errors import ConfigError
 
+from ..auth import Refusal
 from ..config import ServerConfig
 from ..logs import ConnectionLogger, ResultLog
 from ..services import Services
@@ -132,9 +133,13 @@ class WebSocketListener:
         services = self.services
         request = ws.request
         assert request is not None
-        principal = services.auth.authenticate(request.headers.get("Authorization"),
-                                               query(request).get("token"), time.time())
-        if principal is None:
+        principal = services.check_caller(request.headers.get("Authorization"),
+                                          query(request).get("token"), peer)
+        if isinstance(principal, Refusal):
+            if principal.rate_limited:
+                return (p.ErrorCode.RATE_LIMITED, f"more than "
+                        f"{self.limits.auth_failures_per_min:g} failed authentications a "
+                        f"minute from {peer}", principal.retry_after_s)
             return p.ErrorCode.UNAUTHORIZED, "missing or invalid API key or token", None
         log.bind(key_id=principal.key_id)
         rate_key = principal.key_id if principal.via != "anonymous" else peer

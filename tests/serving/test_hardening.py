@@ -1,0 +1,126 @@
+"""Abusive and unlucky clients get documented answers, never a crash: malformed messages,
+odd credentials, guessing keys, DNS rebinding against the keyless local server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.serving.conftest import ServerThread, make_settings
+from tests.serving.test_server import DocClient, _fatal, doc_client
+
+
+def _http(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], str]:
+    request = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, dict(e.headers), e.read().decode()
+
+
+def _handshake_status(server: ServerThread, host: str, origin: str | None = None) -> int:
+    """The HTTP status of a raw WebSocket handshake sent with ``Host: host``."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = ["GET /v1/stream HTTP/1.1", f"Host: {host}", "Upgrade: websocket",
+             "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    if origin:
+        lines.append(f"Origin: {origin}")
+    with socket.create_connection(("127.0.0.1", server.app.port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status_line = sock.makefile("rb").readline().decode()
+    return int(status_line.split()[1])
+
+
+@pytest.mark.parametrize("frame", [
+    "[" * 60000,  # nested too deeply for the parser
+    '{"type": "start", "client": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}",
+    '{"type": "start", "protocol_version": ' + "1" * 5000 + "}",  # past the digit limit
+    '{"type": "start", "min_silence_ms": 1e999}',
+    '{"type": "start", "model": ""}',
+    '{"type": "start", "sample_rate_hz": ' + "9" * 400 + "}",
+])
+def test_malformed_messages_are_bad_messages_not_crashes(server: ServerThread,
+                                                         frame: str) -> None:
+    with doc_client(server) as ws:
+        client = DocClient(ws)
+        ws.send(frame)
+        error = client.next()
+        assert error["type"] == "error", error
+        if error["fatal"]:  # a start the server could parse but not accept
+            assert error["code"] == "bad_audio_format" and client.rest() == []
+            assert client.close_code == 4002
+            return
+        assert error["code"] == "bad_message" and len(error["message"]) < 400
+        assert client.start()["type"] == "ready"  # the session goes on
+
+
+def test_non_ascii_credentials_are_unauthorized(vad: Any) -> None:
+    from websockets.sync.client import connect
+
+    with ServerThread(make_settings(api_keys="right-key"), vad) as server:
+        for token in ("v1.x.%C3%A9", "v1.%C3%A9.x"):
+            with connect(f"{server.url}?token={token}", open_timeout=10) as ws:
+                error, close = _fatal(DocClient(ws))
+                assert (error["code"], close) == ("unauthorized", 4001)
+            status, headers, _ = _http(f"{server.http}/v1/models?token={token}")
+            assert status == 401 and headers["WWW-Authenticate"] == "Bearer"
+        assert _http(f"{server.http}/v1/models", Authorization="Bearer k\u00e9y".encode(
+            ).decode("latin-1"))[0] == 401
+
+
+def test_failed_authentication_is_rate_limited_per_address(vad: Any) -> None:
+    with ServerThread(make_settings(api_keys="right-key", auth_failures_per_min=3.0),
+                      vad) as server:
+        for _ in range(3):
+            with doc_client(server, Authorization="Bearer guess") as ws:
+                error, close = _fatal(DocClient(ws))
+                assert (error["code"], close) == ("unauthorized", 4001)
+        # The address spent its budget: refused before its credentials are looked at,
+        # the right key included, until the budget refills.
+        with doc_client(server, Authorization="Bearer right-key") as ws:
+            error, close = _fatal(DocClient(ws))
+            assert (error["code"], close) == ("rate_limited", 4029)
+            assert 0 < error["retry_after_s"] <= 20
+        status, headers, _ = _http(f"{server.http}/v1/token", "POST",
+                                   Authorization="Bearer right-key")
+        assert status == 429 and 1 <= int(headers["Retry-After"]) <= 20
+        assert _http(f"{server.http}/healthz")[0] == 200  # what needs no key is unaffected
+        metrics = _http(f"{server.http}/metrics")[2]
+        assert 'assistant_errors_total{code="rate_limited"} 1' in metrics
+
+
+def test_keyless_server_answers_only_loopback_host_names(server: ServerThread) -> None:
+    port = server.app.port
+    evil = f"rebind.evil.example:{port}"
+    assert _handshake_status(server, evil, origin=f"http://{evil}") == 403
+    for path, method in (("/v1/models", "GET"), ("/v1/reload", "POST"), ("/", "GET")):
+        status, _, body = _http(f"{server.http}{path}", method, Host=evil,
+                                Origin=f"http://{evil}")
+        assert status == 403 and "allowed-hosts" in body, (path, status, body)
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}",
+                 f"app.localhost:{port}"):
+        assert _http(f"{server.http}/v1/models", Host=host)[0] == 200, host
+        assert _handshake_status(server, host) == 101, host
+    assert _http(f"{server.http}/healthz", Host=f"10.1.2.3:{port}")[0] == 200  # probes by IP
+
+
+def test_named_hosts_and_keyed_servers_answer_other_names(vad: Any) -> None:
+    with ServerThread(make_settings(allowed_hosts="assistant.lan"), vad) as server:
+        port = server.app.port
+        assert _http(f"{server.http}/v1/models", Host=f"assistant.lan:{port}")[0] == 200
+        assert _http(f"{server.http}/v1/models", Host=f"other.lan:{port}")[0] == 403
+    with ServerThread(make_settings(api_keys="k"), vad) as keyed:
+        status, _, _ = _http(f"{keyed.http}/v1/models", Host="any.name.example",
+                             Authorization="Bearer k")
+        assert status == 200
+        assert json.loads(_http(f"{keyed.http}/v1/models", Authorization="Bearer k")[2])[
+            "default"] == "home"
