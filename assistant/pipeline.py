@@ -108,10 +108,13 @@ class Pipeline:
         """Audio in (any size); ``now_s`` is the shell's clock when it arrived."""
         return self._segments(self._stream().feed(chunk), now_s)
 
-    def finalize(self, now_s: float | None = None, answer_silence: bool = True) -> list[Event]:
+    def finalize(self, now_s: float | None = None, answer_silence: bool = True,
+                 always: bool = False) -> list[Event]:
         """End the utterance in progress now (push-to-talk release, stop). With nothing said
-        since the last finalize, ``answer_silence`` answers "not understood" all the same."""
-        return self._segments(self._stream().finalize(answer_silence), now_s)
+        since the last finalize, ``answer_silence`` answers "not understood" all the same;
+        ``always`` answers so whenever this call ended no utterance (see
+        :meth:`~assistant.segmenter.Segmenter.finalize`)."""
+        return self._segments(self._stream().finalize(answer_silence, always), now_s)
 
     def cancel(self) -> None:
         """Drop the utterance in progress and every answer not yet given; ids go on."""

@@ -208,12 +208,14 @@ class Segmenter:
             self._buffer = self._buffer[drop:]
             self._buffer_start += drop
 
-    def finalize(self, answer_silence: bool = True) -> list[Segment]:
+    def finalize(self, answer_silence: bool = True, always: bool = False) -> list[Segment]:
         """End the utterance now (push-to-talk release); the stream then starts afresh.
 
         Buffered audio is flushed through the VAD. An utterance in progress ends (forced).
         If nothing was said since the last ``finalize()`` and ``answer_silence`` is true, an
-        empty utterance is returned so the caller still answers (not understood).
+        empty utterance is returned so the caller still answers (not understood). With
+        ``always``, that empty utterance comes whenever this call ended none, even right
+        after the endpointer ended one (a protocol ``finalize`` is always answered).
         """
         tail = self._resampler.flush() if self._resampler is not None else np.zeros(0)
         audio = np.concatenate([self._pending, tail.astype(np.float32)])
@@ -222,7 +224,8 @@ class Segmenter:
         for event in self._endpointer.finalize(self._samples):
             events.extend(self._on_vad(event, finalizing=True))
         events = [e for e in events if not (isinstance(e, UtteranceAudio) and e.partial)]
-        if not self._ended_since_finalize and answer_silence:
+        ended_now = any(isinstance(e, UtteranceAudio) for e in events)
+        if answer_silence and not ended_now and (always or not self._ended_since_finalize):
             at_ms = samples_to_ms(self._samples)
             events.append(UtteranceAudio(self._utterance_id, np.zeros(0, np.float32), False,
                                          at_ms, at_ms, EndReason.FINALIZE))

@@ -184,8 +184,8 @@ class Session:
         if self.pipeline is None:
             return [Send(p.error(p.ErrorCode.NOT_STARTED,
                                  f"{message.type!r} before 'start'", False))]
-        if isinstance(message, p.Finalize):
-            return self._actions(self.pipeline.finalize(now_s))
+        if isinstance(message, p.Finalize):  # always answered (docs/protocol.md)
+            return self._actions(self.pipeline.finalize(now_s, always=True))
         self.pipeline.cancel()
         return [Cancelled(self.pipeline.epoch)]
 

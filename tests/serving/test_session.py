@@ -196,3 +196,22 @@ def test_a_gate_answers_in_place_of_recognition(catalog: ModelCatalog, vad: Any,
     assert len(result) == 1 and not result[0]["understood"]
     assert set(result[0]) == set(json.loads(p.Result(0, False, None, {}, 0.0, "", "",
                                                      p.Timing(0, 0, 0)).to_json()))
+
+
+def test_finalize_right_after_the_endpointer_ended_an_utterance_is_answered(
+        catalog: ModelCatalog, vad: Any, lights: bytes) -> None:
+    session = _session(catalog, vad)
+    _start(session)
+    actions, now = _stream(session, lights, start_s=0.0)  # 1 s of silence after the speech
+    assert len([a for a in actions if isinstance(a, Recognize)]) == 1  # the endpointer ended it
+    # The client releases its push-to-talk button (or just asks) right after: one answer.
+    answer = session.on_text('{"type":"finalize"}', now + 0.01)
+    (empty,) = _messages(answer)
+    assert not [a for a in answer if isinstance(a, Recognize)]
+    assert (empty["type"], empty["understood"], empty["utterance_id"]) == ("result", False, 1)
+    # A finalize that ends speech in progress is answered by that utterance alone.
+    more, t = _stream(session, lights[: len(lights) // 4 * 2], start_s=now + 1)
+    assert not [a for a in more if isinstance(a, Recognize)]
+    ended = session.on_text('{"type":"finalize"}', t)
+    assert [a.request.utterance_id for a in ended if isinstance(a, Recognize)] == [2]
+    assert [m["type"] for m in _messages(ended)] == ["speech_ended"]
