@@ -202,21 +202,31 @@ class Connection:
             self.outbox.put_nowait(_Finish(closed=False))
             await self._wait_sender(sender, FATAL_SEND_TIMEOUT_S)
         elif self.draining:
-            self.outbox.put_nowait(p.error(p.ErrorCode.SHUTTING_DOWN,
-                                           "the server is shutting down", True))
+            farewell = p.error(p.ErrorCode.SHUTTING_DOWN, "the server is shutting down", True)
+            self.outbox.put_nowait(farewell)
             self.outbox.put_nowait(_Finish(closed=False))
-            await self._wait_sender(sender, limits.drain_timeout_s)
+            if not await self._wait_sender(sender, limits.drain_timeout_s):
+                # Results still being computed are given up; the client is still told why.
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+                with contextlib.suppress(ConnectionClosed, TimeoutError):
+                    async with asyncio.timeout(FATAL_SEND_TIMEOUT_S):
+                        await self._send(farewell)
             self._closing = Close(int(p.CloseCode.GOING_AWAY), "server shutting down")
         elif self.session.state is SessionState.STOPPED:
             await self._wait_sender(sender, limits.drain_timeout_s + limits.idle_timeout_s)
             self._closing = Close(int(p.CloseCode.NORMAL), "session stopped")
 
-    async def _wait_sender(self, sender: asyncio.Task[None], timeout_s: float) -> None:
+    async def _wait_sender(self, sender: asyncio.Task[None], timeout_s: float) -> bool:
+        """Whether the sender sent everything queued within ``timeout_s``."""
         try:
             await asyncio.wait_for(asyncio.shield(sender), timeout_s)
         except TimeoutError:
             self.log.warning("gave up sending after %.1f s (%d events left)", timeout_s,
                              self.outbox.qsize())
+            return False
+        return True
 
     # -- sender ---------------------------------------------------------------------------
 

@@ -79,19 +79,28 @@ class WebSocketListener:
         return f"{'wss' if self.ssl else 'ws'}://{host}:{self.port}"
 
     def begin_drain(self) -> None:
-        """Stop accepting; every session finishes what is in flight, then closes 1001."""
-        if self.server is not None:
-            self.server.close(close_connections=False)
+        """Shutting down: every session finishes what is in flight, then closes 1001. The
+        port stays open meanwhile, so probes see ``/readyz`` 503 (not a refused connection)
+        and new streams get ``shutting_down``."""
         for connection in list(self.connections):
             connection.begin_drain()
 
     async def wait_closed(self, timeout_s: float) -> None:
+        """Wait for the sessions to end (each bounds its own drain), then stop listening."""
         if self.server is None:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if self.connections:
+            logger.warning("%d connections still open after %.0f s: closing them",
+                           len(self.connections), timeout_s)
+        self.server.close(close_connections=True)
         try:
-            await asyncio.wait_for(self.server.wait_closed(), timeout_s)
+            await asyncio.wait_for(self.server.wait_closed(), 10)
         except TimeoutError:
-            logger.warning("connections still open after the drain timeout")
+            logger.warning("the listener did not close within 10 s")
 
     # -- connections ----------------------------------------------------------------------
 

@@ -66,3 +66,52 @@ def test_sigterm_drains_the_utterance_in_flight(speak) -> None:  # type: ignore[
             server.kill()
             server.wait()
         server.stderr.close()
+
+
+def _long_command(speak) -> bytes:  # type: ignore[no-untyped-def]
+    """About 9 s of speech in one utterance (slow to recognize), then silence."""
+    words = speak("set a timer for twenty five minutes and turn off the bedroom lights",
+                  pad_s=0.1)
+    audio = np.concatenate([words, words, words, np.zeros(16000, np.float32)])
+    return np.round(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def test_draining_keeps_answering_probes_and_says_why_it_closes(speak, vad) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import urllib.error
+    import urllib.request
+
+    from tests.serving.conftest import ServerThread, make_settings
+
+    pcm = _long_command(speak)
+    for drain_timeout_s in (30.0, 0.05):  # time enough for the result, then far too little
+        server = ServerThread(make_settings(workers=1, drain_timeout_s=drain_timeout_s), vad)
+        with server, connect(server.url) as ws:
+            ws.send(json.dumps({"type": "start", "mode": "push_to_talk"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+            for i in range(0, len(pcm), 32000):
+                ws.send(pcm[i : i + 32000])
+            ws.send(json.dumps({"type": "finalize"}))
+            while json.loads(ws.recv(timeout=20))["type"] != "speech_ended":
+                pass
+            shutdown = asyncio.run_coroutine_threadsafe(server.app.shutdown(), server.loop)
+            # While it drains, probes get 503 (not a refused connection) and new streams
+            # are told it is shutting down.
+            with pytest.raises(urllib.error.HTTPError) as ready:
+                urllib.request.urlopen(f"{server.http}/readyz", timeout=5)
+            with ready.value as response:
+                assert (response.code, response.read()) == (503, b"draining\n")
+            if drain_timeout_s > 1:
+                with connect(server.url) as late:
+                    refused = json.loads(late.recv(timeout=10))
+                    assert refused["code"] == "shutting_down"
+            events = []
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    events.append(json.loads(ws.recv(timeout=60)))
+            assert ws.close_code == 1001
+            assert events[-1]["type"] == "error" and events[-1]["code"] == "shutting_down"
+            kinds = [e["type"] for e in events]
+            if drain_timeout_s > 1:
+                assert kinds == ["result", "error"], kinds
+            shutdown.result(timeout=60)
