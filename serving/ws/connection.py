@@ -110,8 +110,13 @@ class Connection:
                     p.ErrorCode.IDLE_TIMEOUT,
                     f"nothing received for {self.session.limits.idle_timeout_s:g} s"))
                 break
-            except ConnectionClosed:
-                self.log.info("client went away (close code %s)", self.ws.close_code)
+            except ConnectionClosed as e:
+                if e.sent is not None and e.sent.code == p.CloseCode.MESSAGE_TOO_BIG:
+                    self.services.metrics.errors.inc(p.ErrorCode.FRAME_TOO_LARGE.value)
+                    self.log.info("closed 1009: a frame over %d bytes",
+                                  self.session.limits.max_frame_bytes)
+                else:
+                    self.log.info("client went away (close code %s)", self.ws.close_code)
                 self._gone = True
                 return
             finally:

@@ -30,7 +30,11 @@ from .session import Session
 
 logger = logging.getLogger("assistant.serving.ws")
 
-MAX_FRAME_FACTOR = 4  # websockets drops frames over this x max_frame_bytes by itself (1009)
+# A frame over max_frame_bytes is read and answered with frame_too_large (then 1009); one
+# over this many times that is never read: websockets closes 1009 "frame exceeds limit of N
+# bytes" itself (docs/protocol.md says so; the reader counts it as frame_too_large).
+MAX_FRAME_FACTOR = 4
+
 
 
 def tls_context(server: ServerConfig) -> ssl.SSLContext | None:

@@ -256,6 +256,27 @@ def test_bad_input_gets_a_clear_error(server: ServerThread, lights: np.ndarray, 
     _check_still_serving(server, lights)
 
 
+def test_a_frame_too_large_to_read_closes_1009_naming_the_limit(server: ServerThread) -> None:
+    def counted() -> int:
+        text = server.run(lambda: server.app.metrics.render())
+        line = next((ln for ln in text.splitlines()
+                     if ln.startswith('assistant_errors_total{code="frame_too_large"}')), "x 0")
+        return int(float(line.split()[-1]))
+
+    before = counted()
+    with doc_client(server) as ws:
+        client = DocClient(ws)
+        client.start()
+        ws.send(b"\x00" * (4 * 65536 + 2))
+        assert client.rest() == []  # never read, so no error event (docs/protocol.md)
+        assert client.close_code == 1009
+        assert ws.close_reason == f"frame exceeds limit of {4 * 65536} bytes"
+    deadline = time.monotonic() + 5
+    while counted() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert counted() == before + 1
+
+
 def test_malformed_json_is_not_fatal(server: ServerThread, lights: np.ndarray) -> None:
     with doc_client(server) as ws:
         client = DocClient(ws)
