@@ -7,8 +7,9 @@ when the data is absent) at real-time speed in 100 ms frames, one session per fi
 start at random offsets over the first ``--stagger-s`` seconds, like users who do not all
 stop talking at the same instant. Reported: utterances sent, results, lost and failed ones,
 end-of-speech-to-result percentiles (the server's own measure, carried in each result),
-the server's CPU use (from /proc, its worker processes included) and the sum of their peak
-RSS (VmHWM).
+the server's CPU use (from /proc, its worker processes included), the sum of their peak
+RSS (VmHWM), and how fast ``/healthz`` answers meanwhile (a probe every 100 ms from its own
+thread, as a Kubernetes liveness probe would: an event loop busy with audio answers late).
 """
 
 from __future__ import annotations
@@ -157,13 +158,56 @@ async def run_clients(url: str, files: list[Path], clients: int, per_client: int
     return rows
 
 
+class HealthProbe:
+    """GET /healthz every ``interval_s`` from a thread; the latencies in ms (a timeout or
+    error counts as ``timeout_s``)."""
+
+    def __init__(self, url: str, interval_s: float = 0.1, timeout_s: float = 10.0):
+        self.url = url.replace("ws://", "http://").replace("wss://", "https://") + "/healthz"
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.latencies_ms: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="healthz-probe", daemon=True)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.timeout_s + 1)
+
+    def _run(self) -> None:
+        import urllib.request
+
+        while not self._stop.wait(self.interval_s):
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.url, timeout=self.timeout_s) as r:
+                    r.read()
+            except OSError:
+                self.failures += 1
+            self.latencies_ms.append(1000 * (time.perf_counter() - started))
+
+    def summary(self) -> dict[str, Any]:
+        values = np.array(self.latencies_ms)
+        if not values.size:
+            return {"probes": 0}
+        return {"probes": int(values.size), "failures": self.failures,
+                **{f"p{q}": round(float(np.percentile(values, q)), 1) for q in (50, 90, 99)},
+                "max": round(float(values.max()), 1)}
+
+
 def measure(url: str, server_pid: int, files: list[Path], clients: int, per_client: int,
             stagger_s: float) -> dict[str, Any]:
     """Run ``clients`` real-time clients against a running server and summarize (module docs)."""
     pids = process_tree(server_pid)
     cpu0, wall0 = tree_cpu_s(pids), time.perf_counter()
     own0 = time.process_time()
-    rows = asyncio.run(run_clients(url, files, clients, per_client, stagger_s))
+    with HealthProbe(url) as probe:
+        rows = asyncio.run(run_clients(url, files, clients, per_client, stagger_s))
     wall = time.perf_counter() - wall0
     cpu = tree_cpu_s(pids) - cpu0
     own = time.process_time() - own0
@@ -192,6 +236,7 @@ def measure(url: str, server_pid: int, files: list[Path], clients: int, per_clie
         "server_peak_rss_mib": round(sum(rss.values()), 1),
         "server_peak_rss_mib_per_process": rss, "server_processes": len(pids),
         "cores": os.cpu_count(), "errors": [row["error"] for row in failed][:5],
+        "healthz_ms": probe.summary(),
     }
 
 

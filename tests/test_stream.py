@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assistant.errors import AudioFormatError, ConfigError
 from assistant.resample import resample
@@ -152,3 +154,31 @@ def test_memory_stays_bounded_while_idle(vad) -> None:  # type: ignore[no-untype
     for _ in range(20):
         segmenter.feed(noise)
     assert segmenter._buffer.size <= 2 * 16000 + 512
+    assert segmenter._buffer.capacity <= 4 * 16000  # 20 s fed, the array never grew
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.tuples(st.just("append"), st.integers(0, 9000)),
+                          st.tuples(st.just("drop"), st.integers(0, 40000))), max_size=40))
+def test_audio_buffer_matches_a_plain_array(ops: list[tuple[str, int]]) -> None:
+    from assistant.segmenter import AudioBuffer
+
+    buffer = AudioBuffer(capacity=1024)
+    reference = np.zeros(0, np.float32)
+    start = total = 0
+    for op, n in ops:
+        if op == "append":
+            chunk = np.arange(total, total + n, dtype=np.float32)
+            buffer.append(chunk)
+            reference = np.concatenate([reference, chunk])
+            total += n
+        else:
+            drop = min(max(0, n - start), reference.size)
+            reference, start = reference[drop:], start + drop
+            buffer.drop_before(n)
+        assert (buffer.start, buffer.end) == (start, start + reference.size)
+        assert np.array_equal(buffer.slice(start, buffer.end), reference)
+        mid = start + reference.size // 3
+        expected = reference[mid - start : mid - start + 500]
+        assert np.array_equal(buffer.slice(mid, mid + 500), expected)
+        assert buffer.slice(0, start).size == 0
