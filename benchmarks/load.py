@@ -130,15 +130,25 @@ async def client(url: str, files: list[Path], stagger_s: float, out: list[dict[s
     await asyncio.sleep(rng.uniform(0, stagger_s))
     for path in files:
         row: dict[str, Any] = {"file": path.name, "results": [], "ended": 0, "error": None}
+        ends_ms: dict[int, float] = {}
         try:
             async with AsyncClient(url, client_name="load") as session:
+                sent_from = time.perf_counter()  # audio at t s goes out at sent_from + t
                 async for event in session.stream_file(path, realtime=True):
                     if isinstance(event, p.SpeechEnded):
                         row["ended"] += 1
+                        ends_ms[event.utterance_id] = event.end_ms
                     elif isinstance(event, p.Result):
+                        arrived_ms = 1000 * (time.perf_counter() - sent_from)
+                        end_ms = ends_ms.get(event.utterance_id)
                         row["results"].append({
                             "intent": event.intent, "understood": event.understood,
                             "eos_ms": event.timing.end_of_speech_to_result_ms,
+                            # As the client sees it: from sending the audio where the
+                            # utterance ended (its speech_ended end_ms, trailing padding
+                            # included) to receiving the result; the endpointer's silence
+                            # wait is part of it.
+                            "client_ms": None if end_ms is None else arrived_ms - end_ms,
                             "processing_ms": event.timing.processing_ms})
         except ClientError as e:
             row["error"] = str(e)
@@ -156,6 +166,13 @@ async def run_clients(url: str, files: list[Path], clients: int, per_client: int
         tasks.append(client(url, chosen, stagger_s, rows, seed=i))
     await asyncio.gather(*tasks)
     return rows
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    array = np.array(values)
+    return {f"p{q}": round(float(np.percentile(array, q)), 1) for q in (50, 95, 99)}
 
 
 class HealthProbe:
@@ -228,6 +245,9 @@ def measure(url: str, server_pid: int, files: list[Path], clients: int, per_clie
         } | {"max": round(float(latencies.max()), 1), "mean": round(float(latencies.mean()), 1),
              "samples": [round(float(x), 1) for x in latencies]}
         if latencies.size else {},
+        "client_end_to_result_ms": _percentiles(
+            [r["client_ms"] for row in rows for r in row["results"]
+             if r["client_ms"] is not None]),
         "processing_ms_mean": round(float(np.mean([r["processing_ms"] for row in rows
                                                    for r in row["results"]])), 1)
         if latencies.size else None,
