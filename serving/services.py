@@ -15,6 +15,7 @@ listeners' lifecycle.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -64,6 +65,12 @@ class Services:
             else None  # process workers keep their own
         self.pool = InferencePool(pool, self.registry)
         self.vad = vad or SileroVad()
+        # Sessions feed their audio (resampling, VAD, segmentation) in this thread, never on
+        # the event loop. One thread: with 64 real-time streams on 2 cores under outside load,
+        # two threads took CPU from the recognition workers (client-side latency p50 1.4-1.6 s
+        # against 0.97-1.05 s with one; benchmarks/load.py, docs/scaling.md).
+        self.feeder = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="assistant-feed")
         self.metrics = Metrics()
         secret = server.token_secret.encode() if server.token_secret else None
         self.auth = Authenticator(server.keys(), secret, server.token_ttl_s)
@@ -101,6 +108,7 @@ class Services:
 
     def stop(self) -> None:
         """After the listeners drained: stop the workers and close the sinks (blocking)."""
+        self.feeder.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown()
         close_sinks(self.sinks)
         self.state = ServerState.STOPPED

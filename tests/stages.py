@@ -47,3 +47,26 @@ class Record:
         if self.path:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
+
+
+@dataclass
+class SlowFirst:
+    """Holds up the first utterance of a stream for ``delay_ms`` (a slow stage), and records
+    which thread each utterance was gated in."""
+
+    name: ClassVar[str] = "slow_first"
+    made: ClassVar[list[SlowFirst]] = []  # every instance, for tests to look at
+    delay_ms: float = 1000.0
+    threads: list[str] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        SlowFirst.made.append(self)
+
+    def admit(self, utterance: Utterance) -> Utterance | None:
+        import threading
+        import time
+
+        self.threads.append(threading.current_thread().name)
+        if len(self.threads) == 1:
+            time.sleep(self.delay_ms / 1000)
+        return utterance

@@ -1,19 +1,32 @@
-"""The asyncio shell around one :class:`~serving.ws.session.Session`: a reader and a sender.
+"""The asyncio shell around one :class:`~serving.ws.session.Session`: reader, processor, sender.
 
-The reader takes frames off the WebSocket (with the idle timeout), feeds the session and
-carries out its actions: messages and utterance recognitions go into an ordered outbox; the
-sender task sends them in that order, awaiting each recognition (run by the shared
-:class:`~serving.inference.InferencePool`) when it comes up and handing its result back to
-the session, so results keep their order and the event loop never recognizes anything itself.
+* The **reader** only takes frames off the WebSocket (with the idle timeout) and stamps each
+  with its arrival time, so a frame that waits to be processed still counts from when it came
+  (``end_of_speech_to_result_ms`` includes that wait).
+* The **processor** hands the frames received so far to the session in one batch, in a
+  worker thread (the VAD and the segmenter never run on the event loop, which stays free for
+  other connections and health checks), and carries out the session's actions: messages and
+  recognitions go into an ordered outbox. At most ``INBOX_FRAMES`` wait for it; beyond that the
+  reader stops reading (TCP backpressure).
+* The **sender** sends the outbox in order, awaiting each recognition (run by the shared
+  :class:`~serving.inference.InferencePool`) when it comes up and handing its result back to
+  the session, so results keep their order.
+
+Every call into the session holds its lock: the session is a plain state machine that the
+processor's thread and the loop take turns to drive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -27,7 +40,9 @@ from .session import Action, Cancelled, Close, Finish, Recognize, Send, Session,
 
 logger = logging.getLogger("assistant.serving.connection")
 
-MAX_PENDING_FINALS = 4  # per connection; the reader waits beyond this (backpressure)
+MAX_PENDING_FINALS = 4  # per connection; the processor waits beyond this (backpressure)
+INBOX_FRAMES = 32  # frames received and not yet processed; the reader waits beyond this
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,8 +56,14 @@ class _Finish:
     closed: bool  # send "closed" first (the session ended on "stop")
 
 
+@dataclass(frozen=True)
+class _Idle:
+    """Nothing was received for the idle timeout (queued after the frames before it)."""
+
+
 FATAL_SEND_TIMEOUT_S = 2.0  # to send the error that precedes a fatal close
 OutboxItem = p.Message | _Pending | _Finish
+InboxItem = tuple[str | bytes | _Idle, float]  # a frame (or the idle timeout) and when it came
 
 
 class Connection:
@@ -62,25 +83,47 @@ class Connection:
         self._closing: Close | None = None
         self._gone = False  # the client closed or dropped the connection
         self._slow = False  # closing a slow consumer: nothing more is sent
+        self._inbox: collections.deque[InboxItem] = collections.deque()
+        self._inbox_changed = asyncio.Event()  # frames came, or reading ended
+        self._inbox_room = asyncio.Event()  # the processor took frames: the reader may go on
+        self._reading = True  # the reader goes on (False: drain, fatal error, slow consumer)
+        self._received_all = False  # the reader has stopped
+        self._last_frame_s = time.perf_counter()
+        self._lock = threading.Lock()  # one call into the session at a time
 
-    # -- reader ---------------------------------------------------------------------------
+    # -- calls into the session -----------------------------------------------------------
+
+    def _locked(self, call: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            return call(*args)
+
+    async def _off_loop(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` under the session lock in the services' feeder thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.services.feeder, self._locked, call, *args)
+
+    # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop(), name=f"send-{self.session.session_id}")
+        processor = asyncio.create_task(self._process_loop(),
+                                        name=f"process-{self.session.session_id}")
         try:
             await self._read_loop()
             if not self._gone:
+                await processor
                 await self._finish_sending(sender)
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            for task in (processor, sender):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for item in self._drain_outbox():
                 if isinstance(item, _Pending):
                     item.task.cancel()
             for pending in self._finals:
                 pending.task.cancel()
-            self.session.end()
+            self._locked(self.session.end)
             if self._closing is not None and not self._gone:
                 # Frames the client still sends would fill the receive queue and hide its
                 # close frame from us: throw them away while the closing handshake runs.
@@ -95,57 +138,107 @@ class Connection:
             async for _ in self.ws:
                 pass
 
+    # -- reader -----------------------------------------------------------------------------
+
     async def _read_loop(self) -> None:
+        """Receive and stamp frames until the client goes, the session ends or drains."""
         loop = asyncio.get_running_loop()
-        while self.session.open and not self.draining:
-            try:
-                async with asyncio.timeout_at(self._deadline(loop)) as timeout:
-                    self._timeout = timeout
-                    frame = await self.ws.recv()
-            except TimeoutError:
-                if self.draining:
-                    break
-                self.services.metrics.errors.inc(p.ErrorCode.IDLE_TIMEOUT.value)
-                await self._apply(self.session.fatal(
-                    p.ErrorCode.IDLE_TIMEOUT,
-                    f"nothing received for {self.session.limits.idle_timeout_s:g} s"))
-                break
-            except ConnectionClosed as e:
-                if e.sent is not None and e.sent.code == p.CloseCode.MESSAGE_TOO_BIG:
-                    self.services.metrics.errors.inc(p.ErrorCode.FRAME_TOO_LARGE.value)
-                    self.log.info("closed 1009: a frame over %d bytes",
-                                  self.session.limits.max_frame_bytes)
-                else:
-                    self.log.info("client went away (close code %s)", self.ws.close_code)
-                self._gone = True
-                return
-            finally:
-                self._timeout = None
-            now = time.perf_counter()
-            if isinstance(frame, str):
-                actions = self.session.on_text(frame, now)
-            else:
-                actions = self.session.on_audio(frame, now)
-            await self._apply(actions)
-            if self.outbox.qsize() > self.session.limits.outbox_size:
-                self.services.metrics.errors.inc(p.ErrorCode.SLOW_CONSUMER.value)
-                self.log.warning("client does not read its events: %d waiting",
-                                 self.outbox.qsize())
-                self._closing = self.session.close_slow_consumer()
-                self._slow = True
-                return
-        if self.draining and self._closing is None:
-            await self._apply(self.session.drain(time.perf_counter()))
+        try:
+            while self._reading:
+                if len(self._inbox) >= INBOX_FRAMES:
+                    self._inbox_room.clear()
+                    await self._inbox_room.wait()
+                    continue
+                try:
+                    async with asyncio.timeout_at(self._deadline(loop)) as timeout:
+                        self._timeout = timeout
+                        frame: str | bytes | _Idle = await self.ws.recv()
+                except TimeoutError:
+                    if not self._reading:
+                        break
+                    frame = _Idle()
+                    self._reading = False
+                except ConnectionClosed as e:
+                    self._went_away(e)
+                    return
+                finally:
+                    self._timeout = None
+                self._last_frame_s = time.perf_counter()
+                self._inbox.append((frame, self._last_frame_s))
+                self._inbox_changed.set()
+        finally:
+            self._received_all = True
+            self._inbox_changed.set()
+
+    def _went_away(self, closed: ConnectionClosed) -> None:
+        if closed.sent is not None and closed.sent.code == p.CloseCode.MESSAGE_TOO_BIG:
+            self.services.metrics.errors.inc(p.ErrorCode.FRAME_TOO_LARGE.value)
+            self.log.info("closed 1009: a frame over %d bytes",
+                          self.session.limits.max_frame_bytes)
+        else:
+            self.log.info("client went away (close code %s)", self.ws.close_code)
+        self._gone = True
 
     def _deadline(self, loop: asyncio.AbstractEventLoop) -> float:
-        remaining = self.session.idle_deadline_s - time.perf_counter()
+        idle_s = self.session.limits.idle_timeout_s
+        remaining = self._last_frame_s + idle_s - time.perf_counter()
         return loop.time() + max(0.0, remaining)
+
+    def _stop_reading(self) -> None:
+        self._reading = False
+        self._inbox_room.set()
+        if self._timeout is not None:
+            self._timeout.reschedule(asyncio.get_running_loop().time())
 
     def begin_drain(self) -> None:
         """Shutting down: stop reading (now), finish what is in flight, then close 1001."""
         self.draining = True
-        if self._timeout is not None:
-            self._timeout.reschedule(asyncio.get_running_loop().time())
+        self._stop_reading()
+
+    # -- processor ------------------------------------------------------------------------
+
+    async def _process_loop(self) -> None:
+        """Feed what the reader received to the session (off the loop) and act on it."""
+        while True:
+            await self._inbox_changed.wait()
+            self._inbox_changed.clear()
+            batch = list(self._inbox)
+            self._inbox.clear()
+            self._inbox_room.set()
+            if batch and self.session.open:
+                await self._apply(await self._off_loop(self._feed, batch))
+                if not self.session.open:
+                    self._stop_reading()
+                if self.outbox.qsize() > self.session.limits.outbox_size:
+                    self._close_slow_consumer()
+                    return
+            if self._received_all and not self._inbox:
+                break
+        if self.draining and self._closing is None:
+            await self._apply(await self._off_loop(self.session.drain, time.perf_counter()))
+
+    def _feed(self, batch: list[InboxItem]) -> list[Action]:
+        """The session's actions for ``batch`` (runs in the feeder thread, lock held)."""
+        actions: list[Action] = []
+        for frame, arrived_s in batch:
+            if not self.session.open:
+                break
+            if isinstance(frame, _Idle):
+                actions += self.session.fatal(
+                    p.ErrorCode.IDLE_TIMEOUT,
+                    f"nothing received for {self.session.limits.idle_timeout_s:g} s")
+            elif isinstance(frame, str):
+                actions += self.session.on_text(frame, arrived_s)
+            else:
+                actions += self.session.on_audio(frame, arrived_s)
+        return actions
+
+    def _close_slow_consumer(self) -> None:
+        self.services.metrics.errors.inc(p.ErrorCode.SLOW_CONSUMER.value)
+        self.log.warning("client does not read its events: %d waiting", self.outbox.qsize())
+        self._closing = self._locked(self.session.close_slow_consumer)
+        self._slow = True
+        self._stop_reading()
 
     async def _apply(self, actions: list[Action]) -> None:
         for action in actions:
@@ -273,7 +366,7 @@ class Connection:
             return []
         if work.partial:
             metrics.partials.inc("sent")
-        actions = self.session.complete(work, result, time.perf_counter())
+        actions = await self._off_loop(self.session.complete, work, result, time.perf_counter())
         return [a.message for a in actions if isinstance(a, Send)]
 
     async def _send(self, message: p.Message) -> None:

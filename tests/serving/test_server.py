@@ -497,3 +497,24 @@ def test_reload_keeps_connections(server: ServerThread, lights: np.ndarray) -> N
         client.command("finalize")
         assert client.until("result")["intent"] == "lightsOff"
     assert _get(f"{server.http}/v1/reload?model=nope", "POST")[0] == 400
+
+
+def test_audio_is_processed_off_the_event_loop_and_waiting_counts(vad, two_commands: np.ndarray  # type: ignore[no-untyped-def]
+                                                                  ) -> None:
+    from assistant.pipeline import PipelineConfig
+    from tests.stages import SlowFirst
+
+    SlowFirst.made.clear()
+    settings = make_settings(pipeline=PipelineConfig(gates=("tests.stages:SlowFirst",)))
+    with ServerThread(settings, vad) as server, doc_client(server) as ws:
+        client = DocClient(ws)
+        client.start()
+        client.audio(two_commands)  # all at once: both utterances' frames arrive now
+        client.command("stop")
+        results = [e for e in client.rest() if e["type"] == "result"]
+    assert [r["intent"] for r in results] == ["lightsOff", "setTimer"]
+    (gate,) = [g for g in SlowFirst.made if g.threads]  # the session's own gate
+    assert len(gate.threads) == 2 and all(t.startswith("assistant-feed") for t in gate.threads)
+    # The second utterance's frames arrived while the first was held up for 1 s: that wait
+    # is part of its end-of-speech-to-result time, counted from when its frame came.
+    assert results[1]["timing"]["end_of_speech_to_result_ms"] > 600
