@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -45,7 +46,26 @@ logger = logging.getLogger("assistant.serving.inference")
 _worker: dict[str, Any] = {}
 
 
-def _worker_init(entries: Sequence[ModelEntry], warm_up: bool) -> None:
+PARENT_CHECK_S = 1.0  # how often a worker process checks that the server is still there
+
+
+def _exit_with_parent(parent_pid: int, every_s: float = PARENT_CHECK_S) -> None:
+    """End this worker process when its server is gone (``kill -9`` leaves no one to stop it:
+    the worker would be reparented and sit on its memory forever)."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_init(entries: Sequence[ModelEntry], warm_up: bool, parent_pid: int) -> None:
+    _exit_with_parent(parent_pid)
     registry = ModelRegistry(warm_up=warm_up)
     registry.load(entries)
     _worker["registry"] = registry
@@ -90,7 +110,8 @@ class InferencePool:
         if self.kind == "process":
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init, initargs=(tuple(entries), self.config.warm_up))
+                initializer=_worker_init,
+                initargs=(tuple(entries), self.config.warm_up, os.getpid()))
             pings = [self._executor.submit(_worker_ping, 0.2) for _ in range(2 * self.workers)]
             pids = {f.result(timeout=timeout_s) for f in pings}
             logger.info("%d worker processes ready (%s)", len(pids), sorted(pids))

@@ -115,3 +115,47 @@ def test_draining_keeps_answering_probes_and_says_why_it_closes(speak, vad) -> N
             if drain_timeout_s > 1:
                 assert kinds == ["result", "error"], kinds
             shutdown.result(timeout=60)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_kill_9_of_the_server_ends_its_worker_processes() -> None:
+    server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", "0",
+                               "--workers", "2", "--worker-kind", "process"],
+                              cwd=REPO, stderr=subprocess.PIPE, text=True)
+    assert server.stderr is not None
+    try:
+        for line in server.stderr:
+            if "ready: listening on" in line:
+                break
+        workers = {c for c in _children(server.pid) if _alive(c)}
+        assert len(workers) >= 2, workers  # the two workers (and multiprocessing's tracker)
+        server.kill()
+        server.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [w for w in workers if _alive(w)]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stderr.close()
