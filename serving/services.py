@@ -161,9 +161,12 @@ class Services:
         return self.settings.pipeline.make_gates()
 
     def session_opened(self) -> None:
+        """A connection was admitted (``sessions_total`` counts it once it starts)."""
         self.open_sessions += 1
-        self.metrics.sessions.inc()
         self.refresh_gauges()
+
+    def session_started(self) -> None:
+        self.metrics.sessions.inc()
 
     def session_closed(self) -> None:
         self.open_sessions -= 1

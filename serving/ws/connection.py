@@ -243,7 +243,9 @@ class Connection:
     async def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
-                if isinstance(action.message, p.Error):
+                if isinstance(action.message, p.Ready):
+                    self._started(action.message)
+                elif isinstance(action.message, p.Error):
                     self.services.metrics.errors.inc(action.message.code)
                     self.log.info("error %s: %s", action.message.code, action.message.message)
                 self.outbox.put_nowait(action.message)
@@ -257,6 +259,14 @@ class Connection:
                 self.outbox.put_nowait(_Finish(closed=True))
             elif isinstance(action, Close):
                 self._closing = action
+
+    def _started(self, ready: p.Ready) -> None:
+        self.services.session_started()
+        start = self.session.start
+        self.log.bind(model=ready.model)
+        self.log.info("started: model %s, %d Hz, mode %s, partials %s, client %r", ready.model,
+                      ready.sample_rate_hz, start.mode if start else "?",
+                      start.partials if start else "?", (start.client if start else "")[:80])
 
     async def _recognize(self, work: Recognize) -> None:
         pool = self.services.pool

@@ -111,6 +111,7 @@ class Session:
         self.limits = limits
         self._state = SessionState.NEW
         self.model: str | None = None
+        self.start: p.Start | None = None  # the start message that began the stream
         self.pipeline: Pipeline | None = None
         self._gates = gates
         self._sinks = tuple(sinks)
@@ -253,6 +254,7 @@ class Session:
                                  model=model.name, stream_id=self.session_id)
         self._bytes_per_s = 2 * start.sample_rate_hz
         self.model = model.name
+        self.start = start
         self._state = SessionState.STREAMING
         return [Send(p.Ready(self.session_id, p.PROTOCOL_VERSION, model.name,
                              start.sample_rate_hz, model.intents, limits_message(self.limits)))]

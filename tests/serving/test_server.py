@@ -518,3 +518,22 @@ def test_audio_is_processed_off_the_event_loop_and_waiting_counts(vad, two_comma
     # The second utterance's frames arrived while the first was held up for 1 s: that wait
     # is part of its end-of-speech-to-result time, counted from when its frame came.
     assert results[1]["timing"]["end_of_speech_to_result_ms"] > 600
+
+
+def test_sessions_count_when_they_start_and_name_their_client(server: ServerThread,
+                                                              caplog: pytest.LogCaptureFixture
+                                                              ) -> None:
+    def started() -> float:
+        text = _get(f"{server.http}/metrics")[2]
+        return float(next(ln for ln in text.splitlines()
+                          if ln.startswith("assistant_sessions_total ")).split()[-1])
+
+    before = started()
+    with doc_client(server) as ws:  # connects, never starts
+        ws.send(json.dumps({"type": "cancel"}))
+        assert DocClient(ws).next()["code"] == "not_started"
+    assert started() == before
+    with caplog.at_level("INFO", logger="assistant.serving"), doc_client(server) as ws:
+        assert DocClient(ws).start(client="kiosk-7 v2.1")["type"] == "ready"
+    assert started() == before + 1
+    assert any("client 'kiosk-7 v2.1'" in r.getMessage() for r in caplog.records)
