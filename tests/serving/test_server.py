@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -537,3 +538,43 @@ def test_sessions_count_when_they_start_and_name_their_client(server: ServerThre
         assert DocClient(ws).start(client="kiosk-7 v2.1")["type"] == "ready"
     assert started() == before + 1
     assert any("client 'kiosk-7 v2.1'" in r.getMessage() for r in caplog.records)
+
+
+def test_what_a_reload_validated_is_what_runs(vad, lights: np.ndarray,  # type: ignore[no-untyped-def]
+                                              tmp_path: Path) -> None:
+    from serving.config import ModelSource
+    from tests.serving.conftest import HOME
+
+    context = tmp_path / "home.yaml"
+    context.write_text(HOME.read_text())
+    source = (ModelSource("home", "context", context),)
+
+    def models_hash() -> str:
+        return str(json.loads(_get(f"{server.http}/v1/models")[2])["models"][0]["grammar_sha256"])
+
+    def understood() -> dict[str, Any]:
+        with doc_client(server) as ws:
+            client = DocClient(ws)
+            client.start()
+            client.audio(lights)
+            client.command("finalize")
+            return client.until("result")
+
+    with ServerThread(make_settings(source, worker_kind="process", workers=1), vad) as server:
+        served = models_hash()
+        assert _get(f"{server.http}/v1/reload", "POST")[0] == 200
+        # Broken after the reload: nothing re-reads it behind the server's back.
+        context.write_text("context: [unclosed\n")
+        assert understood()["intent"] == "lightsOff"
+        assert models_hash() == served
+        assert _get(f"{server.http}/readyz")[0] == 200
+        # A reload of the broken file fails, named, and the old grammar keeps serving.
+        status, _, body = _get(f"{server.http}/v1/reload", "POST")
+        assert status == 500 and "home.yaml" in body
+        assert understood()["intent"] == "lightsOff" and models_hash() == served
+        # A valid edit runs from the next reload on, and /v1/models says so.
+        context.write_text(HOME.read_text().replace('      - "guest room"\n',
+                                                    '      - "guest room"\n      - "attic"\n'))
+        assert models_hash() == served
+        assert _get(f"{server.http}/v1/reload", "POST")[0] == 200
+        assert models_hash() != served and understood()["intent"] == "lightsOff"
