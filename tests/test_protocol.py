@@ -10,7 +10,7 @@ import typing
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant import protocol as p
@@ -118,3 +118,41 @@ def test_result_round_trips_any_slots_and_text(slots: dict[str, str | int], tran
     message = p.Result(1, True, "intent", slots, confidence, transcript, transcript,
                        p.Timing(1.0, 2.0, 3.0))
     assert p.parse(message.to_json()) == message
+
+
+# Any JSON value, including the shapes that broke the parser: deep nesting, huge integers,
+# floats that overflow, and every message type with fields of the wrong type.
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+    | st.integers(10**300, 10**320),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["type", "model", "sample_rate_hz", "mode", "min_silence_ms",
+                         "protocol_version", "partials", "client", "x"]), children, max_size=5),
+    max_leaves=20)
+_messages = st.fixed_dictionaries(
+    {"type": st.sampled_from([*sorted(p.MESSAGES), "nope"])},
+    optional={name: _json for name in ("model", "sample_rate_hz", "mode", "min_silence_ms",
+                                       "protocol_version", "partials", "client", "utterance_id",
+                                       "slots", "timing", "limits", "intents", "confidence")})
+
+
+def _frames() -> st.SearchStrategy[str | bytes]:
+    nested = st.integers(1, 30000).map(lambda n: "[" * n + "]" * n)
+    deep_object = st.integers(1, 5000).map(
+        lambda n: '{"type": "start", "client": ' + '{"a": ' * n + "1" + "}" * n + "}")
+    huge_int = st.integers(4000, 6000).map(lambda n: '{"type": "start", "protocol_version": '
+                                                     + "7" * n + "}")
+    return st.one_of(_messages.map(json.dumps), _json.map(json.dumps), st.text(max_size=50),
+                     st.binary(max_size=50), nested, deep_object, huge_int)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_frames())
+def test_any_frame_is_a_message_or_a_protocol_error(frame: str | bytes) -> None:
+    try:
+        message = p.parse(frame)
+    except p.ProtocolError as e:
+        assert e.code in set(p.ErrorCode) and len(str(e)) < 600
+    else:
+        assert isinstance(message, p.Message)
+        assert p.parse(message.to_json()) == message

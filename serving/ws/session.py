@@ -223,8 +223,9 @@ class Session:
     # -- results ------------------------------------------------------------------------
 
     def complete(self, work: Recognize, result: Result, now_s: float) -> list[Action]:
-        """A recognition finished: its message (nothing if it was cancelled since)."""
-        if self.pipeline is None:
+        """A recognition finished: its message (nothing if it was cancelled since, or the
+        session closed on a fatal error: the sinks then hear it was cancelled, at ``end``)."""
+        if self.pipeline is None or self._state is SessionState.CLOSED:
             return []
         return self._actions(self.pipeline.complete(work.request, result, now_s))
 
