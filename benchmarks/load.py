@@ -97,14 +97,16 @@ def audio_files(tmp: Path) -> tuple[list[Path], Path, str]:
 
 
 def start_server(grammar: Path, clients: int, workers: int, kind: str,
-                 model_dir: Path | None = None) -> tuple[subprocess.Popen[str], str]:
+                 model_dir: Path | None = None, extra: list[str] | None = None
+                 ) -> tuple[subprocess.Popen[str], str]:
     """``assistant serve`` on a free port serving ``grammar`` (or the model directory
-    ``model_dir``) as model ``bench``; returns the process and its ``ws://`` URL."""
+    ``model_dir``) as model ``bench``, with ``extra`` flags; returns the process and its
+    ``ws://`` URL."""
     source = ["--model", f"bench={model_dir}"] if model_dir else ["--context", f"bench={grammar}"]
     command = [sys.executable, "-m", "assistant.cli", "serve", "--port", "0",
                *source, "--max-sessions", str(clients + 10),
                "--connections-per-min", "100000", "--workers", str(workers), "--worker-kind", kind,
-               "--log-level", "WARNING"]
+               "--log-level", "WARNING", *(extra or [])]
     server = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
     assert server.stderr is not None
     deadline = time.monotonic() + 300

@@ -105,6 +105,8 @@ class Metrics:
         self.queue_depth = Gauge("assistant_inference_queue_depth",
                                  "Utterances waiting for or in recognition.")
         self.ready = Gauge("assistant_ready", "1 when models are loaded and not draining.")
+        self.loop_tasks = Gauge("assistant_event_loop_tasks",
+                                "asyncio tasks alive in the server's event loop.")
         self.reloads = Counter("assistant_model_reloads_total", "Model reloads, by outcome.",
                                ("outcome",))
 
@@ -112,7 +114,7 @@ class Metrics:
         lines: list[str] = []
         lines += self.end_of_speech_to_result.render()
         lines += self.processing.render()
-        for metric in (self.active_sessions, self.queue_depth, self.ready):
+        for metric in (self.active_sessions, self.queue_depth, self.ready, self.loop_tasks):
             lines += metric.render()
         for counter in (self.sessions, self.results, self.partials, self.errors, self.reloads):
             lines += counter.render()

@@ -106,6 +106,7 @@ class Router:
                             "text/plain; charset=utf-8")
         if path == "/metrics" and method == "GET":
             self.services.refresh_gauges()
+            self.services.metrics.loop_tasks.set(len(asyncio.all_tasks()))
             return _respond(connection, 200, self.services.metrics.render(), METRICS_TYPE)
         if path == "/v1/models" and method == "GET":
             refused = self._refused(connection, request)
