@@ -291,6 +291,15 @@ class Stop(Message):
     sender: ClassVar[str] = "client"
 
 
+@dataclass(frozen=True)
+class KeepAlive(Message):
+    """Nothing to do: keeps an idle session (push-to-talk between presses) from the idle
+    timeout. Not answered."""
+
+    type: ClassVar[str] = "keepalive"
+    sender: ClassVar[str] = "client"
+
+
 # -- server to client -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -372,13 +381,13 @@ class Closed(Message):
     reason: str = "stop"
 
 
-ClientMessage = Start | Finalize | Cancel | Stop
+ClientMessage = Start | Finalize | Cancel | Stop | KeepAlive
 ServerMessage = Ready | SpeechStarted | SpeechEnded | Partial | Result | Error | Closed
 
 MESSAGES: dict[str, type[Message]] = {
     cls.type: cls
-    for cls in (Start, Finalize, Cancel, Stop, Ready, SpeechStarted, SpeechEnded, Partial,
-                Result, Error, Closed)
+    for cls in (Start, Finalize, Cancel, Stop, KeepAlive, Ready, SpeechStarted, SpeechEnded,
+                Partial, Result, Error, Closed)
 }
 CLIENT_MESSAGES = frozenset(n for n, c in MESSAGES.items() if c.sender == "client")
 SERVER_MESSAGES = frozenset(n for n, c in MESSAGES.items() if c.sender == "server")
@@ -425,7 +434,7 @@ def close_code(code: ErrorCode | str) -> int:
 __all__ = [
     "CLIENT_MESSAGES", "CLOSE_CODES", "MESSAGES", "MODES", "PROTOCOL_VERSION",
     "SERVER_MESSAGES", "Cancel", "ClientMessage", "CloseCode", "Closed", "Error", "ErrorCode",
-    "Finalize", "Limits", "Message", "Partial", "ProtocolError", "Ready", "Result",
+    "Finalize", "KeepAlive", "Limits", "Message", "Partial", "ProtocolError", "Ready", "Result",
     "ServerMessage", "SpeechEnded", "SpeechStarted", "Start", "Stop", "Timing", "close_code",
     "error", "parse",
 ]

@@ -2,8 +2,14 @@
 a file at real-time speed (``--file``, no audio device needed); ``--json`` for scripts.
 
 Hands-free: the server's endpointer decides when each command ends. Push-to-talk
-(``--push-to-talk``): press Enter to start talking and Enter again to stop (``finalize``).
-Lost connections are retried with exponential backoff; errors are one line, no traceback.
+(``--push-to-talk``): press Enter to start talking and Enter again to stop (``finalize``);
+while nobody talks the client sends ``keepalive`` so the session stays open.
+
+A session that was up and is lost (server restart, network) is reconnected with exponential
+backoff for as long as the server's answer says it may help (retryable close codes), and
+the backoff starts over after each successful reconnect; ``--file`` then goes on from where
+it got to, not from the start. What can never work (no server at that address, a wrong key,
+a missing file) is one clear line and exit code 1 at once, no retries, no traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TextIO
 
 import numpy as np
@@ -22,14 +28,15 @@ from assistant import protocol as p
 from assistant.errors import AssistantError
 
 from .audio_input import AudioInputError, input_devices, microphone_chunks
-from .sdk import DEFAULT_URL, AsyncClient, ConnectError, ServerError
+from .sdk import DEFAULT_URL, AsyncClient, ClientError, ConnectError, ServerError, stream_url
 
 RETRYABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 4030, 4031})
 BAR_WIDTH = 30
 
 
 class View:
-    """What the user sees: a live line (level, partial) and one line per result."""
+    """What the user sees: a live line (level, partial) and one line per result. Every other
+    line (results, notes, errors) first clears the live line, so nothing lands on the bar."""
 
     def __init__(self, out: TextIO, as_json: bool):
         self.out = out
@@ -81,6 +88,13 @@ class View:
             self.out.write("\r\x1b[2K")
         print(text, file=self.out, flush=True)
 
+    def close(self) -> None:
+        """Clear the live line (before the program prints its last words and exits)."""
+        if self.live:
+            self.out.write("\r\x1b[2K")
+            self.out.flush()
+            self.live = False
+
     def redraw(self) -> None:
         if not self.live:
             return
@@ -124,22 +138,64 @@ async def _push_to_talk(client: AsyncClient, args: argparse.Namespace, view: Vie
                 view.status = "talking"
             view.redraw()
 
+    async def keep_alive() -> None:
+        assert client.ready is not None
+        every_s = max(0.2, client.ready.limits.idle_timeout_s / 3)
+        while True:
+            await asyncio.sleep(every_s)
+            if not talking.is_set():
+                await client.keepalive()
+
     async def gated() -> AsyncIterator[np.ndarray]:
         async for chunk in microphone_chunks(client.start.sample_rate_hz, args.device,
                                              on_level=view.level):
             if talking.is_set():
                 yield chunk
 
-    task = asyncio.create_task(keys())
+    tasks = [asyncio.create_task(keys()), asyncio.create_task(keep_alive())]
     try:
         async for event in client.stream_chunks(gated(), stop=False):
             view.event(event)
     finally:
-        task.cancel()
+        for task in tasks:
+            task.cancel()
 
 
-async def _session(args: argparse.Namespace, view: View) -> None:
-    if not args.file and not input_devices():
+class FileSource:
+    """A file streamed at real-time speed (or faster) that remembers how far it got, so a
+    reconnected session goes on from there instead of sending it all again."""
+
+    def __init__(self, path: str, rate_hz: int, realtime: bool, chunk_ms: int = 100):
+        from assistant.audio import read_audio
+        from assistant.resample import resample
+
+        audio = read_audio(path)  # a missing or unreadable file fails here, before connecting
+        if rate_hz != p.DEFAULT_SAMPLE_RATE_HZ:
+            audio = resample(audio, p.DEFAULT_SAMPLE_RATE_HZ, rate_hz)
+        self.audio = audio
+        self.rate_hz = rate_hz
+        self.step = max(1, rate_hz * chunk_ms // 1000)
+        self.realtime = realtime
+        self.sent = 0  # samples already sent
+
+    async def chunks(self, view: View, speed: float) -> AsyncIterator[np.ndarray]:
+        import time
+
+        started, first = time.perf_counter(), self.sent
+        while self.sent < self.audio.size:
+            chunk = self.audio[self.sent : self.sent + self.step]
+            rms = float(np.sqrt(np.mean(np.square(chunk)))) if chunk.size else 0.0
+            view.level(20 * np.log10(rms + 1e-10))
+            yield chunk
+            self.sent += chunk.size
+            due = started + (self.sent - first) / self.rate_hz / speed
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        view.level(-100.0)
+
+
+async def _session(args: argparse.Namespace, view: View, source: FileSource | None,
+                   on_ready: Callable[[], None]) -> None:
+    if source is None and not input_devices():
         raise AudioInputError("no audio input device found (is a microphone connected? "
                               "'assistant mic --list-devices' lists them; --file FILE.wav "
                               "streams a file instead)")
@@ -149,9 +205,11 @@ async def _session(args: argparse.Namespace, view: View) -> None:
                          client_name="assistant-mic")
     async with client:
         assert client.ready is not None
+        on_ready()
         view.event(client.ready)
-        if args.file:
-            async for event in client.stream_file(args.file, realtime=args.realtime):
+        if source is not None:
+            speed = 1.0 if source.realtime else 0.8 * client.ready.limits.max_audio_speed
+            async for event in client.stream_chunks(source.chunks(view, speed)):
                 view.event(event)
         elif args.push_to_talk:
             await _push_to_talk(client, args, view)
@@ -162,21 +220,45 @@ async def _session(args: argparse.Namespace, view: View) -> None:
 
 async def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     view = View(out or sys.stdout, args.json)
+    source = FileSource(args.file, args.sample_rate_hz, args.realtime) if args.file else None
+    if args.url.startswith(("http://", "https://")):
+        view.note(f"{args.url} is the browser page's address; streaming to "
+                  f"{stream_url(args.url)}")
     attempt = 0
-    while True:
-        try:
-            await _session(args, view)
-            return 0
-        except (ConnectError, ServerError) as e:
-            retryable = isinstance(e, ConnectError) or e.close_code in RETRYABLE_CLOSE_CODES
-            if not retryable or attempt >= args.retries:
-                raise
-            delay = min(args.max_backoff_s, 0.5 * 2**attempt)
-            if isinstance(e, ServerError) and e.retry_after_s:
-                delay = max(delay, e.retry_after_s)
-            attempt += 1
-            view.note(f"{e}; retrying in {delay:.1f} s ({attempt}/{args.retries})")
-            await asyncio.sleep(delay)
+    connected_once = False
+
+    def ready() -> None:
+        nonlocal attempt, connected_once
+        attempt, connected_once = 0, True  # a good connection starts the backoff over
+
+    try:
+        while True:
+            try:
+                await _session(args, view, source, ready)
+                return 0
+            except (ConnectError, ServerError) as e:
+                if not _worth_retrying(e, connected_once):
+                    raise
+                if args.retries is not None and attempt >= args.retries:
+                    raise
+                delay = min(args.max_backoff_s, 0.5 * 2**attempt)
+                if isinstance(e, ServerError) and e.retry_after_s:
+                    delay = max(delay, e.retry_after_s)
+                attempt += 1
+                where = (f" (going on from {source.sent / source.rate_hz:.1f} s of the file)"
+                         if source is not None else "")
+                view.note(f"{e}; reconnecting in {delay:.1f} s{where}")
+                await asyncio.sleep(delay)
+    finally:
+        view.close()
+
+
+def _worth_retrying(error: ClientError, connected_once: bool) -> bool:
+    """Retry what a later try can fix: a server that was there and went away, or one that
+    asked to be retried; never an address with no server behind it from the start."""
+    if isinstance(error, ServerError):
+        return error.close_code in RETRYABLE_CLOSE_CODES
+    return connected_once
 
 
 def cmd_mic(args: argparse.Namespace) -> int:
@@ -198,7 +280,8 @@ def cmd_mic(args: argparse.Namespace) -> int:
         return asyncio.run(run(args))
     except ConnectError as e:
         print(f"assistant mic: error: server unreachable: {e} (is 'assistant serve' "
-              f"running?)", file=sys.stderr)
+              f"running there? its address is ws://HOST:PORT, e.g. {DEFAULT_URL})",
+              file=sys.stderr)
         return 1
     except AssistantError as e:
         print(f"assistant mic: error: {e}", file=sys.stderr)
@@ -230,8 +313,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--list-devices", action="store_true", help="list input devices")
     parser.add_argument("--sample-rate-hz", type=int, default=16000,
                         help="rate to capture and send (default 16000)")
-    parser.add_argument("--retries", type=int, default=5,
-                        help="reconnect attempts after a lost connection (default 5)")
+    parser.add_argument("--retries", type=int, default=None,
+                        help="reconnect attempts in a row after a lost connection "
+                             "(default: no limit while the server says it may help)")
     parser.add_argument("--max-backoff-s", type=float, default=10.0,
                         help="longest wait between reconnects (default 10)")
     parser.set_defaults(func=cmd_mic)

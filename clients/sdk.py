@@ -72,8 +72,12 @@ def _websockets() -> Any:
 
 
 def stream_url(url: str, token: str | None = None) -> str:
-    """``url`` pointing at ``/v1/stream`` (a bare ``ws://host:port`` gets the path)."""
+    """``url`` pointing at ``/v1/stream`` (a bare ``ws://host:port`` gets the path; the
+    browser page's ``http(s)://host:port/`` is taken as the same server's ``ws(s)://``)."""
     base = url.rstrip("/")
+    for page, stream in (("http://", "ws://"), ("https://", "wss://")):
+        if base.startswith(page):
+            base = stream + base[len(page):]
     if base.count("/") == 2:  # scheme://host[:port]
         base += "/v1/stream"
     return f"{base}{'&' if '?' in base else '?'}token={token}" if token else base
@@ -146,6 +150,10 @@ class AsyncClient:
 
     async def cancel(self) -> None:
         await self._call(self._ws.send(p.Cancel().to_json()))
+
+    async def keepalive(self) -> None:
+        """Tell the server the session is still wanted (no audio is flowing); not answered."""
+        await self._call(self._ws.send(p.KeepAlive().to_json()))
 
     async def stop(self) -> None:
         """Ask for the last results; the events then end with ``closed``."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from assistant.artifacts import SpeechModelSpec, ensure_speech_model, read_metadata
 from assistant.errors import ConfigError, GrammarError, ModelError
-from assistant.grammar import compile_word_graph, context_from_yaml
+from assistant.grammar import compile_word_graph, context_from_yaml, sample_sentences
 from assistant.recognizer import (
     RecognizerConfig,
     model_dir_config,
@@ -36,6 +36,8 @@ from assistant.recognizer import (
 from .config import ModelSource
 
 logger = logging.getLogger("assistant.serving.catalog")
+
+EXAMPLES = 8  # sentences /v1/models shows per model ("what can I say?")
 
 
 class UnknownModel(ConfigError):
@@ -59,6 +61,7 @@ class ModelEntry:
     speech_dir: Path  # the speech model's files (a pretrained build, or the model directory)
     grammar_text: str | None  # context sources: the grammar exactly as validated
     loaded_at_s: float  # unix time
+    examples: tuple[str, ...] = ()  # a few sentences of the grammar, one per intent first
 
     @property
     def name(self) -> str:
@@ -77,6 +80,7 @@ class ModelEntry:
             "beam_size": self.config.beam_size,
             "generation": self.generation,
             "loaded_at": round(self.loaded_at_s, 3),
+            "examples": list(self.examples),
         }
 
 
@@ -158,8 +162,9 @@ class ModelCatalog:
         compile_word_graph(context)  # fails here, named, rather than in every worker
         logger.info("catalogued %s %r from %s (generation %d)", source.kind, source.name,
                     source.path, generation)
+        examples = tuple(dict.fromkeys(a.text for a in sample_sentences(context, EXAMPLES, 0)))
         return ModelEntry(source, generation, config, tuple(context.intent_names),
-                          context.sha256, speech_dir, text, time.time())
+                          context.sha256, speech_dir, text, time.time(), examples)
 
 
 def _read(path: Path) -> str:

@@ -4,8 +4,19 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const state = { ws: null, audio: null, talking: false, token: params.get("token"), running: false };
+const state = {
+  ws: null, audio: null, talking: false, token: params.get("token"), running: false,
+  held: [],        // push-to-talk audio captured while (re)connecting, sent once ready
+  keepalive: null, // timer: keeps an idle push-to-talk session open
+  lastSentMs: 0,
+  releasedWhileConnecting: false, // finalize the held audio once ready
+  pressInterrupted: false,  // the connection dropped during this press: its audio is lost
+  models: [],
+};
+const HELD_CHUNKS_MAX = 100; // 10 s of 100 ms chunks
+const RETRYABLE = [1001, 1006, 1011, 1013, 4030, 4031];
 window.assistantEvents = []; // every server event, for tests and debugging
+window.assistantSent = [];   // every text message sent, for tests and debugging
 
 function setStatus(text, kind = "info") {
   $("status").textContent = text;
@@ -22,19 +33,76 @@ function streamUrl() {
   return `${scheme}://${location.host}/v1/stream${query}`;
 }
 
+function send(ws, message) {
+  window.assistantSent.push(message.type);
+  ws.send(JSON.stringify(message));
+}
+
+// -- what people read ----------------------------------------------------------------------
+
+const CLOSE_TEXT = {
+  1001: "The server is restarting", 1006: "The connection was lost",
+  1009: "A piece of audio was too large for the server",
+  1011: "The server had a problem", 1013: "The server is still starting",
+  4000: "The server refused the session", 4002: "The server cannot use this audio",
+  4029: "Too many requests", 4030: "The server is busy",
+  4031: "Nothing was sent for a while",
+};
+
+const ERROR_TEXT = {
+  bad_message: "The page sent something the server did not understand.",
+  unknown_model: "That model is not served here: pick another one.",
+  bad_audio_format: "The server cannot use this audio format.",
+  frame_too_large: "A piece of audio was too large for the server.",
+  rate_limited: "Too many requests: wait a moment.",
+  server_full: "The server is busy right now.",
+  not_ready: "The server is still loading its models.",
+  shutting_down: "The server is restarting.",
+  internal: "The server could not recognize that one: please say it again.",
+};
+
+function microphoneError(error) {
+  switch (error && error.name) {
+    case "NotAllowedError": case "SecurityError":
+      return "Microphone access was denied. Allow it in the browser's site settings, then press Start.";
+    case "NotFoundError": case "OverconstrainedError":
+      return "No microphone was found. Connect one, then press Start.";
+    case "NotReadableError": case "AbortError":
+      return "The microphone is busy in another program. Close it there, then press Start.";
+    default:
+      return String((error && error.message) || error);
+  }
+}
+
+function showExamples() {
+  const chosen = $("model").value;
+  const model = state.models.find((m) => (chosen ? m.name === chosen : m.default));
+  const list = $("examples");
+  list.textContent = "";
+  for (const text of (model && model.examples) || []) {
+    const item = document.createElement("li");
+    item.textContent = `“${text}”`;
+    list.append(item);
+  }
+  $("try").hidden = !list.children.length;
+}
+
+// -- models and credentials ----------------------------------------------------------------
+
 async function loadModels() {
   const headers = state.token ? {} : keyHeader();
   const response = await fetch(`/v1/models${state.token ? `?token=${state.token}` : ""}`,
                                { headers });
   if (!response.ok) return;
   const data = await response.json();
+  state.models = data.models;
   const select = $("model");
   select.length = 1;
   for (const m of data.models) {
-    const option = new Option(`${m.name}${m.default ? " (default)" : ""}`, m.name);
-    select.add(option);
+    select.add(new Option(`${m.name}${m.default ? " (default)" : ""}`, m.name));
   }
   if (params.get("model")) select.value = params.get("model");
+  showExamples();
 }
 
 function keyHeader() {
@@ -44,21 +112,29 @@ function keyHeader() {
 
 async function fetchToken() {
   const response = await fetch("/v1/token", { method: "POST", headers: keyHeader() });
-  if (response.status === 401) throw new Error("the API key was not accepted");
-  if (!response.ok) throw new Error(`token request failed (${response.status})`);
+  if (response.status === 401) throw new Error("The API key was not accepted.");
+  if (response.status === 429) throw new Error("Too many wrong keys: wait a minute, then try again.");
+  if (!response.ok) throw new Error(`The token request failed (${response.status}).`);
   const data = await response.json();
   state.token = data.token;
 }
 
+// -- the microphone --------------------------------------------------------------------------
+
 async function startAudio() {
   if (state.audio) return state.audio;
   if (!navigator.mediaDevices || !window.AudioWorkletNode) {
-    throw new Error("this browser has no microphone access here (use https or localhost)");
+    throw new Error("This browser cannot use the microphone here: open the page over https or on localhost.");
   }
-  const stream = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
-             autoGainControl: true },
-  });
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
+               autoGainControl: true },
+    });
+  } catch (e) {
+    throw new Error(microphoneError(e));
+  }
   const context = new AudioContext();
   await context.audioWorklet.addModule("/static/audio-worklet.js");
   const source = context.createMediaStreamSource(stream);
@@ -83,71 +159,129 @@ function stopAudio() {
 function onChunk({ pcm, rms }) {
   const dbfs = 20 * Math.log10(rms + 1e-10);
   $("level").style.width = `${Math.max(0, Math.min(100, ((dbfs + 60) / 60) * 100))}%`;
+  if (!state.running) return;
+  if (mode() === "push_to_talk" && !state.talking) return; // nobody holds the button
   const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN || !ws.ready) return;
-  if (mode() === "push_to_talk" && !state.talking) return;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !ws.ready) {
+    // (Re)connecting: keep what is said while the button is held, send it once ready (not
+    // the rest of a press the drop cut in two: its beginning went down with the connection).
+    if (mode() === "push_to_talk" && !state.pressInterrupted
+        && state.held.length < HELD_CHUNKS_MAX) state.held.push(pcm);
+    return;
+  }
   ws.send(pcm);
+  state.lastSentMs = performance.now();
 }
+
+// -- the connection ------------------------------------------------------------------------
 
 function connect() {
   const ws = new WebSocket(streamUrl());
   ws.binaryType = "arraybuffer";
   state.ws = ws;
   ws.onopen = () => {
-    ws.send(JSON.stringify({
+    send(ws, {
       type: "start", protocol_version: 1, sample_rate_hz: 16000, mode: mode(),
       model: $("model").value || null, partials: $("partials").checked, client: "browser",
-    }));
+    });
   };
   ws.onmessage = ({ data }) => onEvent(ws, JSON.parse(data));
   ws.onclose = (event) => onClose(ws, event);
 }
 
+function disconnect(drop) {
+  // drop: forget the speech in progress (Stop, a settings change) instead of recognizing it.
+  stopKeepalive();
+  const ws = state.ws;
+  state.ws = null;
+  if (!ws) return;
+  if (ws.readyState === WebSocket.OPEN) {
+    if (drop) send(ws, { type: "cancel" });
+    send(ws, { type: "stop" });
+  }
+  setTimeout(() => ws.close(), 3000);
+}
+
+function startKeepalive(ws, idleTimeoutS) {
+  stopKeepalive();
+  const everyMs = Math.max(200, (idleTimeoutS * 1000) / 3);
+  state.keepalive = setInterval(() => {
+    if (ws.readyState === WebSocket.OPEN && performance.now() - state.lastSentMs > everyMs) {
+      send(ws, { type: "keepalive" });
+    }
+  }, everyMs);
+}
+
+function stopKeepalive() {
+  if (state.keepalive) clearInterval(state.keepalive);
+  state.keepalive = null;
+}
+
 function onEvent(ws, event) {
   window.assistantEvents.push(event);
+  if (ws !== state.ws) return; // a connection being closed (Stop, a settings change)
   switch (event.type) {
     case "ready":
       ws.ready = true;
+      startKeepalive(ws, event.limits.idle_timeout_s);
       $("talk").disabled = mode() !== "push_to_talk";
       setStatus(mode() === "push_to_talk"
-        ? `Connected to ${event.model}: hold the button (or space) while you speak.`
+        ? `Connected to ${event.model}: hold the button (or the space bar) while you speak.`
         : `Listening (${event.model}): just speak.`);
+      for (const pcm of state.held.splice(0)) ws.send(pcm);
+      if (state.releasedWhileConnecting && !state.talking) {
+        state.releasedWhileConnecting = false;
+        send(ws, { type: "finalize" }); // released while connecting: end what was held
+      }
       break;
     case "speech_started":
-      $("partial").textContent = "…";
+      showPartial("…");
       break;
     case "partial":
-      $("partial").textContent = event.transcript;
+      showPartial(event.transcript);
       break;
     case "result":
       showResult(event);
       break;
     case "error":
-      setStatus(`${event.code}: ${event.message}`, "error");
+      setStatus(`${ERROR_TEXT[event.code] || event.message} (${event.code})`, "error");
       break;
   }
 }
 
+function showPartial(text) {
+  $("partial").textContent = text ? `Hearing: ${text}` : "";
+}
+
 function showResult(r) {
-  $("partial").textContent = "";
-  $("intent").textContent = r.understood ? r.intent : "(not understood)";
+  showPartial("");
+  const box = $("result");
+  $("intent").textContent = r.understood ? r.intent : "Not understood";
   const slots = Object.entries(r.slots).map(([k, v]) => `${k}=${v}`).join(", ");
   $("slots").textContent = slots || "—";
   $("confidence").textContent = r.confidence.toFixed(2);
-  $("transcript").textContent = r.transcript || r.heard || "—";
+  // Understood: the command recognized. Not understood: what the model heard, never the
+  // grammar's closest sentence (which looks like a command that was not given).
+  $("transcript-label").textContent = r.understood ? "Command" : "Heard";
+  $("transcript").textContent = (r.understood ? r.transcript : r.heard) || "(nothing)";
   $("latency").textContent = `${Math.round(r.timing.end_of_speech_to_result_ms)} ms`;
-  const box = $("result");
   box.dataset.intent = r.understood ? r.intent : "";
   box.dataset.understood = String(r.understood);
   box.dataset.slots = JSON.stringify(r.slots);
+  box.classList.toggle("rejected", !r.understood);
   const item = document.createElement("li");
-  item.textContent = `${$("intent").textContent} ${slots} (${r.confidence.toFixed(2)})`;
+  item.textContent = r.understood
+    ? `${r.intent} ${slots} (${r.confidence.toFixed(2)})`
+    : `not understood: heard “${r.heard || ""}”`;
+  item.className = r.understood ? "" : "rejected";
   $("history").prepend(item);
 }
 
 async function onClose(ws, event) {
   if (state.ws !== ws) return;
   state.ws = null;
+  stopKeepalive();
+  if (state.talking && ws.ready) state.pressInterrupted = true;
   $("talk").disabled = true;
   if (!state.running) return;
   if (event.code === 4001) {
@@ -164,12 +298,19 @@ async function onClose(ws, event) {
     setStatus("This server needs an API key.", "error");
     return;
   }
-  const retry = [1001, 1006, 1011, 1013, 4030, 4031].includes(event.code);
-  setStatus(`Disconnected (${event.code}${event.reason ? `: ${event.reason}` : ""})` +
-            (retry ? ", reconnecting…" : "."), retry ? "info" : "error");
-  if (retry) setTimeout(() => state.running && connect(), 2000);
-  else stop();
+  const what = CLOSE_TEXT[event.code] || `The connection closed (${event.code})`;
+  const detail = event.reason && ![1001, 1006].includes(event.code) ? `: ${event.reason}` : "";
+  if (RETRYABLE.includes(event.code)) {
+    const delayMs = event.code === 4031 ? 0 : 2000;
+    if (event.code !== 4031) setStatus(`${what}; reconnecting…`, "info");
+    setTimeout(() => state.running && !state.ws && connect(), delayMs);
+  } else {
+    setStatus(`${what}${detail}.`, "error");
+    stop(false);
+  }
 }
+
+// -- controls --------------------------------------------------------------------------------
 
 async function start() {
   try {
@@ -179,43 +320,81 @@ async function start() {
     await startAudio();
     connect();
   } catch (e) {
+    stop(false);
     setStatus(String(e.message || e), "error");
-    stop();
   }
 }
 
-function stop() {
+function stop(announce = true) {
   state.running = false;
+  talk(false, false);
+  state.held = [];
+  state.releasedWhileConnecting = false;
   $("start").textContent = "Start";
-  if (state.ws) {
-    const ws = state.ws;
-    state.ws = null;
-    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "stop" }));
-    setTimeout(() => ws.close(), 3000);
-  }
+  $("talk").disabled = true;
+  disconnect(true); // Stop means stop: a half-said command is dropped, not executed
   stopAudio();
   $("level").style.width = "0";
+  showPartial("");
+  if (announce) setStatus("Stopped. Press Start to listen again.", "idle");
 }
 
-function talk(on) {
-  if (mode() !== "push_to_talk" || !state.ws || on === state.talking) return;
-  state.talking = on;
+function talk(on, finalize = true) {
+  if (on && (mode() !== "push_to_talk" || !state.running)) return;
+  if (on === state.talking) return;
+  state.talking = on; // also while disconnected: a release during an outage must count
   $("talk").classList.toggle("active", on);
-  if (!on && state.ws.readyState === WebSocket.OPEN) {
-    state.ws.send(JSON.stringify({ type: "finalize" }));
+  $("talk").setAttribute("aria-pressed", String(on));
+  if (on) {
+    state.pressInterrupted = false;
+    return;
   }
+  if (state.pressInterrupted) {
+    state.pressInterrupted = false;
+    state.held = [];
+    setStatus("The connection dropped while you were talking: please say it again.", "error");
+    return;
+  }
+  if (!finalize) return;
+  const ws = state.ws;
+  if (ws && ws.readyState === WebSocket.OPEN && ws.ready) send(ws, { type: "finalize" });
+  else if (state.held.length) state.releasedWhileConnecting = true;
+}
+
+function reconnectForSettings() {
+  showExamples();
+  if (!state.running) return;
+  talk(false, false);
+  disconnect(true);
+  connect();
 }
 
 $("start").onclick = () => (state.running ? stop() : start());
 $("talk").onpointerdown = () => talk(true);
 $("talk").onpointerup = $("talk").onpointerleave = () => talk(false);
+$("talk").onkeydown = (e) => {
+  if ((e.key === "Enter" || e.key === " ") && !e.repeat) { e.preventDefault(); talk(true); }
+};
+$("talk").onkeyup = (e) => {
+  if (e.key === "Enter" || e.key === " ") { e.preventDefault(); talk(false); }
+};
+// The space bar talks only when nothing else has the focus (buttons and fields keep it).
 document.addEventListener("keydown", (e) => {
-  if (e.code === "Space" && !e.repeat && e.target.tagName !== "INPUT") { e.preventDefault(); talk(true); }
+  if (e.code === "Space" && !e.repeat && document.activeElement === document.body
+      && mode() === "push_to_talk" && state.running) {
+    e.preventDefault();
+    talk(true);
+  }
 });
-document.addEventListener("keyup", (e) => { if (e.code === "Space") talk(false); });
+document.addEventListener("keyup", (e) => {
+  if (e.code === "Space" && document.activeElement === document.body) talk(false);
+});
+window.addEventListener("blur", () => talk(false)); // a key released elsewhere never comes
 document.querySelectorAll('input[name="mode"]').forEach((input) => {
-  input.onchange = () => { if (state.ws) { state.ws.close(); connect(); } };
+  input.onchange = reconnectForSettings;
 });
+$("model").onchange = reconnectForSettings;
+$("partials").onchange = reconnectForSettings;
 $("auth").onsubmit = async (e) => {
   e.preventDefault();
   sessionStorage.setItem("assistant-key", $("key").value);

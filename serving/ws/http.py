@@ -33,6 +33,7 @@ logger = logging.getLogger("assistant.serving.http")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"  # package data
 STREAM_PATHS = frozenset({"/", "/v1/stream"})
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".svg": "image/svg+xml",
                 ".css": "text/css; charset=utf-8"}
 
 
@@ -119,7 +120,8 @@ class Router:
             return self._token(connection, request)
         if path == "/v1/reload" and method == "POST":
             return await self._reload(connection, request)
-        page = "/static/index.html" if path in ("/", "/index.html") else path
+        page = {"/": "/static/index.html", "/index.html": "/static/index.html",
+                "/favicon.ico": "/static/favicon.svg"}.get(path, path)
         if page in self.static and method == "GET":
             content_type, text = self.static[page]
             return _respond(connection, 200, text, content_type)

@@ -182,6 +182,8 @@ class Session:
             return self._start(message)
         if isinstance(message, p.Stop):
             return self._stop(now_s)
+        if isinstance(message, p.KeepAlive):
+            return []  # its arrival reset the idle clock; nothing else to do
         if self.pipeline is None:
             return [Send(p.error(p.ErrorCode.NOT_STARTED,
                                  f"{message.type!r} before 'start'", False))]

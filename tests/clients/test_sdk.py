@@ -106,3 +106,104 @@ def test_mic_view_shows_results() -> None:
     text = out.getvalue()
     assert "lightsOn room=kitchen  [0.93]" in text and "95 ms" in text
     assert "(not understood)" in text
+
+
+def test_mic_fails_at_once_on_what_cannot_work(capsys: pytest.CaptureFixture[str],
+                                               wav: Path, tmp_path: Path) -> None:
+    from assistant.cli import main
+
+    # No server at that address from the start: one line, no retries (no --retries given).
+    code = main(["mic", "--url", "ws://127.0.0.1:9", "--file", str(wav)])
+    captured = capsys.readouterr()
+    assert code == 1 and "server unreachable" in captured.err
+    assert "reconnecting" not in captured.out + captured.err
+    # The file is checked before connecting: the error is about the file, not the server.
+    code = main(["mic", "--url", "ws://127.0.0.1:9", "--file", str(tmp_path / "nope.wav")])
+    err = capsys.readouterr().err
+    assert code == 1 and "nope.wav" in err and "unreachable" not in err
+
+
+def test_mic_takes_the_page_address(server: ServerThread, wav: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from assistant.cli import main
+
+    code = main(["mic", "--url", f"{server.http}/", "--api-key", "k1", "--file", str(wav),
+                 "--no-realtime", "--json"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert lines[0]["type"] == "client_status" and server.url in lines[0]["message"]
+    assert [e["intent"] for e in lines if e["type"] == "result"] == ["lightsOff"]
+
+
+def test_mic_file_goes_on_after_each_lost_connection(speak: Any, vad: Any, tmp_path: Path) -> None:
+    import argparse
+    import threading
+    import time
+
+    from clients.mic import run
+
+    silence = np.zeros(24000, np.float32)
+    commands = ["turn off the bedroom lights", "set a timer for five minutes",
+                "what time is it"]
+    path = tmp_path / "three.wav"
+    soundfile.write(path, np.concatenate([x for c in commands for x in (speak(c), silence)]),
+                    16000, subtype="PCM_16")
+    out = io.StringIO()
+    with ServerThread(make_settings(), vad) as server:
+        args = argparse.Namespace(url=server.url, api_key=None, model=None, file=str(path),
+                                  realtime=True, push_to_talk=False, partials=False, json=True,
+                                  device=None, sample_rate_hz=16000, retries=1,
+                                  max_backoff_s=1.0)
+        done: list[int] = []
+        thread = threading.Thread(target=lambda: done.append(asyncio.run(run(args, out))))
+        thread.start()
+        # Two outages, each after another result: with --retries 1 the second one only
+        # works because a good reconnect starts the budget over.
+        for results in (1, 2):
+            deadline = time.monotonic() + 30
+            while out.getvalue().count('"type":"result"') < results:
+                assert time.monotonic() < deadline, out.getvalue()
+                time.sleep(0.05)
+            server.run(lambda: [c.ws.transport.abort() for c in server.app.connections])
+        thread.join(timeout=60)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert done == [0], lines
+    intents = [e["intent"] for e in lines if e["type"] == "result" and e["understood"]]
+    assert intents == ["lightsOff", "setTimer", "getTime"], lines  # each once, in order
+    notes = [e["message"] for e in lines if e["type"] == "client_status"]
+    assert len(notes) == 2 and all("going on from" in n for n in notes), notes
+
+
+def test_idle_push_to_talk_keeps_its_session(vad: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody presses Enter for several idle timeouts: the session stays open (keepalive)."""
+    import argparse
+
+    from clients import mic
+
+    async def silence(rate_hz: int, device: Any = None, chunk_ms: int = 100,
+                      on_level: Any = None) -> Any:  # the sound card, at the I/O edge
+        while True:
+            await asyncio.sleep(chunk_ms / 1000)
+            yield np.zeros(rate_hz * chunk_ms // 1000, np.float32)
+
+    async def no_presses() -> Any:
+        await asyncio.Event().wait()
+        yield None
+
+    monkeypatch.setattr(mic, "microphone_chunks", silence)
+    monkeypatch.setattr(mic, "_enter_presses", no_presses)
+    monkeypatch.setattr(mic, "input_devices", lambda: [{"index": 0}])
+    out = io.StringIO()
+    with ServerThread(make_settings(idle_timeout_s=1.0), vad) as server:
+        args = argparse.Namespace(url=server.url, api_key=None, model=None, file=None,
+                                  realtime=True, push_to_talk=True, partials=False, json=True,
+                                  device=None, sample_rate_hz=16000, retries=0,
+                                  max_backoff_s=1.0)
+
+        async def for_a_while() -> None:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(mic.run(args, out), 4.0)
+
+        asyncio.run(for_a_while())
+    kinds = [json.loads(line)["type"] for line in out.getvalue().splitlines()]
+    assert kinds == ["ready", "client_status"], kinds  # connected, the hint; no idle close

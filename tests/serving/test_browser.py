@@ -65,8 +65,10 @@ def _page_target(port: int, deadline: float) -> str:
 
 
 @contextlib.contextmanager
-def chromium_page(url: str, microphone: Path) -> Iterator[DevTools]:
-    """Headless Chromium on ``url`` with ``microphone`` (a WAV file, looped) as its microphone."""
+def chromium_page(url: str, microphone: Path, allow_microphone: bool = True
+                  ) -> Iterator[DevTools]:
+    """Headless Chromium on ``url`` with ``microphone`` (a WAV file, looped) as its microphone;
+    ``allow_microphone=False``: the permission prompt is refused."""
     assert CHROMIUM is not None
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     try:
@@ -74,7 +76,8 @@ def chromium_page(url: str, microphone: Path) -> Iterator[DevTools]:
             [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             *(["--use-fake-ui-for-media-stream"] if allow_microphone else
+               ["--deny-permission-prompts"]), "--use-fake-device-for-media-stream",
              f"--use-file-for-fake-audio-capture={microphone}",
              "--autoplay-policy=no-user-gesture-required", url],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -184,3 +187,168 @@ def _read_result(devtools: DevTools, deadline: float) -> tuple[str, str, str, st
     status = devtools.evaluate("document.getElementById('status').textContent")
     slots = devtools.evaluate("document.getElementById('result').dataset.slots || 'null'")
     return intent, events, status, slots
+
+
+def _mic(tmp_path: Path, speech: np.ndarray, silence_s: float = 1.0) -> Path:
+    silence = np.zeros(int(silence_s * 16000), np.float32)
+    wav = tmp_path / "mic.wav"
+    soundfile.write(wav, np.concatenate([silence, speech, silence]), 16000, subtype="PCM_16")
+    return wav
+
+
+def _events(devtools: DevTools) -> list[dict[str, Any]]:
+    return list(json.loads(devtools.evaluate("JSON.stringify(window.assistantEvents)")))
+
+
+def _sent(devtools: DevTools) -> list[str]:
+    return list(json.loads(devtools.evaluate("JSON.stringify(window.assistantSent)")))
+
+
+def _text(devtools: DevTools, element: str) -> str:
+    return str(devtools.evaluate(f"document.getElementById('{element}').textContent"))
+
+
+_READY = "window.assistantEvents.filter(e => e.type === 'ready').length"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_stop_drops_the_command_in_progress_and_says_so(speak, vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wav = _mic(tmp_path, speak("set a timer for twenty five minutes please"))
+    with ServerThread(make_settings(), vad) as server, \
+            chromium_page(f"{server.http}/?autostart=1", wav) as devtools:
+        deadline = time.monotonic() + 60
+        _wait_for(devtools, "window.assistantEvents.some(e => e.type === 'speech_started')",
+                  deadline)
+        devtools.evaluate("document.getElementById('start').click()")  # mid-command
+        time.sleep(2.0)
+        status = _text(devtools, "status")
+        talk_disabled = devtools.evaluate("document.getElementById('talk').disabled")
+        events, sent = _events(devtools), _sent(devtools)
+    assert status.startswith("Stopped"), status
+    assert talk_disabled is True
+    assert sent[-2:] == ["cancel", "stop"], sent
+    assert "result" not in [e["type"] for e in events], events  # the half command is dropped
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_no_hot_mic_after_a_dropped_connection(speak, vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Hold to talk, lose the connection, let go while it is down: after the page reconnects
+    it must not stream the microphone with nobody holding the button."""
+    wav = _mic(tmp_path, speak("turn off the bedroom lights"), silence_s=0.3)
+    with ServerThread(make_settings(), vad) as server, \
+            chromium_page(f"{server.http}/?autostart=1&mode=push_to_talk", wav) as devtools:
+        deadline = time.monotonic() + 60
+        _wait_for(devtools, f"{_READY} === 1", deadline)
+        devtools.evaluate("document.activeElement.blur()")
+        _key(devtools, "keyDown")
+        time.sleep(0.5)
+        server.run(lambda: [c.ws.transport.abort() for c in server.app.connections])  # 1006
+        time.sleep(0.3)
+        _key(devtools, "keyUp")  # let go while disconnected
+        _wait_for(devtools, f"{_READY} === 2", deadline)  # reconnected (after ~2 s)
+        time.sleep(3.0)  # the looped microphone keeps speaking
+        events = _events(devtools)
+    after = events[[i for i, e in enumerate(events) if e["type"] == "ready"][1]:]
+    assert not [e for e in after if e["type"] in ("speech_started", "result")], after
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_idle_push_to_talk_stays_connected_and_settings_apply_at_once(speak, vad,  # type: ignore[no-untyped-def]
+                                                                      tmp_path: Path) -> None:
+    wav = _mic(tmp_path, speak("turn off the bedroom lights"))
+    with ServerThread(make_settings(idle_timeout_s=2.0), vad) as server, \
+            chromium_page(f"{server.http}/?autostart=1&mode=push_to_talk", wav) as devtools:
+        deadline = time.monotonic() + 60
+        _wait_for(devtools, f"{_READY} === 1", deadline)
+        time.sleep(5.0)  # two and a half idle timeouts without a press
+        idle_events, idle_sent = _events(devtools), _sent(devtools)
+        devtools.evaluate("document.getElementById('partials').click()")  # while running
+        _wait_for(devtools, f"{_READY} === 2", deadline)
+        sent = _sent(devtools)
+    assert [e["type"] for e in idle_events] == ["ready"], idle_events  # never timed out
+    assert idle_sent.count("keepalive") >= 2
+    assert sent[-3:] == ["cancel", "stop", "start"], sent
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_rejected_speech_shows_what_was_heard(speak, vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wav = _mic(tmp_path, speak("what is the capital of france"), silence_s=1.5)
+    with ServerThread(make_settings(), vad) as server, \
+            chromium_page(f"{server.http}/?autostart=1", wav) as devtools:
+        deadline = time.monotonic() + 60
+        _wait_for(devtools, "window.assistantEvents.some(e => e.type === 'result')", deadline)
+        result = next(e for e in _events(devtools) if e["type"] == "result")
+        shown = {k: _text(devtools, k) for k in ("intent", "transcript-label", "transcript")}
+        rejected = devtools.evaluate(
+            "document.getElementById('result').classList.contains('rejected')")
+    assert not result["understood"], result
+    assert shown == {"intent": "Not understood", "transcript-label": "Heard",
+                     "transcript": result["heard"] or "(nothing)"}
+    assert rejected is True
+
+
+_CONTRAST = """(() => {
+  const lum = (c) => { const [r, g, b] = c.match(/\\d+/g).slice(0, 3).map(Number).map((v) => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const background = (el) => { while (el) { const c = getComputedStyle(el).backgroundColor;
+    if (c !== 'rgba(0, 0, 0, 0)') return c; el = el.parentElement; } return 'rgb(255,255,255)'; };
+  const ratio = (el) => { const a = lum(getComputedStyle(el).color), b = lum(background(el));
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05); };
+  const texts = [...document.querySelectorAll('#status, .label, #partial, .hint, #examples li, '
+    + 'button, label, #history li, h2')];
+  return Math.min(...texts.map(ratio));
+})()"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_keyboard_accessibility_and_what_to_say(speak, vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import urllib.request
+
+    wav = _mic(tmp_path, np.zeros(16000, np.float32))
+    with ServerThread(make_settings(), vad) as server, \
+            chromium_page(f"{server.http}/?autostart=1&mode=push_to_talk", wav) as devtools:
+        deadline = time.monotonic() + 60
+        _wait_for(devtools, f"{_READY} === 1", deadline)
+        # Space on a focused button presses that button (here: Stop), it is not swallowed.
+        devtools.evaluate("document.getElementById('start').focus()")
+        _key(devtools, "keyDown")
+        _key(devtools, "keyUp")
+        _wait_for(devtools, "document.getElementById('status').textContent"
+                            ".startsWith('Stopped')", deadline)
+        devtools.evaluate("document.getElementById('start').click()")
+        _wait_for(devtools, f"{_READY} === 2", deadline)
+        # Enter on the focused talk button holds it; letting go finalizes.
+        devtools.evaluate("document.getElementById('talk').focus()")
+        devtools.call("Input.dispatchKeyEvent", type="keyDown", key="Enter", code="Enter",
+                      windowsVirtualKeyCode=13, nativeVirtualKeyCode=13)
+        pressed = devtools.evaluate("document.getElementById('talk').getAttribute('aria-pressed')")
+        devtools.call("Input.dispatchKeyEvent", type="keyUp", key="Enter", code="Enter",
+                      windowsVirtualKeyCode=13, nativeVirtualKeyCode=13)
+        _wait_for(devtools, "window.assistantSent.includes('finalize')", deadline)
+        contrast = devtools.evaluate(_CONTRAST)
+        smallest_button = devtools.evaluate(
+            "Math.min(...[...document.querySelectorAll('button, select')]"
+            ".filter((b) => b.offsetParent).map((b) => b.getBoundingClientRect().height))")
+        live = devtools.evaluate("document.getElementById('status').getAttribute('aria-live')")
+        examples = devtools.evaluate(
+            "[...document.querySelectorAll('#examples li')].map((li) => li.textContent)")
+        with urllib.request.urlopen(f"{server.http}/favicon.ico") as r:
+            favicon = (r.status, r.headers["Content-Type"])
+    assert pressed == "true"
+    assert contrast >= 4.5, contrast
+    assert smallest_button >= 44, smallest_button
+    assert live == "polite"
+    assert len(examples) >= 5 and all(e.startswith("“") for e in examples), examples
+    assert favicon == (200, "image/svg+xml")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_a_refused_microphone_is_explained(vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wav = _mic(tmp_path, np.zeros(16000, np.float32))
+    with ServerThread(make_settings(), vad) as server, \
+            chromium_page(f"{server.http}/?autostart=1", wav, allow_microphone=False) as devtools:
+        _wait_for(devtools, "document.getElementById('status').dataset.state === 'error'",
+                  time.monotonic() + 60)
+        status = _text(devtools, "status")
+    assert status.startswith("Microphone access was denied"), status
