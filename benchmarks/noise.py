@@ -6,6 +6,10 @@ training never uses — the French, Spanish and Italian prompts of Debian's
 training data pipeline (``training/``) draws its noise from other sources (coloured noise,
 TTS babble, music on hold); keep it that way.
 
+Two more real noises for the development bench (:mod:`benchmarks.devbench`), also never used
+in training: game music and sound effects (engines, machines, ambience) from Debian's
+``colobot-common-sounds``: :func:`music` and :func:`effects`.
+
 Mixing follows the public Picovoice speech-to-intent benchmark: the noise covers the whole
 recording, its level is set so that the loudest 2048-sample frame of speech is ``snr_db``
 above the loudest 2048-sample frame of the noise segment, and the mix is scaled to half of
@@ -59,6 +63,47 @@ def babble(seed: int = 2026) -> np.ndarray:
     return read_audio(path)
 
 
+COLOBOT = Path("/usr/share/games/colobot")
+
+
+def _colobot(kind: str, pattern: str, seed: int) -> np.ndarray:
+    """Two minutes of colobot ``pattern`` files laid end to end in a shuffled order (cached)."""
+    path = cache_dir() / "benchmarks" / f"colobot-{kind}-{seed}.wav"
+    if path.is_file():
+        return read_audio(path)
+    files = sorted(COLOBOT.rglob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no {pattern} under {COLOBOT}: apt-get install "
+                                f"colobot-common-sounds for the {kind} noise")
+    rng = np.random.default_rng(seed)
+    size = int(DURATION_S * SAMPLE_RATE_HZ)
+    pieces: list[np.ndarray] = []
+    length = 0
+    while length < size:
+        clip = read_audio(files[int(rng.integers(len(files)))])
+        clip = clip / (np.abs(clip).max() + 1e-9)
+        if kind == "music":  # a stretch of a track, not always its intro
+            start = int(rng.integers(0, max(1, clip.size - 20 * SAMPLE_RATE_HZ)))
+            clip = clip[start : start + 20 * SAMPLE_RATE_HZ]
+        pieces.append(clip)
+        length += clip.size
+    mix = np.concatenate(pieces)[:size]
+    mix = (0.5 * mix / (np.abs(mix).max() + 1e-9)).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, mix, SAMPLE_RATE_HZ, subtype="PCM_16")
+    return read_audio(path)
+
+
+def music(seed: int = 2026) -> np.ndarray:
+    """Two minutes of game music (colobot's soundtrack), never used in training."""
+    return _colobot("music", "*.ogg", seed)
+
+
+def effects(seed: int = 2026) -> np.ndarray:
+    """Two minutes of game sound effects (engines, machines, ambience), never in training."""
+    return _colobot("effects", "sound*.wav", seed)
+
+
 def peak_frame_energy(x: np.ndarray, frame: int = FRAME) -> float:
     frames = x[: x.size // frame * frame].reshape(-1, frame)
     return float((frames.astype(np.float64) ** 2).sum(axis=1).max())
@@ -69,8 +114,13 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float,
     """``speech`` plus a random stretch of ``noise`` at ``snr_db`` (loudest-frame SNR)."""
     if noise.size <= speech.size:
         raise ValueError(f"noise of {noise.size} samples is shorter than speech ({speech.size})")
-    start = int(rng.integers(0, noise.size - speech.size))
-    segment = noise[start : start + speech.size].astype(np.float64)
+    for _ in range(20):  # a stretch that is not silent (music has pauses)
+        start = int(rng.integers(0, noise.size - speech.size))
+        segment = noise[start : start + speech.size].astype(np.float64)
+        if peak_frame_energy(segment) > 1e-8:
+            break
+    else:
+        raise ValueError("the noise is silent wherever it was tried")
     scale = np.sqrt(peak_frame_energy(speech) / (peak_frame_energy(segment) * 10 ** (snr_db / 10)))
     mixed = speech + scale * segment
     return (mixed / (2 * np.abs(mixed).max())).astype(np.float32)
