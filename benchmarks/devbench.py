@@ -98,6 +98,35 @@ def run_system(recognizer: Any, vad: Any, clips: list[Clip], conds: list[Conditi
     return rows
 
 
+def run_domain(job: tuple[str, Path, BenchSize, str | None, str, bool]
+               ) -> list[dict[str, Any]]:
+    """Every system on one domain's clips under every condition (one worker's share)."""
+    from assistant.recognizer import Recognizer, RecognizerConfig
+    from assistant.vad import SileroVad
+
+    name, data, size, model_dir, speech_model, parallel = job
+    say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    domain = DOMAINS[name]
+    vad = SileroVad()
+    noises = noise_tracks(say, size.noises)
+    conds = conditions(size, noises)
+    clips = domain_clips(domain, data, size, say)
+    threads = 1 if parallel else None  # one core each when domains run side by side
+    systems = {"zero-shot": Recognizer.from_context(
+        domain.grammar(data), RecognizerConfig(speech_model=speech_model, threads=threads))}
+    if model_dir is not None:
+        systems["fine-tuned"] = Recognizer.from_model_dir(model_dir, {"threads": threads}
+                                                          if threads else None)
+    rows = []
+    for system, recognizer in systems.items():
+        recognizer.warm_up()
+        say(f"{name} / {system}: {len(clips)} clips")
+        rows += [{**r, "system": system}
+                 for r in run_system(recognizer, vad, clips, conds, noises,
+                                     lambda m, n=name: say(f"{n}{m}"))]
+    return rows
+
+
 def _rate(rows: list[dict[str, Any]], key: str = "accepted") -> float | None:
     return round(sum(bool(r[key]) for r in rows) / len(rows), 4) if rows else None
 
@@ -195,10 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer clips and conditions")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--speech-model", default="tiny.en")
+    parser.add_argument("--jobs", type=int, default=2, help="domains run side by side")
     args = parser.parse_args(argv)
 
-    from assistant.recognizer import Recognizer, RecognizerConfig
-    from assistant.vad import SileroVad
     from benchmarks.devbench_data import FULL, QUICK
     from benchmarks.machine import describe
     from benchmarks.report import save_json
@@ -206,27 +234,25 @@ def main(argv: list[str] | None = None) -> int:
     size = QUICK if args.quick else FULL
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     models = dict(m.split("=", 1) for m in args.model)
-    vad = SileroVad()
-    noises = noise_tracks(say, size.noises)
-    conds = conditions(size, noises)
+    noise_tracks(say, size.noises)  # built once (cached) before the workers read them
     started = time.monotonic()
+    names = [n for n in args.domains or sorted(DOMAINS)
+             if DOMAINS[n].grammar(args.data).is_file() or say(f"{n}: skipped, no grammar")]
+    jobs = [(n, args.data, size, models.get(n), args.speech_model, args.jobs > 1)
+            for n in names]
     rows: list[dict[str, Any]] = []
-    for name in args.domains or sorted(DOMAINS):
-        domain = DOMAINS[name]
-        if not domain.grammar(args.data).is_file():
-            say(f"{name}: skipped, no grammar at {domain.grammar(args.data)}")
-            continue
-        clips = domain_clips(domain, args.data, size, say)
-        systems = {"zero-shot": Recognizer.from_context(
-            domain.grammar(args.data), RecognizerConfig(speech_model=args.speech_model))}
-        if name in models:
-            systems["fine-tuned"] = Recognizer.from_model_dir(models[name])
-        for system, recognizer in systems.items():
-            recognizer.warm_up()
-            say(f"{name} / {system}: {len(clips)} clips")
-            rows += [{**r, "system": system}
-                     for r in run_system(recognizer, vad, clips, conds, noises, say)]
-    result = {**report(rows), "rows": rows, "size": size.__dict__, "noises": list(noises),
+    if args.jobs > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        with concurrent.futures.ProcessPoolExecutor(
+                args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for part in pool.map(run_domain, jobs):
+                rows += part
+    else:
+        for job in jobs:
+            rows += run_domain(job)
+    result = {**report(rows), "rows": rows, "size": size.__dict__, "noises": list(size.noises),
               "seconds": round(time.monotonic() - started, 1), "machine": describe(),
               "command": " ".join(["python", "benchmarks/devbench.py", *(argv or sys.argv[1:])])}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ class BenchSize:
     noises: tuple[str, ...]
 
 
-FULL = BenchSize(48, 40, None, 100, 100, (18.0, 12.0, 6.0), ("babble", "music", "effects"))
+FULL = BenchSize(40, 40, None, 40, 60, (18.0, 12.0, 6.0), ("babble", "music", "effects"))
 QUICK = BenchSize(12, 12, 30, 20, 20, (12.0,), ("babble",))
 
 
