@@ -353,3 +353,42 @@ def test_every_start_has_one_end_and_segments_do_not_overlap(
         assert start.start_sample <= end.end_sample <= len(probs) * FRAME_SAMPLES
         assert end.end_sample - end.start_sample <= max_utterance_s * 16000
         previous_end = end.end_sample
+
+
+def test_a_soft_onset_moves_the_start_back() -> None:
+    # Frames the model is unsure of (0.3) lead into clear speech: silero starts at the speech;
+    # with onset_threshold the start goes back over them, at most max_onset_ms.
+    probs = [SILENCE] * 10 + [UNSURE] * 12 + [SPEECH] * 20 + [SILENCE] * 30
+    n = len(probs) * 512
+    assert _segments(_run(probs, EndpointConfig(), n))[0][0] == 22 * 512 - 480
+    soft = EndpointConfig(onset_threshold=0.2)
+    assert _segments(_run(probs, soft, n))[0][0] == 10 * 512 - 480
+    capped = EndpointConfig(onset_threshold=0.2, max_onset_ms=200)  # 6 frames back at most
+    assert _segments(_run(probs, capped, n))[0][0] == (22 - 6) * 512 - 480
+    with pytest.raises(ConfigError, match="onset_threshold"):
+        EndpointConfig(onset_threshold=0.7)
+
+
+def test_a_recording_the_vad_is_unsure_of_gets_a_second_look(vad: SileroVad) -> None:
+    from assistant.vad import SecondLook, command_span
+    from training.tts import Voice, synthesize
+
+    word = synthesize("pause", Voice("espeak", "en-us+f3"))
+    silence = np.zeros(16000, np.float32)
+    clear = np.concatenate([silence, word / np.abs(word).max() * 0.5, silence])
+    assert command_span(clear, vad)[1] == "vad"
+    # The same word so quietly that the VAD stays under 0.5 (but over 0.25) on it: the
+    # normal settings find nothing, the relaxed look finds it.
+    quiet = np.concatenate([silence, word / np.abs(word).max() * 0.006, silence])
+    probs = vad.probabilities(quiet)
+    assert 0.25 < probs.max() < 0.5, probs.max()
+    span, found = command_span(quiet, vad)
+    assert found == "relaxed" and span is not None
+    assert span[0] >= 16000 - 4000 and span[1] <= 16000 + word.size + 4000  # around the word
+    assert span[1] - span[0] >= 2400  # 150 ms and more
+    assert command_span(quiet, vad, second_look=None) == (None, "none")
+    # Silence stays silence; the energy fallback (off by default) cuts around the loudest part.
+    assert command_span(silence * 0, vad) == (None, "none")
+    hum = (0.05 * np.sin(np.arange(32000) * 2 * np.pi * 100 / 16000)).astype(np.float32)
+    assert command_span(hum, vad, second_look=SecondLook(energy=True))[1] == "energy"
+    assert command_span(hum, vad)[1] == "none"
