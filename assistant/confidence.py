@@ -11,6 +11,13 @@ wanted to write. Per utterance we measure (:func:`features`):
 ``free_gap_per_token`` sentence mean log-prob minus the free (unconstrained) decode's.
 ``no_speech``          Whisper's no-speech probability.
 ``nbest_margin``       log-prob gap to the runner-up sentence (capped), i.e. ambiguity.
+``heard_match``        how much of what the model wrote freely is the grammar's sentence:
+                       1 - word edit distance / the longer word count (1: the same words).
+                       A question near the domain ("what is the capital of France") is heard
+                       as itself and forced into a command ("what is the time"): low.
+``log_branching``      mean over the sentence's tokens of log(tokens the grammar allowed
+                       there): how much choice the grammar gave. In a large grammar some
+                       sentence fits almost any speech, so the other features mean less.
 
 Fine-tuned models add their intent classifier's view (:data:`CLASSIFIER_FEATURES`):
 ``classifier_agrees`` (its probability of the decoded intent) and ``classifier_ood`` (its
@@ -27,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -48,17 +56,36 @@ FEATURES = (
     "no_speech",
     "nbest_margin",
 )
+# Computed for every utterance too; calibrations fitted before they existed do not use them.
+EXTRA_FEATURES = ("heard_match", "log_branching")
 CLASSIFIER_FEATURES = ("classifier_agrees", "classifier_ood")
 MARGIN_CAP = 10.0
 
 
+def word_match(heard: Sequence[str], sentence: Sequence[str]) -> float:
+    """1 - word-level edit distance / the longer length (1.0 for two empty lists)."""
+    longer = max(len(heard), len(sentence))
+    if longer == 0:
+        return 1.0
+    previous = list(range(len(sentence) + 1))
+    for i, word in enumerate(heard, 1):
+        current = [i]
+        for j, other in enumerate(sentence, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (word != other)))
+        previous = current
+    return 1.0 - previous[-1] / longer
+
+
 def features(
-    decoded: Decoded, intent: str | None = None, scores: IntentScores | None = None
+    decoded: Decoded, intent: str | None = None, scores: IntentScores | None = None,
+    heard_words: Sequence[str] = (), sentence_words: Sequence[str] = (),
 ) -> dict[str, float] | None:
     """The confidence features of an utterance, or None when no sentence was completed.
 
     ``intent`` is the decoded sentence's intent and ``scores`` the intent classifier's output,
-    when the model has one.
+    when the model has one; ``heard_words`` and ``sentence_words`` are the normalized words of
+    the free decode and of the grammar's sentence.
     """
     if not decoded.hypotheses:
         return None
@@ -79,6 +106,8 @@ def features(
         "free_gap_per_token": free_gap,
         "no_speech": decoded.no_speech_prob,
         "nbest_margin": margin,
+        "heard_match": word_match(heard_words, sentence_words),
+        "log_branching": best.log_branching / n,
     }
     if scores is not None:
         values["classifier_agrees"] = scores.of(intent)

@@ -8,6 +8,7 @@ above every live beam the search stops, since scores only fall as tokens are add
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,8 +44,10 @@ class Hypothesis:
     regret: float = 0.0  # sum over steps of (best logprob in the vocabulary - chosen logprob)
     max_regret: float = 0.0
     state: State = field(default_factory=frozenset)
+    log_branching: float = 0.0  # sum over steps of log(tokens the grammar allowed there)
 
-    def extend(self, token: int, logprob: float, best: float, state: State) -> Hypothesis:
+    def extend(self, token: int, logprob: float, best: float, state: State,
+               allowed: int = 1) -> Hypothesis:
         gap = best - logprob
         return Hypothesis(
             tokens=[*self.tokens, token],
@@ -52,6 +55,7 @@ class Hypothesis:
             regret=self.regret + gap,
             max_regret=max(self.max_regret, gap),
             state=state,
+            log_branching=self.log_branching + math.log(max(allowed, 1)),
         )
 
 
@@ -149,10 +153,10 @@ class BeamSearch:
         candidates.sort(key=lambda c: -c[0])
         new_beams: list[Hypothesis] = []
         parents: list[int] = []
-        for _total, b, token, state, score, best in candidates:
+        for _total, b, token, state, score, best, allowed in candidates:
             if len(new_beams) >= self.options.beam_size:
                 break
-            hyp = beams[b].extend(token, score, best, state)
+            hyp = beams[b].extend(token, score, best, state, allowed)
             if token == self._eot:
                 finished.append(hyp)
             else:
@@ -167,9 +171,10 @@ class BeamSearch:
         return new_beams, parents
 
     def _candidates(self, beams: list[Hypothesis], beam_logprobs: list[np.ndarray]
-                    ) -> list[tuple[float, int, int, State, float, float]]:
-        """(total score, beam, token, state, token log-prob, best log-prob) per extension."""
-        candidates: list[tuple[float, int, int, State, float, float]] = []
+                    ) -> list[tuple[float, int, int, State, float, float, int]]:
+        """(total score, beam, token, state, token log-prob, best log-prob, tokens allowed)
+        per extension."""
+        candidates: list[tuple[float, int, int, State, float, float, int]] = []
         for b, hyp in enumerate(beams):
             lp = beam_logprobs[b]
             ids, states = self.constraint.allowed(hyp.state)
@@ -183,7 +188,8 @@ class BeamSearch:
             best = float(lp.max())
             for j in _top_k(scores, self.options.beam_size):
                 score = float(scores[j])
-                candidates.append((hyp.logprob + score, b, int(ids[j]), states[j], score, best))
+                candidates.append((hyp.logprob + score, b, int(ids[j]), states[j], score, best,
+                                   int(ids.size)))
         return candidates
 
     def _free_step(self, free: _FreeDecode) -> None:

@@ -30,6 +30,7 @@ from .grammar import (
     Context,
     compile_word_graph,
     load_context,
+    normalize_text,
     parse_words,
     sample_sentences,
 )
@@ -61,7 +62,11 @@ class RecognizerConfig:
     trailing_pad_ms: int = 1000  # silence appended after speech: Whisper ends sentences better
     max_utterance_s: float = MAX_UTTERANCE_S  # longer audio is cut here
     free_decoding: bool = True  # decode freely alongside the grammar (confidence, transcript)
-    ood_gate: float = 0.97  # fine-tuned models: skip decoding when P(out of domain) >= this
+    # Fine-tuned models: skip decoding when the intent classifier's P(out of domain) >= this.
+    # 1.0 (the default) never skips: a classifier trained on synthesized speech alone called
+    # real commands out of domain, and a veto before decoding cannot be undone by a confident
+    # decode; its view still counts through the calibrated confidence (classifier_ood).
+    ood_gate: float = 1.0
     threads: int | None = None  # onnxruntime intra-op threads (default: min(4, cores))
 
     def __post_init__(self) -> None:
@@ -303,7 +308,8 @@ class Recognizer:
         t_encoder = time.perf_counter()
         timing = {"features": 1000 * (t_features - started),
                   "encoder": 1000 * (t_encoder - t_features)}
-        if scores is not None and scores.out_of_domain >= self.config.ood_gate:
+        if (scores is not None and self.config.ood_gate < 1.0
+                and scores.out_of_domain >= self.config.ood_gate):
             timing["decoder"] = 0.0  # clearly out of domain: no need to decode
             return Analysis(audio_ms, None, None, "", "", timing, scores, out_of_domain=True)
         decoded = self.search.decode(encoded, padded.size / SAMPLE_RATE_HZ)
@@ -318,7 +324,8 @@ class Recognizer:
             annotation = parse_words(self.context, words) if words else None
             if annotation is None:  # cannot happen for a grammar the constraint accepts
                 logger.error("constrained transcript %r does not parse", transcript)
-        values = features(decoded, annotation.intent, scores) if annotation else None
+        values = features(decoded, annotation.intent, scores, normalize_text(heard),
+                          words or ()) if annotation else None
         return Analysis(audio_ms, values, annotation, transcript, heard, timing, scores)
 
     def partial(self, audio: np.ndarray) -> Result:

@@ -38,3 +38,23 @@ def test_malformed_calibration_is_a_model_error() -> None:
                                "weights": [1], "bias": 0})
     with pytest.raises(ModelError, match="malformed"):
         Calibration.from_json({"features": []})
+
+
+def test_heard_match_is_the_share_of_words_in_common() -> None:
+    from assistant.confidence import word_match
+
+    assert word_match([], []) == 1.0
+    assert word_match(["turn", "on", "the", "lights"], ["turn", "on", "the", "lights"]) == 1.0
+    # A near-domain question forced into a command keeps half its words.
+    assert word_match(["what", "is", "the", "capital", "of", "france"],
+                      ["what", "is", "the", "time"]) == 0.5
+    assert word_match(["a", "b", "c"], []) == 0.0
+
+
+def test_new_features_are_measured_and_old_calibrations_ignore_them(home_recognizer, speak) -> None:  # type: ignore[no-untyped-def]
+    from assistant.confidence import EXTRA_FEATURES
+
+    result = home_recognizer.recognize(speak("turn off the kitchen lights"))
+    assert result.features is not None and set(EXTRA_FEATURES) <= set(result.features)
+    assert result.features["heard_match"] > 0.5
+    assert 0 < result.features["log_branching"] < 12  # log of tokens allowed per step

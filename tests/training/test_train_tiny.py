@@ -47,3 +47,9 @@ def test_train_tiny_home_model_end_to_end(tmp_path: Path, speak) -> None:  # typ
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)
     assert row["intent"] == "setTimer" and row["slots"] == {"duration": 10, "unit": "minutes"}
+    # The classifier's out-of-domain gate is off by default: every utterance is decoded, and
+    # only a gate the user sets skips decoding (and then says why).
+    assert row["timing_ms"]["decoder"] > 0
+    gated = json.loads(_assistant("recognize", "--model", str(out), "--ood-gate", "0.000001",
+                                  str(wav)).stdout)
+    assert gated["timing_ms"]["decoder"] == 0 and gated["reason"] == "out_of_domain"
