@@ -21,8 +21,8 @@ from .errors import AssistantError, ConfigError, MissingDependencyError
 logger = logging.getLogger("assistant.cli")
 
 FIRST_PARTY = ("assistant", "training", "serving", "clients", "benchmarks")
-COMMAND_EXTRAS = {"serve": "serve", "mic": "mic", "train": "train", "evaluate": "train",
-                  "bench": "bench"}
+COMMAND_EXTRAS = {"serve": "serve", "wyoming": "serve", "mic": "mic", "train": "train",
+                  "evaluate": "train", "bench": "bench"}
 
 
 def _progress(message: str) -> None:
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_grammar)
 
-    for names, module, extra in ((("serve",), "serving.cli", "serve"),
+    for names, module, extra in ((("serve", "wyoming"), "serving.cli", "serve"),
                                  (("mic",), "clients.mic", "mic"),
                                  (("train", "evaluate"), "training.cli", "train"),
                                  (("bench",), "benchmarks.cli", "bench")):

@@ -25,7 +25,7 @@ from typing import Any
 
 from assistant.artifacts import SpeechModelSpec, ensure_speech_model, read_metadata
 from assistant.errors import ConfigError, GrammarError, ModelError
-from assistant.grammar import compile_word_graph, context_from_yaml, sample_sentences
+from assistant.grammar import Context, compile_word_graph, context_from_yaml, sample_sentences
 from assistant.recognizer import (
     RecognizerConfig,
     model_dir_config,
@@ -95,6 +95,7 @@ class ModelCatalog:
         self.overrides = dict(overrides)
         self.progress = progress
         self._entries: dict[str, ModelEntry] = {}
+        self._contexts: dict[str, Context] = {}  # each entry's grammar, parsed (text intents)
         self._lock = threading.Lock()  # one load or reload at a time
 
     @property
@@ -119,6 +120,11 @@ class ModelCatalog:
             raise UnknownModel(key, self.names())
         return entry
 
+    def context(self, name: str | None) -> Context:
+        """The grammar of the entry called ``name`` (None: the default), as it runs."""
+        key = self.get(name).name
+        return self._contexts[key]
+
     def describe(self) -> list[dict[str, Any]]:
         out = []
         for source in self.sources:
@@ -139,11 +145,13 @@ class ModelCatalog:
         if not chosen:
             raise UnknownModel(str(name), self.names())
         with self._lock:
-            fresh = {s.name: self._entry(s) for s in chosen}
+            built = {s.name: self._entry(s) for s in chosen}
+            fresh = {name: entry for name, (entry, _) in built.items()}
+            self._contexts = {**self._contexts, **{n: c for n, (_, c) in built.items()}}
             self._entries = {**self._entries, **fresh}  # one assignment: readers see old or new
         return list(fresh)
 
-    def _entry(self, source: ModelSource) -> ModelEntry:
+    def _entry(self, source: ModelSource) -> tuple[ModelEntry, Context]:
         if not source.path.exists():
             raise ModelError(f"{source.kind} {source.name!r}: {source.path} does not exist")
         previous = self._entries.get(source.name)
@@ -164,7 +172,7 @@ class ModelCatalog:
                     source.path, generation)
         examples = tuple(dict.fromkeys(a.text for a in sample_sentences(context, EXAMPLES, 0)))
         return ModelEntry(source, generation, config, tuple(context.intent_names),
-                          context.sha256, speech_dir, text, time.time(), examples)
+                          context.sha256, speech_dir, text, time.time(), examples), context
 
 
 def _read(path: Path) -> str:

@@ -50,6 +50,8 @@ async def serve(settings: Settings) -> int:
     page = app.url.replace("wss://", f"{http}://").replace("ws://", f"{http}://")
     _say(f"ready: listening on {app.url}/v1/stream (browser page {page}/, metrics "
          f"{page}/metrics){'; API keys required' if app.services.auth.required else ''}")
+    for listener in app.listeners[1:]:
+        _say(f"ready: {listener.name} on {listener.url}")
     await app.serve_until(stop)
     _say("stopped")
     return 0
@@ -76,9 +78,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
+DEFAULT_WYOMING_URI = "tcp://127.0.0.1:10300"
+
+
+def cmd_wyoming(args: argparse.Namespace) -> int:
+    if not args.wyoming_uri:
+        args.wyoming_uri = DEFAULT_WYOMING_URI
+    return cmd_serve(args)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve", help="stream audio over WebSocket: results, partials, a browser page",
         description="Serve the recognizer over WebSocket (docs/serving.md, docs/protocol.md).")
     add_arguments(parser)
     parser.set_defaults(func=cmd_serve)
+    parser = subparsers.add_parser(
+        "wyoming", help="serve Home Assistant over Wyoming (speech to text, intents)",
+        description="Serve the recognizer to Home Assistant over the Wyoming protocol, beside "
+                    "the usual HTTP and WebSocket port (docs/home-assistant.md).")
+    add_arguments(parser)
+    parser.add_argument("--uri", dest="wyoming_uri", metavar="URI",
+                        help=f"where to listen (default {DEFAULT_WYOMING_URI}; also "
+                             f"unix://PATH)")
+    parser.set_defaults(func=cmd_wyoming)

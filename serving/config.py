@@ -60,6 +60,11 @@ class ServerConfig:
     log_json: bool = False  # structured logs: one JSON object a line
     log_level: str = "INFO"
     warm_up: bool = True  # run each model once before reporting ready
+    # Also serve Home Assistant's Wyoming protocol here (tcp://HOST:PORT or unix://PATH).
+    wyoming_uri: str | None = None
+    # What a Wyoming transcript says when nothing was understood: "empty" (Home Assistant then
+    # says it did not understand) or "heard" (what the model heard, for an agent to try).
+    wyoming_fallback: str = "empty"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -69,6 +74,9 @@ class ServerConfig:
             raise ConfigError(f"token_ttl_s must be > 0, got {self.token_ttl_s}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together; got only one of them")
+        if self.wyoming_fallback not in ("empty", "heard"):
+            raise ConfigError(f"wyoming_fallback must be 'empty' or 'heard', got "
+                              f"{self.wyoming_fallback!r}")
 
     @property
     def pool(self) -> PoolConfig:

@@ -25,7 +25,7 @@ from assistant.recognizer import RecognizerConfig, differing_fields
 from assistant.registry import Registry
 from assistant.vad import SileroVad
 
-from .config import Settings
+from .config import LOCAL_HOSTS, Settings
 from .services import Services
 
 logger = logging.getLogger("assistant.serving.server")
@@ -52,16 +52,27 @@ class Listener(Protocol):
 
 LISTENERS: Registry[Listener] = Registry("listener", {
     "ws": "serving.ws:WebSocketListener",
+    "wyoming": "serving.wyoming:WyomingListener",
 })
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse to listen beyond localhost without API keys unless ``insecure`` is set."""
+    """Refuse to listen beyond localhost without API keys unless ``insecure`` is set; and
+    Wyoming, which has no authentication at all, beyond localhost without ``insecure``."""
     server = settings.server
     if not server.is_local and not server.keys() and not server.insecure:
         raise ConfigError(
             f"refusing to listen on {server.host} without API keys: set ASSISTANT_API_KEYS "
             f"or --api-keys-file, or pass --insecure to allow anyone on the network")
+    if server.wyoming_uri and not server.insecure:
+        from .wyoming.listener import parse_uri
+
+        kind, host, _ = parse_uri(server.wyoming_uri)
+        if kind == "tcp" and host not in LOCAL_HOSTS:
+            raise ConfigError(
+                f"refusing to serve Wyoming on {host}: the protocol has no authentication, so "
+                f"anyone who reaches the port can use it; pass --insecure to allow that (e.g. "
+                f"on the Docker network Home Assistant runs on)")
 
 
 class App:
@@ -69,7 +80,7 @@ class App:
 
     def __init__(self, settings: Settings, recognizer_config: RecognizerConfig | None = None,
                  vad: SileroVad | None = None, progress: Callable[[str], None] | None = None,
-                 listeners: Sequence[str] = ("ws",)):
+                 listeners: Sequence[str] | None = None):
         if recognizer_config is not None:
             warnings.warn("App(settings, RecognizerConfig(...)) is deprecated: give the "
                           "settings to override as Settings.recognizer (a mapping, e.g. "
@@ -80,6 +91,8 @@ class App:
         check_exposure(settings)
         self.settings = settings
         self.services = Services(settings, vad, progress)
+        if listeners is None:
+            listeners = ("ws", "wyoming") if settings.server.wyoming_uri else ("ws",)
         self.listeners: list[Listener] = [LISTENERS.get(name)(self.services)  # type: ignore[call-arg]
                                           for name in listeners]
 

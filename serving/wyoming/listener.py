@@ -1,0 +1,231 @@
+"""The Wyoming listener: Home Assistant's speech protocol over the server's services.
+
+    listener = WyomingListener(services)      # services.settings.server.wyoming_uri
+    await listener.start()                    # tcp://HOST:PORT or unix://PATH
+    listener.begin_drain(); await listener.wait_closed(timeout_s)
+
+Each connection gets a :class:`WyomingHandler`: the ``wyoming`` package's own event reader
+and writer (:class:`wyoming.server.AsyncEventHandler`) around a pure
+:class:`~serving.wyoming.session.WyomingSession`; the session's audio work runs in the
+services' feeder thread and recognitions in the inference pool, never on the event loop.
+The listening socket is opened here rather than with ``wyoming.server.AsyncServer`` so that
+the bound port is known (``port 0`` in tests) and shutdown can drain connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import AsrModel, AsrProgram, Attribution, Info, IntentModel, IntentProgram
+from wyoming.server import AsyncEventHandler
+
+from assistant.errors import ConfigError
+
+from ..logs import ConnectionLogger, ResultLog
+from ..services import Services
+from .session import LANGUAGES, Action, Recognition, Send, WyomingSession
+
+logger = logging.getLogger("assistant.serving.wyoming")
+T = TypeVar("T")
+ATTRIBUTION = Attribution(name="voice-assistant", url="https://github.com/")
+
+
+def parse_uri(uri: str) -> tuple[str, str, int]:
+    """``("tcp", host, port)`` or ``("unix", path, 0)``; ConfigError otherwise."""
+    parts = urlparse(uri)
+    if parts.scheme == "tcp":
+        if not parts.hostname or parts.port is None:
+            raise ConfigError(f"wyoming_uri {uri!r} needs a host and a port: tcp://HOST:PORT")
+        return "tcp", parts.hostname, parts.port
+    if parts.scheme == "unix" and parts.path:
+        return "unix", parts.path, 0
+    raise ConfigError(f"wyoming_uri {uri!r} must be tcp://HOST:PORT or unix://PATH")
+
+
+def _package_version() -> str:
+    try:
+        return version("voice-assistant")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+def info_event(services: Services) -> Event:
+    """What ``describe`` is answered with: every served model, for speech and for text."""
+    entries = services.catalog.entries()
+    described = [(e.name, f"{e.source.kind} {e.source.path.name}: {len(e.intents)} intents, "
+                  f"grammar {e.grammar_sha256[:12]}") for e in entries]
+    asr = AsrProgram(
+        name="voice-assistant", attribution=ATTRIBUTION, installed=True,
+        description="Speech to intent from a command grammar (Whisper, constrained decoding)",
+        version=_package_version(),
+        models=[AsrModel(name=n, attribution=ATTRIBUTION, installed=True, description=d,
+                         version=_package_version(), languages=list(LANGUAGES))
+                for n, d in described],
+        supports_transcript_streaming=False, requires_external_vad=True)
+    intent = IntentProgram(
+        name="voice-assistant", attribution=ATTRIBUTION, installed=True,
+        description="Text to intent with the same grammars", version=_package_version(),
+        models=[IntentModel(name=n, attribution=ATTRIBUTION, installed=True, description=d,
+                            version=_package_version(), languages=list(LANGUAGES))
+                for n, d in described])
+    return Info(asr=[asr], intent=[intent]).event()
+
+
+class WyomingHandler(AsyncEventHandler):
+    """One Wyoming connection (see module docs)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 listener: WyomingListener):
+        super().__init__(reader, writer)
+        services = listener.services
+        self.services = services
+        self.listener = listener
+        self.session_id = secrets.token_hex(6)
+        peer = writer.get_extra_info("peername")
+        self.log = ConnectionLogger(logger, {"session_id": self.session_id,
+                                             "peer": f"{peer[0]}:{peer[1]}" if peer else "?"})
+        self.session = WyomingSession(
+            self.session_id, services.catalog.get, services.catalog.context,
+            lambda: info_event(services), services.vad, services.limits, services.gates,
+            (*services.sinks, ResultLog(self.log)), services.settings.server.wyoming_fallback)
+        self._lock = threading.Lock()
+
+    def _locked(self, call: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            return call(*args)
+
+    async def _off_loop(self, call: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.services.feeder, self._locked, call, *args)
+
+    async def handle_event(self, event: Event) -> bool:
+        if self.listener.draining and self.session.pipeline is None:  # nothing in progress
+            await self.write_event(Error(text="the server is shutting down",
+                                         code="shutting_down").event())
+            return False
+        await self._apply(await self._off_loop(self.session.on_event, event,
+                                               time.perf_counter()))
+        return True
+
+    async def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                if Error.is_type(action.event.type):
+                    code = action.event.data.get("code") or "error"
+                    self.services.metrics.errors.inc(code)
+                    self.log.info("error %s: %s", code, action.event.data.get("text"))
+                await self.write_event(action.event)
+            elif isinstance(action, Recognition):
+                await self._apply(await self._recognize(action))
+
+    async def _recognize(self, work: Recognition) -> list[Action]:
+        entry = self.services.catalog.get(work.model)  # the newest: updates apply at once
+        try:
+            result = await self.services.pool.recognize(entry, work.request)
+        except Exception as e:  # one utterance failed; the connection goes on
+            self.log.error("recognition failed: %s", e, exc_info=e)
+            return self._locked(self.session.failed, work, str(e))
+        return await self._off_loop(self.session.complete, work, result, time.perf_counter())
+
+    async def disconnect(self) -> None:
+        self._locked(self.session.end)
+
+
+class WyomingListener:
+    """Wyoming on ``server.wyoming_uri`` (see module docs)."""
+
+    name = "wyoming"
+
+    def __init__(self, services: Services):
+        uri = services.settings.server.wyoming_uri
+        if not uri:
+            raise ConfigError("the Wyoming listener needs wyoming_uri (tcp://HOST:PORT)")
+        self.services = services
+        self.uri = uri
+        self.kind, self.where, _ = parse_uri(uri)
+        self.server: asyncio.Server | None = None
+        self.handlers: dict[asyncio.Task[None], WyomingHandler] = {}
+        self.draining = False
+
+    async def start(self) -> None:
+        if self.kind == "tcp":
+            _, host, port = parse_uri(self.uri)
+            self.server = await asyncio.start_server(self._accept, host, port)
+        else:
+            self.server = await asyncio.start_unix_server(self._accept, self.where)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                      ) -> None:
+        services = self.services
+        if self.draining or not services.ready or (
+                services.open_sessions >= services.limits.max_sessions):
+            code, text = (("shutting_down", "the server is shutting down") if self.draining
+                          else ("not_ready", "models are still loading") if not services.ready
+                          else ("server_full", "too many sessions"))
+            services.metrics.errors.inc(code)
+            with contextlib.suppress(ConnectionError):
+                from wyoming.event import async_write_event
+
+                await async_write_event(Error(text=text, code=code).event(), writer)
+            writer.close()
+            return
+        handler = WyomingHandler(reader, writer, self)
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers[task] = handler
+        services.session_opened()
+        services.session_started()
+        handler.log.info("wyoming connection opened (%d active)", services.open_sessions)
+        try:
+            await handler.run()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception:
+            handler.log.exception("wyoming connection failed")
+        finally:
+            self.handlers.pop(task, None)
+            services.session_closed()
+            handler.log.info("wyoming connection closed (%d active)", services.open_sessions)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        if self.kind != "tcp":
+            return 0
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        if self.kind == "unix":
+            return f"unix://{self.where}"
+        host = self.where
+        return f"tcp://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def begin_drain(self) -> None:
+        """Stop accepting; connections finish the transcription in progress."""
+        self.draining = True
+        if self.server is not None:
+            self.server.close()
+
+    async def wait_closed(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.handlers and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for handler in list(self.handlers.values()):
+            await handler.stop()
+        if self.server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.server.wait_closed(), 5)
