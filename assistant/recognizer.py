@@ -235,17 +235,24 @@ class Recognizer:
     def from_model_dir(
         cls, directory: str | Path,
         overrides: Mapping[str, Any] | RecognizerConfig | None = None,
+        context: Context | None = None,
     ) -> Recognizer:
         """A self-describing model directory (``assistant export`` or ``assistant train``).
 
         It runs with the settings stored in it; ``overrides`` (the settings a user gave,
         e.g. ``{"threshold": 0.8}``) replace stored ones field by field. The speech model
-        and precision are the directory's own and cannot be overridden.
+        and precision are the directory's own and cannot be overridden. ``context`` replaces
+        its grammar (the same intents with other slot values, e.g. the user's device names).
         """
         directory = Path(directory)
         given = _as_overrides(overrides)
         model = SpeechModel(directory, threads=given.get("threads"))
-        context = model_dir_context(directory, model.metadata)
+        if context is None:
+            context = model_dir_context(directory, model.metadata)
+        elif "grammar" in model.metadata and list(context.intent_names) != list(
+                model.metadata["grammar"].get("intents", context.intent_names)):
+            raise ModelError(f"{directory}: a replacement grammar must keep the intents "
+                             f"{model.metadata['grammar'].get('intents')}")
         calibration = Calibration.from_json(model.metadata["calibration"])
         classifier = None
         if "classifier" in model.metadata:

@@ -11,6 +11,13 @@ server's back.
 
 A reload validates the new files first and swaps the entries in one assignment: the next
 utterance of every session uses them; utterances being recognized finish on the old ones.
+
+Slot values change at run time the same way (:meth:`ModelCatalog.set_slot_values`, the
+user's own device names, areas, list items): the grammar text is edited
+(:mod:`assistant.grammar.edit`), checked, and a new generation swapped in; workers build its
+recognizer on first use, reusing the speech model they have. Such values come from the
+slots file (read at load and reload, written back on each change) or the HTTP API, and
+outlive reloads.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 from assistant.artifacts import SpeechModelSpec, ensure_speech_model, read_metadata
 from assistant.errors import ConfigError, GrammarError, ModelError
 from assistant.grammar import Context, compile_word_graph, context_from_yaml, sample_sentences
+from assistant.grammar.edit import edit_context, slot_values
 from assistant.recognizer import (
     RecognizerConfig,
     model_dir_config,
@@ -59,9 +67,10 @@ class ModelEntry:
     intents: tuple[str, ...]
     grammar_sha256: str
     speech_dir: Path  # the speech model's files (a pretrained build, or the model directory)
-    grammar_text: str | None  # context sources: the grammar exactly as validated
+    grammar_text: str | None  # the grammar exactly as validated (None: a model directory's own)
     loaded_at_s: float  # unix time
     examples: tuple[str, ...] = ()  # a few sentences of the grammar, one per intent first
+    files_generation: int = 0  # bumped when the files are read again (not by slot changes)
 
     @property
     def name(self) -> str:
@@ -96,6 +105,7 @@ class ModelCatalog:
         self.progress = progress
         self._entries: dict[str, ModelEntry] = {}
         self._contexts: dict[str, Context] = {}  # each entry's grammar, parsed (text intents)
+        self._slots: dict[str, dict[str, list[Any]]] = {}  # model -> slot type -> values
         self._lock = threading.Lock()  # one load or reload at a time
 
     @property
@@ -151,28 +161,73 @@ class ModelCatalog:
             self._entries = {**self._entries, **fresh}  # one assignment: readers see old or new
         return list(fresh)
 
-    def _entry(self, source: ModelSource) -> tuple[ModelEntry, Context]:
+    def _entry(self, source: ModelSource, slots: Mapping[str, list[Any]] | None = None,
+               reread: bool = True) -> tuple[ModelEntry, Context]:
+        """A new entry of ``source`` with ``slots`` (None: its current slot values);
+        ``reread``: the files were read again (a load or reload, not a slot change)."""
         if not source.path.exists():
             raise ModelError(f"{source.kind} {source.name!r}: {source.path} does not exist")
         previous = self._entries.get(source.name)
         generation = previous.generation + 1 if previous else 0
+        files_generation = (previous.files_generation + int(reread)) if previous else 0
+        slots = self._slots.get(source.name, {}) if slots is None else slots
         if source.kind == "model":
             metadata = read_metadata(source.path)
             context = model_dir_context(source.path, metadata)
             config = model_dir_config(source.path, metadata, self.overrides)
             speech_dir, text = source.path, None
+            if slots:
+                text = (source.path / metadata["grammar"]["file"]).read_text(encoding="utf-8")
         else:
             text = _read(source.path)
             context = context_from_yaml(text, source=str(source.path))
             config = resolve_config(None, self.overrides)
             spec = SpeechModelSpec(config.speech_model, config.precision)
             speech_dir = ensure_speech_model(spec, self.progress)
+        if slots:
+            assert text is not None
+            text, context = edit_context(text, slots, source=str(source.path))
         compile_word_graph(context)  # fails here, named, rather than in every worker
         logger.info("catalogued %s %r from %s (generation %d)", source.kind, source.name,
                     source.path, generation)
         examples = tuple(dict.fromkeys(a.text for a in sample_sentences(context, EXAMPLES, 0)))
         return ModelEntry(source, generation, config, tuple(context.intent_names),
-                          context.sha256, speech_dir, text, time.time(), examples), context
+                          context.sha256, speech_dir, text, time.time(), examples,
+                          files_generation), context
+
+    # -- slot values at run time ----------------------------------------------------------
+
+    def slot_values(self, name: str | None) -> dict[str, list[Any]]:
+        """The list slot types of a model's grammar as it runs, and their values."""
+        return slot_values(self.context(name))
+
+    def set_slot_values(self, name: str | None, values: Mapping[str, list[Any]]) -> ModelEntry:
+        """Replace the values of the given slot types of one model (GrammarError: nothing
+        changed). The next utterance of every session uses them."""
+        source = next((s for s in self.sources if s.name == (name or self.default_name)),
+                      None)
+        if source is None:
+            raise UnknownModel(str(name), self.names())
+        with self._lock:
+            slots = {**self._slots.get(source.name, {}), **values}
+            entry, context = self._entry(source, slots, reread=False)
+            self._slots = {**self._slots, source.name: slots}
+            self._contexts = {**self._contexts, source.name: context}
+            self._entries = {**self._entries, source.name: entry}
+        return entry
+
+    def use_slots(self, slots: Mapping[str, Mapping[str, list[Any]]]) -> None:
+        """The slot values to build every entry with from now on (a slots file), by model;
+        applied at the next load or reload."""
+        unknown = sorted(set(slots) - set(self.names()))
+        if unknown:
+            raise ConfigError(f"slots for models that are not served: {unknown} "
+                              f"(served: {self.names()})")
+        self._slots = {name: dict(types) for name, types in slots.items()}
+
+    def overridden_slots(self) -> dict[str, dict[str, list[Any]]]:
+        """Every slot value set at run time, by model (what a slots file holds)."""
+        return {name: dict(types) for name, types in self._slots.items() if types}
 
 
 def _read(path: Path) -> str:

@@ -60,6 +60,9 @@ class ServerConfig:
     log_json: bool = False  # structured logs: one JSON object a line
     log_level: str = "INFO"
     warm_up: bool = True  # run each model once before reporting ready
+    # Slot values set at run time (device names, areas, items), by model and slot type: read at
+    # start and reload, written back by PUT /v1/models/NAME/slots/TYPE (YAML).
+    slots_file: str | None = None
     # Also serve Home Assistant's Wyoming protocol here (tcp://HOST:PORT or unix://PATH).
     wyoming_uri: str | None = None
     # What a Wyoming transcript says when nothing was understood: "empty" (Home Assistant then

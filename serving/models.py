@@ -34,6 +34,7 @@ class ModelRegistry:
         self.warm_up = warm_up
         self._recognizers: dict[str, tuple[int, Recognizer]] = {}
         self._speech: dict[tuple[Path, int | None], SpeechModel] = {}
+        self._model_dirs: dict[str, tuple[int, Recognizer]] = {}  # by name: files generation
         self._lock = threading.Lock()
 
     def recognizer(self, entry: ModelEntry) -> Recognizer:
@@ -48,6 +49,22 @@ class ModelRegistry:
                 self._recognizers[entry.name] = found
         return found[1]
 
+    def _from_model_dir(self, entry: ModelEntry) -> Recognizer:
+        """A model directory's recognizer; with new slot values only (same files), the
+        loaded speech model, classifier and calibration are reused with the new grammar."""
+        context = (context_from_yaml(entry.grammar_text, source=str(entry.source.path))
+                   if entry.grammar_text is not None else None)
+        built = self._model_dirs.get(entry.name)
+        if built is not None and built[0] == entry.files_generation and context is not None:
+            base = built[1]
+            return Recognizer(context, base.model, entry.config, base.calibration,
+                              base.classifier)
+        config = entry.config
+        overrides = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        recognizer = Recognizer.from_model_dir(entry.speech_dir, overrides, context)
+        self._model_dirs[entry.name] = (entry.files_generation, recognizer)
+        return recognizer
+
     def load(self, entries: Sequence[ModelEntry]) -> None:
         """Build (and warm up) every entry now, e.g. before reporting ready."""
         for entry in entries:
@@ -57,8 +74,7 @@ class ModelRegistry:
         started = time.perf_counter()
         config = entry.config
         if entry.source.kind == "model":
-            overrides = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-            recognizer = Recognizer.from_model_dir(entry.speech_dir, overrides)
+            recognizer = self._from_model_dir(entry)
             if recognizer.context.sha256 != entry.grammar_sha256:
                 raise ModelError(f"model {entry.name!r}: {entry.speech_dir} changed since it "
                                  f"was (re)loaded; reload it to serve the new files")

@@ -17,11 +17,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from assistant.errors import ConfigError
 from assistant.sinks import close_sinks
 from assistant.utterance import Gate, ResultSink
 from assistant.vad import SileroVad
@@ -83,6 +90,7 @@ class Services:
                                         *settings.pipeline.make_sinks()]
         self.state = ServerState.LOADING
         self.open_sessions = 0
+        self._slots_lock = threading.Lock()  # one slot change (and file write) at a time
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -96,6 +104,7 @@ class Services:
 
     def load(self) -> None:
         """Catalogue the models (building speech models on first use), start the workers."""
+        self._read_slots_file()
         self.catalog.load()
         self.pool.start(self.catalog.entries())
         self.state = ServerState.READY
@@ -116,6 +125,7 @@ class Services:
     def reload(self, name: str | None = None) -> list[str]:
         """Re-read the models' files (blocking); the next utterance uses them."""
         try:
+            self._read_slots_file()
             reloaded = self.catalog.reload(name)
         except Exception:
             self.metrics.reloads.inc("failed")
@@ -123,6 +133,30 @@ class Services:
         self.metrics.reloads.inc("ok")
         logger.info("reloaded %s", ", ".join(reloaded))
         return reloaded
+
+    # -- slot values at run time ----------------------------------------------------------
+
+    def set_slot_values(self, name: str, slot_type: str, values: list[Any]) -> dict[str, Any]:
+        """Replace one slot type's values of one model now (blocking: call from a thread);
+        written to the slots file when there is one. GrammarError: nothing changed."""
+        started = time.perf_counter()
+        with self._slots_lock:
+            entry = self.catalog.set_slot_values(name, {slot_type: values})
+            if self.settings.server.slots_file:
+                write_slots_file(Path(self.settings.server.slots_file),
+                                 self.catalog.overridden_slots())
+        applied_ms = 1000 * (time.perf_counter() - started)
+        logger.info("slot type %r of %r: %d values (generation %d, %.0f ms)", slot_type,
+                    entry.name, len(values), entry.generation, applied_ms)
+        return {"model": entry.name, "slot_type": slot_type, "values": len(values),
+                "generation": entry.generation, "grammar_sha256": entry.grammar_sha256,
+                "applied_ms": round(applied_ms, 1),
+                "persisted": bool(self.settings.server.slots_file)}
+
+    def _read_slots_file(self) -> None:
+        path = self.settings.server.slots_file
+        if path and Path(path).is_file():
+            self.catalog.use_slots(read_slots_file(Path(path)))
 
     # -- callers --------------------------------------------------------------------------
 
@@ -175,3 +209,31 @@ class Services:
     def refresh_gauges(self) -> None:
         self.metrics.active_sessions.set(self.open_sessions)
         self.metrics.queue_depth.set(self.pool.depth)
+
+
+def read_slots_file(path: Path) -> dict[str, dict[str, list[Any]]]:
+    """``{model: {slot type: [values]}}`` from YAML; every scalar is text (``on`` stays a
+    word), a value a string or a mapping with ``value`` and ``synonyms`` or ``spoken``."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read slots_file {str(path)!r}: {e}") from e
+    if not isinstance(data, dict) or not all(
+            isinstance(types, dict) and all(isinstance(v, list) for v in types.values())
+            for types in data.values()):
+        raise ConfigError(f"slots_file {str(path)!r} must map model names to slot types to "
+                          f"lists of values")
+    return {str(model): {str(t): list(v) for t, v in types.items()}
+            for model, types in data.items()}
+
+
+def write_slots_file(path: Path, slots: Mapping[str, Mapping[str, list[Any]]]) -> None:
+    """Write the slots file atomically (a crash leaves the old one or the new one)."""
+    text = ("# Slot values set at run time (PUT /v1/models/NAME/slots/TYPE); edit and reload.\n"
+            + yaml.safe_dump({m: dict(t) for m, t in slots.items()}, allow_unicode=True,
+                             sort_keys=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -16,7 +16,7 @@ import math
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
@@ -27,6 +27,7 @@ from ..auth import Refusal, bearer
 from ..catalog import UnknownModel
 from ..metrics import CONTENT_TYPE as METRICS_TYPE
 from ..services import Services
+from .body import MAX_BODY_BYTES
 
 logger = logging.getLogger("assistant.serving.http")
 
@@ -116,6 +117,8 @@ class Router:
             catalog = self.services.catalog
             return _json(connection, 200, {"default": catalog.default_name,
                                            "models": catalog.describe()})
+        if path.startswith("/v1/models/") and path.count("/") in (4, 5):
+            return await self._slots(connection, request, path, method)
         if path == "/v1/token" and method == "POST":
             return self._token(connection, request)
         if path == "/v1/reload" and method == "POST":
@@ -169,6 +172,60 @@ class Router:
         except AssistantError as e:
             return _json(connection, 500, {"error": str(e)})
         return _json(connection, 200, {"reloaded": reloaded})
+
+
+    async def _slots(self, connection: ServerConnection, request: Request, path: str,
+                     method: str) -> Response:
+        """``GET /v1/models/NAME/slots``: the slot types and values a model runs with;
+        ``PUT /v1/models/NAME/slots/TYPE`` with a JSON list of values (or ``{"values":
+        [...]}``): replace them, for the next utterance on."""
+        parts = path.split("/")  # "", "v1", "models", NAME, "slots"[, TYPE]
+        if parts[4] != "slots":
+            return _respond(connection, 404, f"nothing at {path}\n", "text/plain; charset=utf-8")
+        refused = self._refused(connection, request)
+        if refused is not None:
+            return refused
+        name = unquote(parts[3])
+        try:
+            if len(parts) == 5 and method == "GET":
+                return _json(connection, 200, {"model": self.services.catalog.get(name).name,
+                                               "slots": self.services.catalog.slot_values(name)})
+            if len(parts) == 6 and method == "PUT":
+                values = _values(connection)
+                changed = await asyncio.to_thread(self.services.set_slot_values, name,
+                                                  unquote(parts[5]), values)
+                return _json(connection, 200, changed)
+        except UnknownModel as e:
+            return _json(connection, 404, {"error": str(e)})
+        except BodyError as e:
+            return _json(connection, e.status, {"error": str(e)})
+        except AssistantError as e:  # GrammarError: the values do not fit the grammar
+            return _json(connection, 400, {"error": str(e)})
+        return _respond(connection, 405, f"{method} is not allowed on {path} (GET .../slots, "
+                        f"PUT .../slots/TYPE)\n", "text/plain; charset=utf-8")
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+def _values(connection: ServerConnection) -> list[Any]:
+    """The slot values in a request's JSON body (see :mod:`serving.ws.body`)."""
+    if getattr(connection, "body_too_large", False):
+        raise BodyError(413, f"the body is over {MAX_BODY_BYTES} bytes")
+    body = getattr(connection, "request_body", b"")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise BodyError(400, f"the body must be JSON: a list of values, or "
+                             f"{{\"values\": [...]}} ({str(e)[:80]})") from None
+    if isinstance(data, dict):
+        data = data.get("values")
+    if not isinstance(data, list):
+        raise BodyError(400, "the body must be a JSON list of values, or {\"values\": [...]}")
+    return data
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: frozenset[str]) -> bool:

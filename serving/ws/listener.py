@@ -24,6 +24,7 @@ from ..auth import Refusal
 from ..config import ServerConfig
 from ..logs import ConnectionLogger, ResultLog
 from ..services import Services
+from .body import BodyReadingConnection
 from .connection import Connection
 from .http import Router, query
 from .session import Session
@@ -68,6 +69,7 @@ class WebSocketListener:
             process_request=Router(self.services), ssl=self.ssl,
             max_size=MAX_FRAME_FACTOR * self.limits.max_frame_bytes, max_queue=16,
             close_timeout=5, ping_interval=20, ping_timeout=20,
+            create_connection=BodyReadingConnection,
             logger=logging.getLogger("assistant.serving.websockets"))
 
     @property

@@ -196,3 +196,81 @@ def test_the_wyoming_command_and_its_exposure_rules(tmp_path: Path) -> None:
         server.wait(timeout=60)
         server.stderr.close()
     assert server.returncode == 0
+
+
+def _put(url: str, body: bytes, **headers: str) -> tuple[int, dict[str, Any]]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="PUT",
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, json.load(e)
+
+
+def test_new_device_names_are_understood_at_once(vad: Any, speak: Any, tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    slots_file = tmp_path / "slots.yaml"
+    settings = make_settings((ModelSource("ha", "context", HA),),
+                             wyoming_uri="tcp://127.0.0.1:0", slots_file=str(slots_file))
+    silence = np.zeros(8000, np.float32)
+    command = np.concatenate([silence, speak("turn on the aquarium pump"), silence])
+    with ServerThread(settings, vad) as server:
+        port = _port(server)
+        before = Transcript.from_event(asyncio.run(_transcribe(port, command))).text
+        assert "aquarium" not in before.lower()  # not a device yet
+        with urllib.request.urlopen(f"{server.http}/v1/models/ha/slots") as r:
+            devices = json.load(r)["slots"]["device"]
+        names = [*devices, "aquarium pump", {"value": "tv", "synonyms": ["telly"]}]
+        names = [n for n in names if n != "tv"]
+        status, changed = _put(f"{server.http}/v1/models/ha/slots/device",
+                               json.dumps(names).encode())
+        assert status == 200, changed
+        assert changed["values"] == len(names) and changed["persisted"] is True
+        # The very next utterance, over Wyoming and over text, knows the new name.
+        after = Transcript.from_event(asyncio.run(_transcribe(port, command))).text
+        assert after.lower().rstrip(".") == "turn on the aquarium pump"
+        (intent,) = asyncio.run(_ask(port, Recognize(text="switch off the telly").event()))
+        assert {e.name: e.value for e in Intent.from_event(intent).entities} == {"name": "tv"}
+        # Values the grammar cannot take change nothing; errors are named.
+        status, refused = _put(f"{server.http}/v1/models/ha/slots/device",
+                               json.dumps(["lamp", "lamp"]).encode())
+        assert status == 400 and "listed twice" in refused["error"]
+        assert _put(f"{server.http}/v1/models/ha/slots/nope", b'["x"]')[0] == 400
+        assert _put(f"{server.http}/v1/models/nope/slots/device", b'["x"]')[0] == 404
+        assert _put(f"{server.http}/v1/models/ha/slots/device", b"{oops")[0] == 400
+        too_big = json.dumps(["x" * 100] * 20000).encode()
+        assert _put(f"{server.http}/v1/models/ha/slots/device", too_big)[0] == 413
+        (still,) = asyncio.run(_ask(port, Recognize(text="turn on the aquarium pump").event()))
+        assert Intent.is_type(still.type)
+    # The names outlive a restart: they are in the slots file.
+    assert "aquarium pump" in slots_file.read_text()
+    with ServerThread(settings, vad) as server:
+        (again,) = asyncio.run(_ask(_port(server),
+                                    Recognize(text="turn on the aquarium pump").event()))
+        assert Intent.from_event(again).name == "HassTurnOn"
+
+
+def test_a_body_behind_expect_100_continue(vad: Any) -> None:
+    import socket
+
+    with ServerThread(make_settings((ModelSource("ha", "context", HA),)), vad) as server:
+        body = b'["hall lamp", "desk lamp"]'
+        head = (f"PUT /v1/models/ha/slots/light HTTP/1.1\r\nHost: 127.0.0.1:{server.app.port}"
+                f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"Expect: 100-continue\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", server.app.port), timeout=30) as sock:
+            sock.sendall(head)
+            assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue")
+            sock.sendall(body)
+            reply = sock.makefile("rb").readline()
+        assert reply.startswith(b"HTTP/1.1 200"), reply
+        lights = server.run(lambda: server.app.services.catalog.slot_values("ha")["light"])
+        assert lights == ["hall lamp", "desk lamp"]
