@@ -27,7 +27,8 @@ import numpy as np
 
 from .errors import ConfigError
 from .gates import create_gates
-from .recognizer import Reason, Recognizer, Result, level_dbfs
+from .levels import level_dbfs
+from .recognizer import Reason, Recognizer, Result
 from .registry import Spec, options_of
 from .segmenter import EndReason, Segment, Segmenter, SpeechEnded, SpeechStarted, UtteranceAudio
 from .sinks import SINKS, create_sinks

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 import warnings
 from collections.abc import Mapping
@@ -35,6 +34,7 @@ from .grammar import (
     sample_sentences,
 )
 from .intent_classifier import IntentClassifier, IntentScores
+from .levels import level_dbfs, snr_estimate_db
 from .numbers import int_to_words, words_to_int
 from .pcm import SAMPLE_RATE_HZ
 from .speech_model import SpeechModel
@@ -43,7 +43,6 @@ logger = logging.getLogger("assistant.recognizer")
 
 SlotValue = str | int
 MAX_UTTERANCE_S = 28.0  # the encoder's window is 30 s; the trailing pad needs the rest
-SILENCE_DBFS = -120.0  # the level reported for digital silence (log of zero)
 
 
 @dataclass(frozen=True)
@@ -116,14 +115,6 @@ class Reason(StrEnum):
     CANCELLED = "cancelled"  # the client cancelled before the result was sent
 
 
-def level_dbfs(audio: np.ndarray) -> float | None:
-    """RMS level of float samples in dB relative to full scale (None for no samples)."""
-    if audio.size == 0:
-        return None
-    rms = math.sqrt(float(np.mean(np.square(audio, dtype=np.float64))))
-    return 20.0 * math.log10(rms) if rms > 0 else SILENCE_DBFS
-
-
 @dataclass(frozen=True)
 class Result:
     """What was understood. ``intent`` and ``slots`` are empty unless ``understood``.
@@ -148,6 +139,10 @@ class Result:
     features: dict[str, float] | None = None  # confidence features (None: no sentence)
     audio_dbfs: float | None = None  # RMS level of the recognized audio (None: no audio)
     reason: Reason | None = None  # why not understood; None when understood
+    snr_db: float | None = None  # speech against the utterance's own background (estimate)
+    # The encoder's states over the utterance's audio, mean-pooled (for monitoring: compared
+    # with the model's reference profile, :mod:`assistant.profile`); not serialized.
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -165,6 +160,7 @@ class Result:
             **extra,
             "reason": None if self.reason is None else str(self.reason),
             "audio_dbfs": None if self.audio_dbfs is None else round(self.audio_dbfs, 2),
+            "snr_db": None if self.snr_db is None else round(self.snr_db, 2),
             "features": None if self.features is None else {
                 k: round(v, 4) for k, v in self.features.items()},
         }
@@ -187,6 +183,7 @@ class Analysis:
     timing_ms: dict[str, float]
     intent_scores: IntentScores | None = None  # the intent classifier's view, if the model has one
     out_of_domain: bool = False  # the classifier's out-of-domain gate skipped decoding
+    embedding: np.ndarray | None = None  # encoder states over the audio, mean-pooled
 
 
 class Recognizer:
@@ -315,10 +312,12 @@ class Recognizer:
         t_encoder = time.perf_counter()
         timing = {"features": 1000 * (t_features - started),
                   "encoder": 1000 * (t_encoder - t_features)}
+        embedding = pooled_states(encoded.hidden, audio.size)
         if (scores is not None and self.config.ood_gate < 1.0
                 and scores.out_of_domain >= self.config.ood_gate):
             timing["decoder"] = 0.0  # clearly out of domain: no need to decode
-            return Analysis(audio_ms, None, None, "", "", timing, scores, out_of_domain=True)
+            return Analysis(audio_ms, None, None, "", "", timing, scores, out_of_domain=True,
+                            embedding=embedding)
         decoded = self.search.decode(encoded, padded.size / SAMPLE_RATE_HZ)
         timing["decoder"] = 1000 * (time.perf_counter() - t_encoder)
         heard = self.model.tokenizer.decode(decoded.free_tokens).strip()
@@ -333,7 +332,8 @@ class Recognizer:
                 logger.error("constrained transcript %r does not parse", transcript)
         values = features(decoded, annotation.intent, scores, normalize_text(heard),
                           words or ()) if annotation else None
-        return Analysis(audio_ms, values, annotation, transcript, heard, timing, scores)
+        return Analysis(audio_ms, values, annotation, transcript, heard, timing, scores,
+                        embedding=embedding)
 
     def partial(self, audio: np.ndarray) -> Result:
         """A quick guess while the user still speaks: the intent classifier when the model has
@@ -359,6 +359,7 @@ class Recognizer:
         confidence = self.calibration.probability(analysis.features)
         annotation = analysis.annotation
         understood = annotation is not None and confidence >= self.config.threshold
+        samples = np.asarray(audio, dtype=np.float32)
         timing = {**analysis.timing_ms, "total": 1000 * (time.perf_counter() - started)}
         return Result(
             understood=understood,
@@ -371,9 +372,23 @@ class Recognizer:
             timing_ms=timing,
             intent_scores=analysis.intent_scores,
             features=analysis.features,
-            audio_dbfs=level_dbfs(np.asarray(audio, dtype=np.float32)),
+            audio_dbfs=level_dbfs(samples),
             reason=None if understood else _reason(analysis),
+            snr_db=snr_estimate_db(samples),
+            embedding=analysis.embedding,
         )
+
+
+SAMPLES_PER_STATE = SAMPLE_RATE_HZ // 50  # Whisper's encoder: one state per 20 ms
+
+
+def pooled_states(hidden: np.ndarray, samples: int) -> np.ndarray | None:
+    """The mean of the encoder states that saw the audio (not the silence padded after
+    it), as float32; None for no states."""
+    states = hidden[0, : max(1, -(-samples // SAMPLES_PER_STATE))]
+    if states.size == 0:
+        return None
+    return np.asarray(states.mean(axis=0), dtype=np.float32)
 
 
 def model_dir_context(directory: Path, metadata: Mapping[str, Any]) -> Context:

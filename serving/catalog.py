@@ -34,6 +34,7 @@ from assistant.artifacts import SpeechModelSpec, ensure_speech_model, read_metad
 from assistant.errors import ConfigError, GrammarError, ModelError
 from assistant.grammar import Context, compile_word_graph, context_from_yaml, sample_sentences
 from assistant.grammar.edit import edit_context, slot_values
+from assistant.profile import ReferenceProfile, find_profile
 from assistant.recognizer import (
     RecognizerConfig,
     model_dir_config,
@@ -106,6 +107,7 @@ class ModelCatalog:
         self._entries: dict[str, ModelEntry] = {}
         self._contexts: dict[str, Context] = {}  # each entry's grammar, parsed (text intents)
         self._slots: dict[str, dict[str, list[Any]]] = {}  # model -> slot type -> values
+        self._profiles: dict[str, ReferenceProfile | None] = {}  # read at load and reload
         self._lock = threading.Lock()  # one load or reload at a time
 
     @property
@@ -135,6 +137,10 @@ class ModelCatalog:
         key = self.get(name).name
         return self._contexts[key]
 
+    def profile(self, name: str | None) -> ReferenceProfile | None:
+        """The reference profile of a model (monitoring), None when it has none."""
+        return self._profiles.get(self.get(name).name)
+
     def describe(self) -> list[dict[str, Any]]:
         out = []
         for source in self.sources:
@@ -158,6 +164,10 @@ class ModelCatalog:
             built = {s.name: self._entry(s) for s in chosen}
             fresh = {name: entry for name, (entry, _) in built.items()}
             self._contexts = {**self._contexts, **{n: c for n, (_, c) in built.items()}}
+            self._profiles = {**self._profiles, **{
+                n: find_profile(e.source.path, e.source.kind, e.config.speech_model,
+                                e.config.precision, e.grammar_sha256)
+                for n, e in fresh.items()}}
             self._entries = {**self._entries, **fresh}  # one assignment: readers see old or new
         return list(fresh)
 

@@ -30,6 +30,7 @@ import yaml
 from assistant import config
 from assistant.errors import ConfigError
 from assistant.grammar import DEFAULT_CONTEXT
+from assistant.monitor import MonitorConfig
 from assistant.pipeline import PipelineConfig
 from assistant.recognizer import MAX_UTTERANCE_S, RecognizerConfig
 from assistant.segmenter import DEFAULT_ENDPOINT
@@ -211,6 +212,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config.add_arguments(parser, ServerConfig)
     config.add_arguments(parser, LimitsConfig)
     config.add_arguments(parser, PipelineConfig)
+    config.add_arguments(parser, MonitorConfig)
     # max_utterance_s is shared: the server's limit (above) also bounds what the recognizer
     # sees, so it is not a second flag.
     config.add_arguments(parser, RecognizerConfig, skip=SHARED_SETTINGS)
@@ -223,7 +225,8 @@ def _known_settings() -> set[str]:
     return ({f.name for f in dataclasses.fields(ServerConfig)}
             | {f.name for f in dataclasses.fields(LimitsConfig)}
             | {f.name for f in dataclasses.fields(RecognizerConfig)}
-            | {f.name for f in dataclasses.fields(PipelineConfig)} | {"contexts", "models"})
+            | {f.name for f in dataclasses.fields(PipelineConfig)}
+            | {f.name for f in dataclasses.fields(MonitorConfig)} | {"contexts", "models"})
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -275,6 +278,7 @@ class Settings:
     sources: tuple[ModelSource, ...]
     recognizer: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides
     pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
+    monitor: MonitorConfig = dataclasses.field(default_factory=MonitorConfig)
 
 
 def _file_value(value: Any) -> str:
@@ -300,6 +304,7 @@ def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
     server = config.build(ServerConfig, flags, layered)
     limits = config.build(LimitsConfig, flags, layered)
     pipeline = config.build(PipelineConfig, flags, layered)
+    monitor = config.build(MonitorConfig, flags, layered)
     recognizer = config.given(RecognizerConfig, flags, layered)
     RecognizerConfig(**recognizer)  # refuse bad values now, named, not at the first model
     given: Sequence[tuple[str, str]] = flags.get("sources") or []
@@ -314,4 +319,4 @@ def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"model names must be unique, got {duplicates} more than once")
-    return Settings(server, limits, sources, recognizer, pipeline)
+    return Settings(server, limits, sources, recognizer, pipeline, monitor)

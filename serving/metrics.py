@@ -1,139 +1,108 @@
-"""Prometheus metrics written by hand in the text exposition format (version 0.0.4).
+"""Every metric the server exports, with ``prometheus-client`` (one registry per server).
 
-Updated from the event loop only (no locks). :meth:`Metrics.render` is what ``/metrics`` serves.
+Operational metrics (sessions, latency, errors, queue) are updated where things happen;
+quality metrics (what was understood, why not, confidence, audio level, SNR, length, how
+utterances ended, agreement of the free decode and of partials with the final answer) by the
+:class:`serving.quality.QualitySink`; drift state by :mod:`serving.monitor`. ``/metrics``
+serves :meth:`Metrics.render`. Every per-utterance metric carries the ``model`` label.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable
 
-from assistant.utterance import Completed
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(names: Sequence[str], values: Sequence[str]) -> str:
-    if not names:
-        return ""
-    return "{" + ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values,
-                                                                 strict=True)) + "}"
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-class Counter:
-    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()):
-        self.name, self.help, self.label_names = name, help_text, tuple(labels)
-        self.values: dict[tuple[str, ...], float] = {}
-
-    def inc(self, *labels: str, amount: float = 1.0) -> None:
-        self.values[labels] = self.values.get(labels, 0.0) + amount
-
-    def get(self, *labels: str) -> float:
-        return self.values.get(labels, 0.0)
-
-    def render(self, kind: str = "counter") -> list[str]:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {kind}"]
-        if not self.values and not self.label_names:
-            lines.append(f"{self.name} 0")
-        for labels, value in sorted(self.values.items()):
-            lines.append(f"{self.name}{_labels(self.label_names, labels)} {_number(value)}")
-        return lines
-
-
-class Gauge(Counter):
-    def set(self, value: float, *labels: str) -> None:
-        self.values[labels] = value
-
-    def render(self, kind: str = "gauge") -> list[str]:
-        return super().render(kind)
-
-
-class Histogram:
-    def __init__(self, name: str, help_text: str, buckets: Sequence[float] = LATENCY_BUCKETS_S):
-        self.name, self.help = name, help_text
-        self.buckets = (*sorted(buckets), math.inf)
-        self.counts = [0] * len(self.buckets)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        self.sum += value
-        self.count += 1
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-                break
-
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
-        cumulative = 0
-        for bound, count in zip(self.buckets, self.counts, strict=True):
-            cumulative += count
-            lines.append(f'{self.name}_bucket{{le="{_number(bound)}"}} {cumulative}')
-        lines += [f"{self.name}_sum {_number(self.sum)}", f"{self.name}_count {self.count}"]
-        return lines
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+LEVEL_BUCKETS_DBFS = (-70.0, -60.0, -50.0, -40.0, -35.0, -30.0, -25.0, -20.0, -15.0, -10.0,
+                      -5.0, 0.0)
+SNR_BUCKETS_DB = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0)
+DURATION_BUCKETS_S = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+AGREEMENT_BUCKETS = (0.2, 0.4, 0.6, 0.8, 0.9, 0.99, 1.0)
+# The classic text format: every Prometheus since 2.0 and other scrapers read it (our names
+# are plain ASCII, so nothing of format 1.0.0 is needed).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 class Metrics:
-    """Every metric the server exports."""
+    """See module docs. Each instance has its own registry (several servers in one process)."""
 
     def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        # -- operations ------------------------------------------------------------------
         self.end_of_speech_to_result = Histogram(
             "assistant_end_of_speech_to_result_seconds",
-            "From receiving the audio frame that ended an utterance to sending its result.")
+            "From receiving the audio frame that ended an utterance to its result.",
+            ["model"], buckets=LATENCY_BUCKETS_S, registry=r)
         self.processing = Histogram(
-            "assistant_recognition_seconds", "Time spent recognizing one utterance.")
-        self.active_sessions = Gauge("assistant_active_sessions", "Open streaming sessions.")
-        self.sessions = Counter("assistant_sessions_total", "Sessions started.")
-        self.results = Counter("assistant_results_total", "Final results sent.",
-                               ("intent", "understood"))
-        self.partials = Counter("assistant_partials_total", "Partial results, by outcome.",
-                                ("outcome",))
-        self.errors = Counter("assistant_errors_total", "Errors sent to clients, by code.",
-                              ("code",))
+            "assistant_recognition_seconds", "Time spent recognizing one utterance.",
+            ["model"], buckets=LATENCY_BUCKETS_S, registry=r)
+        self.active_sessions = Gauge("assistant_active_sessions", "Open sessions.",
+                                     registry=r)
+        self.sessions = Counter("assistant_sessions", "Sessions started.", registry=r)
+        self.partials = Counter("assistant_partials", "Partial results, by outcome.",
+                                ["outcome"], registry=r)
+        self.errors = Counter("assistant_errors", "Errors sent to clients, by code.",
+                              ["code"], registry=r)
         self.queue_depth = Gauge("assistant_inference_queue_depth",
-                                 "Utterances waiting for or in recognition.")
-        self.ready = Gauge("assistant_ready", "1 when models are loaded and not draining.")
+                                 "Utterances waiting for or in recognition.", registry=r)
+        self.ready = Gauge("assistant_ready", "1 when models are loaded and not draining.",
+                           registry=r)
         self.loop_tasks = Gauge("assistant_event_loop_tasks",
-                                "asyncio tasks alive in the server's event loop.")
-        self.reloads = Counter("assistant_model_reloads_total", "Model reloads, by outcome.",
-                               ("outcome",))
+                                "asyncio tasks alive in the server's event loop.", registry=r)
+        self.reloads = Counter("assistant_model_reloads", "Model reloads, by outcome.",
+                               ["outcome"], registry=r)
+        self.worker_restarts = Counter(
+            "assistant_worker_restarts", "Times the recognition worker pool was restarted "
+            "after a worker process died.", registry=r)
+        # -- quality ---------------------------------------------------------------------
+        self.results = Counter("assistant_results", "Final answers, by intent and whether "
+                               "understood.", ["model", "intent", "understood"], registry=r)
+        self.not_understood = Counter(
+            "assistant_not_understood", "Answers not understood, by reason (no_speech, "
+            "out_of_domain, below_threshold, no_grammar_path, gated, cancelled).",
+            ["model", "reason"], registry=r)
+        self.confidence = Histogram("assistant_confidence", "Calibrated confidence of "
+                                    "final answers.", ["model"], buckets=CONFIDENCE_BUCKETS,
+                                    registry=r)
+        self.audio_level = Histogram("assistant_audio_level_dbfs", "RMS level of each "
+                                     "utterance's audio.", ["model"],
+                                     buckets=LEVEL_BUCKETS_DBFS, registry=r)
+        self.snr = Histogram("assistant_snr_db", "Estimated signal-to-noise ratio of each "
+                             "utterance.", ["model"], buckets=SNR_BUCKETS_DB, registry=r)
+        self.duration = Histogram("assistant_utterance_seconds", "Length of each utterance.",
+                                  ["model"], buckets=DURATION_BUCKETS_S, registry=r)
+        self.endings = Counter("assistant_utterance_endings", "How utterances ended "
+                               "(silence, max_length, finalize, file).", ["model", "ended"],
+                               registry=r)
+        self.heard_agreement = Histogram(
+            "assistant_heard_agreement", "Share of the free decode's words in the grammar "
+            "sentence (1: the model wrote the sentence anyway).", ["model"],
+            buckets=AGREEMENT_BUCKETS, registry=r)
+        self.partial_agreement = Counter(
+            "assistant_partial_agreement", "Whether the last partial named the final "
+            "intent (agreed, disagreed).", ["model", "outcome"], registry=r)
+        # -- drift (serving.monitor) -----------------------------------------------------
+        self.drift_score = Gauge("assistant_drift_score", "Population stability index of a "
+                                 "signal's live window against the model's reference.",
+                                 ["model", "signal"], registry=r)
+        self.drift_alarm = Gauge("assistant_drift_alarm", "1 while a signal has drifted "
+                                 "from the reference (enough samples and PSI over the "
+                                 "threshold).", ["model", "signal"], registry=r)
+        self.drift_samples = Gauge("assistant_drift_window_utterances", "Utterances in the "
+                                   "drift window.", ["model"], registry=r)
 
-    def render(self) -> str:
-        lines: list[str] = []
-        lines += self.end_of_speech_to_result.render()
-        lines += self.processing.render()
-        for metric in (self.active_sessions, self.queue_depth, self.ready, self.loop_tasks):
-            lines += metric.render()
-        for counter in (self.sessions, self.results, self.partials, self.errors, self.reloads):
-            lines += counter.render()
-        return "\n".join(lines) + "\n"
+    def track(self, gauge: Gauge, read: Callable[[], float]) -> None:
+        """``gauge`` reads ``read()`` whenever metrics are scraped."""
+        gauge.set_function(read)
 
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's current value (0 when it was never set): for tests and reports."""
+        found = self.registry.get_sample_value(name, labels or None)
+        return float(found) if found is not None else 0.0
 
-class MetricsSink:
-    """A result sink (:mod:`assistant.utterance`) that counts and times the final answers."""
-
-    name = "metrics"
-
-    def __init__(self, metrics: Metrics):
-        self.metrics = metrics
-
-    def on_result(self, completed: Completed) -> None:
-        result = completed.result
-        if not completed.final:
-            return  # partials are counted where they are sent; cancelled ones never are
-        if completed.latency_ms is not None:
-            self.metrics.end_of_speech_to_result.observe(completed.latency_ms / 1000)
-        self.metrics.processing.observe(result.timing_ms.get("total", 0.0) / 1000)
-        self.metrics.results.inc(result.intent or "", str(result.understood).lower())
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -38,8 +38,9 @@ from .catalog import ModelCatalog
 from .config import Settings
 from .inference import InferencePool
 from .limits import KeyedLimiter
-from .metrics import Metrics, MetricsSink
+from .metrics import Metrics
 from .models import ModelRegistry
+from .quality import QualitySink
 
 logger = logging.getLogger("assistant.serving.services")
 
@@ -86,8 +87,8 @@ class Services:
         failures = self.limits.auth_failures_per_min
         self.auth_failures = KeyedLimiter(failures / 60, max(1.0, failures))
         self.allowed_hosts = server.hosts()
-        self.sinks: list[ResultSink] = [MetricsSink(self.metrics),
-                                        *settings.pipeline.make_sinks()]
+        self.quality = QualitySink(self.metrics, self.catalog.profile, settings.monitor)
+        self.sinks: list[ResultSink] = [self.quality, *settings.pipeline.make_sinks()]
         self.state = ServerState.LOADING
         self.open_sessions = 0
         self._slots_lock = threading.Lock()  # one slot change (and file write) at a time
@@ -128,9 +129,9 @@ class Services:
             self._read_slots_file()
             reloaded = self.catalog.reload(name)
         except Exception:
-            self.metrics.reloads.inc("failed")
+            self.metrics.reloads.labels("failed").inc()
             raise
-        self.metrics.reloads.inc("ok")
+        self.metrics.reloads.labels("ok").inc()
         logger.info("reloaded %s", ", ".join(reloaded))
         return reloaded
 
@@ -209,6 +210,19 @@ class Services:
     def refresh_gauges(self) -> None:
         self.metrics.active_sessions.set(self.open_sessions)
         self.metrics.queue_depth.set(self.pool.depth)
+
+    def monitor(self) -> dict[str, Any]:
+        """What ``GET /v1/monitor`` reports: per served model, its quality and drift state."""
+        self.refresh_gauges()
+        seen = self.quality.describe()
+        models = {}
+        for entry in self.catalog.entries():
+            state = seen.get(entry.name) or self.quality.model(entry.name).describe(time.time())
+            models[entry.name] = {"model": entry.describe(), **state}
+        return {"state": str(self.state), "default": self.catalog.default_name,
+                "queue_depth": self.pool.depth, "active_sessions": self.open_sessions,
+                "worker_restarts": self.metrics.value("assistant_worker_restarts_total"),
+                "models": models}
 
 
 def read_slots_file(path: Path) -> dict[str, dict[str, list[Any]]]:

@@ -97,7 +97,7 @@ def test_listeners_and_services_never_reach_for_the_app() -> None:
     # The services know no transport.
     transports = {m for m in graph if m.startswith("serving.ws")}
     for module in ("serving.services", "serving.catalog", "serving.models",
-                   "serving.inference", "serving.metrics"):
+                   "serving.inference", "serving.metrics", "serving.quality"):
         assert not graph[module] & transports, module
 
 

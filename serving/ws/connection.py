@@ -172,7 +172,7 @@ class Connection:
 
     def _went_away(self, closed: ConnectionClosed) -> None:
         if closed.sent is not None and closed.sent.code == p.CloseCode.MESSAGE_TOO_BIG:
-            self.services.metrics.errors.inc(p.ErrorCode.FRAME_TOO_LARGE.value)
+            self.services.metrics.errors.labels(p.ErrorCode.FRAME_TOO_LARGE.value).inc()
             self.log.info("closed 1009: a frame over %d bytes",
                           self.session.limits.max_frame_bytes)
         else:
@@ -234,7 +234,7 @@ class Connection:
         return actions
 
     def _close_slow_consumer(self) -> None:
-        self.services.metrics.errors.inc(p.ErrorCode.SLOW_CONSUMER.value)
+        self.services.metrics.errors.labels(p.ErrorCode.SLOW_CONSUMER.value).inc()
         self.log.warning("client does not read its events: %d waiting", self.outbox.qsize())
         self._closing = self._locked(self.session.close_slow_consumer)
         self._slow = True
@@ -246,7 +246,7 @@ class Connection:
                 if isinstance(action.message, p.Ready):
                     self._started(action.message)
                 elif isinstance(action.message, p.Error):
-                    self.services.metrics.errors.inc(action.message.code)
+                    self.services.metrics.errors.labels(action.message.code).inc()
                     self.log.info("error %s: %s", action.message.code, action.message.message)
                 self.outbox.put_nowait(action.message)
             elif isinstance(action, Recognize):
@@ -361,7 +361,7 @@ class Connection:
         metrics = self.services.metrics
         if work.partial and not item.task.done() and not self.outbox.empty():
             item.task.cancel()  # something newer is waiting: a late partial is useless
-            metrics.partials.inc("stale")
+            metrics.partials.labels("stale").inc()
             return []
         await asyncio.wait([item.task])
         if item.task.cancelled() or not self.session.is_current(work):
@@ -372,10 +372,10 @@ class Connection:
             return [p.error(p.ErrorCode.INTERNAL, f"recognition failed: {error}", False)]
         result = item.task.result()
         if result is None:  # a partial skipped because the pool was busy
-            metrics.partials.inc("busy")
+            metrics.partials.labels("busy").inc()
             return []
         if work.partial:
-            metrics.partials.inc("sent")
+            metrics.partials.labels("sent").inc()
         actions = await self._off_loop(self.session.complete, work, result, time.perf_counter())
         return [a.message for a in actions if isinstance(a, Send)]
 

@@ -1,7 +1,8 @@
 """Plain HTTP on the WebSocket port, through websockets' ``process_request`` hook.
 
 ``GET /healthz`` (alive), ``GET /readyz`` (models loaded, not draining), ``GET /metrics``
-(Prometheus), ``GET /v1/models``, ``POST /v1/token`` (a browser token for an API key),
+(Prometheus), ``GET /v1/models``, ``GET /v1/monitor`` (quality and drift per model, JSON),
+``POST /v1/token`` (a browser token for an API key),
 ``POST /v1/reload[?model=NAME]``, and the browser page: ``GET /`` and ``GET /static/FILE``.
 WebSocket upgrades are let through on ``/`` and ``/v1/stream``.
 """
@@ -108,8 +109,10 @@ class Router:
                             "text/plain; charset=utf-8")
         if path == "/metrics" and method == "GET":
             self.services.refresh_gauges()
+            self.services.quality.refresh()
             self.services.metrics.loop_tasks.set(len(asyncio.all_tasks()))
-            return _respond(connection, 200, self.services.metrics.render(), METRICS_TYPE)
+            return _respond(connection, 200, self.services.metrics.render().decode(),
+                            METRICS_TYPE)
         if path == "/v1/models" and method == "GET":
             refused = self._refused(connection, request)
             if refused is not None:
@@ -117,6 +120,11 @@ class Router:
             catalog = self.services.catalog
             return _json(connection, 200, {"default": catalog.default_name,
                                            "models": catalog.describe()})
+        if path == "/v1/monitor" and method == "GET":
+            refused = self._refused(connection, request)
+            if refused is not None:
+                return refused
+            return _json(connection, 200, self.services.monitor())
         if path.startswith("/v1/models/") and path.count("/") in (4, 5):
             return await self._slots(connection, request, path, method)
         if path == "/v1/token" and method == "POST":
@@ -128,7 +136,8 @@ class Router:
         if page in self.static and method == "GET":
             content_type, text = self.static[page]
             return _respond(connection, 200, text, content_type)
-        known = {"/healthz", "/readyz", "/metrics", "/v1/models", "/v1/token", "/v1/reload"}
+        known = {"/healthz", "/readyz", "/metrics", "/v1/models", "/v1/token", "/v1/reload",
+                 "/v1/monitor"}
         if path in known or page in self.static:
             return _respond(connection, 405, f"{method} is not allowed on {path}\n",
                             "text/plain; charset=utf-8")

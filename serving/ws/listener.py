@@ -134,7 +134,7 @@ class WebSocketListener:
             pass
         except Exception:
             log.exception("session failed")
-            services.metrics.errors.inc(p.ErrorCode.INTERNAL.value)
+            services.metrics.errors.labels(p.ErrorCode.INTERNAL.value).inc()
             await ws.close(int(p.CloseCode.INTERNAL_ERROR), "internal error")
         finally:
             self.connections.discard(connection)
@@ -175,7 +175,7 @@ class WebSocketListener:
 
     async def _refuse(self, ws: ServerConnection, log: ConnectionLogger, code: p.ErrorCode,
                       message: str, retry_after_s: float | None = None) -> None:
-        self.services.metrics.errors.inc(code.value)
+        self.services.metrics.errors.labels(code.value).inc()
         log.info("refused: %s (%s)", message, code.value, extra={"code": code.value})
         retry = round(retry_after_s, 2) if retry_after_s is not None else None
         try:

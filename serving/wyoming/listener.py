@@ -123,7 +123,7 @@ class WyomingHandler(AsyncEventHandler):
             if isinstance(action, Send):
                 if Error.is_type(action.event.type):
                     code = action.event.data.get("code") or "error"
-                    self.services.metrics.errors.inc(code)
+                    self.services.metrics.errors.labels(code).inc()
                     self.log.info("error %s: %s", code, action.event.data.get("text"))
                 await self.write_event(action.event)
             elif isinstance(action, Recognition):
@@ -173,7 +173,7 @@ class WyomingListener:
             code, text = (("shutting_down", "the server is shutting down") if self.draining
                           else ("not_ready", "models are still loading") if not services.ready
                           else ("server_full", "too many sessions"))
-            services.metrics.errors.inc(code)
+            services.metrics.errors.labels(code).inc()
             with contextlib.suppress(ConnectionError):
                 from wyoming.event import async_write_event
 

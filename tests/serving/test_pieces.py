@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from assistant.errors import ConfigError
 from serving.auth import Authenticator, bearer, key_id
@@ -51,22 +52,23 @@ def test_token_bucket_on_a_fake_clock() -> None:
         TokenBucket(0, 1, 0)
 
 
-def test_metrics_text_format() -> None:
+def test_metrics_exposition_parses_with_the_prometheus_parser() -> None:
     metrics = Metrics()
-    metrics.end_of_speech_to_result.observe(0.12)
-    metrics.end_of_speech_to_result.observe(7.0)
-    metrics.results.inc("lightsOn", "true")
-    metrics.errors.inc('we"ird')
+    metrics.end_of_speech_to_result.labels("home").observe(0.12)
+    metrics.end_of_speech_to_result.labels("home").observe(7.0)
+    metrics.results.labels("home", "lightsOn", "true").inc()
+    metrics.errors.labels('we"ird').inc()
     metrics.active_sessions.set(3)
-    text = metrics.render()
-    assert 'assistant_end_of_speech_to_result_seconds_bucket{le="0.15"} 1' in text
-    assert 'assistant_end_of_speech_to_result_seconds_bucket{le="+Inf"} 2' in text
-    assert "assistant_end_of_speech_to_result_seconds_count 2" in text
-    assert 'assistant_results_total{intent="lightsOn",understood="true"} 1' in text
-    assert 'assistant_errors_total{code="we\\"ird"} 1' in text
-    assert "assistant_active_sessions 3" in text
-    for line in text.splitlines():
-        assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
+    latency = {(s.name, s.labels.get("le")): s.value
+               for s in families["assistant_end_of_speech_to_result_seconds"].samples}
+    assert latency[("assistant_end_of_speech_to_result_seconds_bucket", "0.15")] == 1
+    assert latency[("assistant_end_of_speech_to_result_seconds_bucket", "+Inf")] == 2
+    assert metrics.value("assistant_results_total", model="home", intent="lightsOn",
+                         understood="true") == 1
+    assert metrics.value("assistant_errors_total", code='we"ird') == 1
+    assert metrics.value("assistant_active_sessions") == 3
+    assert metrics.value("assistant_errors_total", code="never") == 0
 
 
 def _parse(*argv: str) -> argparse.Namespace:

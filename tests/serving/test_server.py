@@ -259,7 +259,7 @@ def test_bad_input_gets_a_clear_error(server: ServerThread, lights: np.ndarray, 
 
 def test_a_frame_too_large_to_read_closes_1009_naming_the_limit(server: ServerThread) -> None:
     def counted() -> int:
-        text = server.run(lambda: server.app.metrics.render())
+        text = server.run(lambda: server.app.metrics.render().decode())
         line = next((ln for ln in text.splitlines()
                      if ln.startswith('assistant_errors_total{code="frame_too_large"}')), "x 0")
         return int(float(line.split()[-1]))
@@ -313,7 +313,7 @@ def test_slow_reader_is_closed_and_others_are_served(vad, lights: np.ndarray) ->
             except ConnectionClosed:
                 pass
             assert server.run(lambda: len(server.app.connections)) == 0
-        errors = server.app.metrics.errors.get("slow_consumer")
+        errors = server.app.metrics.value("assistant_errors_total", code="slow_consumer")
         assert errors == 1
         _check_still_serving(server, lights)
 
@@ -337,7 +337,8 @@ def test_disconnect_mid_utterance_leaks_nothing(server: ServerThread, lights: np
     _check_still_serving(server, lights)
     with urllib.request.urlopen(f"{server.http}/metrics") as r:
         metrics = r.read().decode()
-    assert "assistant_active_sessions 0" in metrics
+    active = [ln for ln in metrics.splitlines() if ln.startswith("assistant_active_sessions ")]
+    assert active == ["assistant_active_sessions 0.0"]
 
 
 # -- limits and auth -------------------------------------------------------------------------
@@ -479,6 +480,12 @@ def test_http_endpoints(server: ServerThread) -> None:
     status, kind, body = _get(f"{base}/v1/models")
     assert status == 200 and kind == "application/json"
     assert json.loads(body)["models"][0]["name"] == "home"
+    status, kind, body = _get(f"{base}/v1/monitor")
+    monitor = json.loads(body)
+    assert status == 200 and monitor["state"] == "ready" and monitor["default"] == "home"
+    assert monitor["models"]["home"]["model"]["name"] == "home"
+    assert monitor["models"]["home"]["drift"]["status"] in ("no_reference", "warming_up")
+    assert _get(f"{base}/v1/monitor", "POST")[0] == 405
     status, kind, body = _get(f"{base}/")
     assert status == 200 and kind.startswith("text/html") and "audio-worklet" not in body
     assert _get(f"{base}/static/audio-worklet.js")[0] == 200

@@ -155,7 +155,7 @@ def test_bad_events_get_error_events_and_the_connection_goes_on(server: ServerTh
     assert codes == ["unsupported_event", "not_started", "unknown_model",
                      "unsupported_language", "bad_audio_format", "bad_event"]
     assert Info.is_type(answers[-1].type)
-    metrics = server.run(lambda: server.app.metrics.render())
+    metrics = server.run(lambda: server.app.metrics.render().decode())
     assert 'assistant_errors_total{code="unsupported_event"}' in metrics
 
 

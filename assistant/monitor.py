@@ -1,0 +1,405 @@
+"""Drift detection: is live traffic still like what the model was built and checked on?
+
+Every final answer becomes an :class:`Observation`, the signals monitoring watches (all from
+the answer itself; no audio or text is kept):
+
+========================  =========================================================
+``confidence``            the calibrated confidence (0 when no sentence was decoded)
+``outcome``               ``understood`` or the reason it was not (no_speech, ...)
+``intent``                the intent understood (shown, never alarms: traffic's intent
+                          mix is the users' choice, not a fault)
+``audio_dbfs``            the utterance's RMS level
+``snr_db``                its speech-to-background estimate (:mod:`assistant.levels`)
+``utterance_seconds``     its length
+``heard_agreement``       how much of the free decode the grammar sentence covers
+                          (:func:`heard_agreement`); low when people say things the
+                          grammar does not have
+``encoder_distance``      how far its mean encoder state is from the reference's, along
+                          the reference's principal directions (:mod:`assistant.profile`)
+``encoder_residual``      and off them
+========================  =========================================================
+
+A :class:`DriftMonitor` keeps a sliding window of the latest observations of one model (at
+most ``drift_window_utterances`` of them, none older than ``drift_window_s``) and compares
+each signal's distribution in the window with the model's :class:`ReferenceProfile` by the
+population stability index, PSI = sum (live - ref) * ln(live / ref) over the reference's
+bins. A signal alarms when the window holds at least ``drift_min_utterances`` (quiet hours
+do not alarm), its PSI exceeds ``drift_psi_floor`` (the shift is large enough to matter) and
+Pearson's chi-squared statistic of the window against the reference exceeds what sampling
+alone gives with probability ``drift_alpha`` (the shift is not chance; n the effective size of
+window and reference); it clears when either falls under half its bar. The thresholds were
+chosen by simulation on synthesized traffic, never on recordings of people
+(``benchmarks/drift.py``, benchmarks/README.md).
+
+The monitor is pure and framework-free: the server feeds it from a result sink and exports
+its state (:mod:`serving.quality`); ``assistant monitor`` replays a results log through it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .grammar import normalize_text
+from .profile import (
+    OTHER,
+    SMOOTHING,
+    EncoderReference,
+    NumericReference,
+    ReferenceProfile,
+    SignalReference,
+    categorical_reference,
+    numeric_reference,
+)
+from .recognizer import Result
+
+NUMERIC_SIGNALS = ("confidence", "audio_dbfs", "snr_db", "utterance_seconds",
+                   "heard_agreement", "encoder_distance", "encoder_residual")
+CATEGORICAL_SIGNALS = ("outcome", "intent")
+SIGNALS = ("confidence", "outcome", "intent", "audio_dbfs", "snr_db", "utterance_seconds",
+           "heard_agreement", "encoder_distance", "encoder_residual")
+INFORMATIONAL = frozenset({"intent"})  # scored and shown, never alarms
+UNDERSTOOD = "understood"
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """How drift is judged (see module docs). The defaults were chosen by simulation on
+    synthesized traffic (benchmarks/drift.py)."""
+
+    monitor: bool = field(default=True, metadata={
+        "help": "watch quality and drift (set false to turn monitoring off)"})
+    drift_window_utterances: int = field(default=150, metadata={
+        "help": "the drift window: at most this many latest utterances per model"})
+    drift_window_s: float = field(default=3600.0, metadata={
+        "help": "the drift window: none older than this"})
+    drift_min_utterances: int = field(default=60, metadata={
+        "help": "no drift alarm on fewer utterances in the window"})
+    drift_psi_floor: float = field(default=0.2, metadata={
+        "help": "a signal alarms only above this population stability index"})
+    drift_alpha: float = field(default=1e-5, metadata={
+        "help": "and only above what sampling alone gives with this probability"})
+
+    def __post_init__(self) -> None:
+        if self.drift_window_utterances < 10:
+            raise ConfigError("drift_window_utterances must be at least 10")
+        if not 1 <= self.drift_min_utterances <= self.drift_window_utterances:
+            raise ConfigError("drift_min_utterances must be between 1 and "
+                              "drift_window_utterances")
+        if self.drift_window_s <= 0:
+            raise ConfigError("drift_window_s must be positive")
+        if self.drift_psi_floor < 0:
+            raise ConfigError("drift_psi_floor must not be negative")
+        if not 0 < self.drift_alpha < 1:
+            raise ConfigError("drift_alpha must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The monitored signals of one final answer (None: not measured for it)."""
+
+    confidence: float
+    outcome: str  # "understood" or a Reason
+    intent: str | None
+    audio_dbfs: float | None
+    snr_db: float | None
+    utterance_seconds: float
+    heard_agreement: float | None
+    encoder_distance: float | None = None
+    encoder_residual: float | None = None
+
+    def value(self, signal: str) -> Any:
+        return getattr(self, signal)
+
+    @classmethod
+    def of(cls, result: Result, encoder: EncoderReference | None = None) -> Observation:
+        distance = residual = None
+        if encoder is not None and result.embedding is not None:
+            distance, residual = encoder.distances(result.embedding)
+        return cls(
+            confidence=float(result.confidence),
+            outcome=UNDERSTOOD if result.understood else str(result.reason or "unknown"),
+            intent=result.intent,
+            audio_dbfs=result.audio_dbfs,
+            snr_db=result.snr_db,
+            utterance_seconds=result.audio_ms / 1000.0,
+            heard_agreement=heard_agreement(result.heard, result.transcript),
+            encoder_distance=distance, encoder_residual=residual)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Observation:
+        """From a result as ``assistant recognize`` writes it (JSON lines), or a server's
+        ``result`` message; ``encoder_distance`` / ``encoder_residual`` when present."""
+        try:
+            understood = bool(data["understood"])
+            return cls(
+                confidence=float(data.get("confidence") or 0.0),
+                outcome=UNDERSTOOD if understood else str(data.get("reason") or "unknown"),
+                intent=data.get("intent"),
+                audio_dbfs=_optional(data.get("audio_dbfs")),
+                snr_db=_optional(data.get("snr_db")),
+                utterance_seconds=float(data.get("audio_ms") or 0.0) / 1000.0,
+                heard_agreement=heard_agreement(str(data.get("heard") or ""),
+                                                str(data.get("transcript") or "")),
+                encoder_distance=_optional(data.get("encoder_distance")),
+                encoder_residual=_optional(data.get("encoder_residual")))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"not a recognition result: {e}") from e
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def heard_agreement(heard: str, sentence: str) -> float | None:
+    """How alike the free decode and the grammar sentence are, by words (1: the same words
+    in the same order; 0: nothing in common or no sentence); None when nothing was heard."""
+    heard_words = normalize_text(heard)
+    if not heard_words:
+        return None
+    sentence_words = normalize_text(sentence)
+    if not sentence_words:
+        return 0.0
+    return SequenceMatcher(None, heard_words, sentence_words, autojunk=False).ratio()
+
+
+def profile_from_observations(observations: Sequence[Observation],
+                              embeddings: np.ndarray | None, *, speech_model: str,
+                              precision: str, grammar_sha256: str,
+                              source: Mapping[str, Any]) -> ReferenceProfile:
+    """A reference profile from observations of held-out data (and their mean-pooled encoder
+    states, for the encoder summary; its distances are measured out of fold, so the reference
+    spread is what unseen in-distribution audio gives, not the fit's own)."""
+    encoder = None
+    encoder_values: dict[str, list[float]] = {"encoder_distance": [], "encoder_residual": []}
+    if embeddings is not None and len(embeddings) >= 40:
+        x = np.asarray(embeddings, np.float64)
+        folds = np.arange(len(x)) % 2
+        for fold in (0, 1):
+            fitted = EncoderReference.fit(x[folds != fold])
+            for row in x[folds == fold]:
+                distance, residual = fitted.distances(row)
+                encoder_values["encoder_distance"].append(distance)
+                encoder_values["encoder_residual"].append(residual)
+        encoder = EncoderReference.fit(x)
+    signals: dict[str, SignalReference] = {}
+    for name in SIGNALS:
+        if name in encoder_values:
+            values: list[Any] = encoder_values[name]
+        elif name == "intent":
+            values = [o.intent for o in observations if o.intent is not None]
+        else:
+            values = [o.value(name) for o in observations if o.value(name) is not None]
+        if not values:
+            continue
+        signals[name] = categorical_reference(values) if name in CATEGORICAL_SIGNALS \
+            else numeric_reference(values)
+    return ReferenceProfile(signals, encoder, speech_model, precision, grammar_sha256,
+                            len(observations), source)
+
+
+def chi2_quantile(p: float, dof: int) -> float:
+    """The p-quantile of chi-squared with ``dof`` degrees of freedom (Wilson-Hilferty)."""
+    z = NormalDist().inv_cdf(p)
+    k = float(dof)
+    return max(0.0, k * (1 - 2 / (9 * k) + z * math.sqrt(2 / (9 * k))) ** 3)
+
+
+@dataclass
+class SignalState:
+    """One signal's window: counts per reference bin, PSI and alarm."""
+
+    reference: SignalReference
+    labels: tuple[str, ...]  # bin names (categorical values, or numeric ranges)
+    counts: np.ndarray
+    psi: float = 0.0
+    threshold: float = 0.0  # the PSI it must exceed
+    chi2: float = 0.0  # Pearson's statistic of the window against the reference
+    alarm: bool = False
+    alarms: int = 0  # times it went into alarm
+
+    @property
+    def samples(self) -> int:
+        return int(self.counts.sum())
+
+    def bin_of(self, value: Any) -> int:
+        if isinstance(self.reference, NumericReference):
+            return int(np.searchsorted(np.asarray(self.reference.edges), value, side="right"))
+        index = {label: i for i, label in enumerate(self.labels)}
+        return index.get(str(value), index[OTHER])
+
+    def shares(self) -> tuple[np.ndarray, np.ndarray]:
+        """(live, reference) shares per bin; live smoothed as the reference was."""
+        ref = np.asarray(self.reference.shares if isinstance(self.reference, NumericReference)
+                         else [self.reference.shares[k] for k in self.labels])
+        live = (self.counts + SMOOTHING) / (self.counts.sum() + SMOOTHING * self.counts.size)
+        return live, ref
+
+    def describe(self) -> dict[str, Any]:
+        live, ref = self.shares()
+        return {"psi": round(self.psi, 4), "threshold": round(self.threshold, 4),
+                "chi2": round(self.chi2, 2),
+                "alarm": self.alarm, "alarms": self.alarms, "samples": self.samples,
+                "bins": list(self.labels), "live": [round(float(v), 4) for v in live],
+                "reference": [round(float(v), 4) for v in ref]}
+
+
+@dataclass(frozen=True)
+class AlarmEvent:
+    """A signal went into alarm (``raised``) or out of it."""
+
+    signal: str
+    raised: bool
+    at_s: float  # the monitor's clock
+    utterance: int  # the monitor's count of observations when it happened
+    psi: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"signal": self.signal, "raised": self.raised, "at": round(self.at_s, 3),
+                "utterance": self.utterance, "psi": round(self.psi, 4)}
+
+
+class DriftMonitor:
+    """One model's drift state (see module docs). Not thread-safe: feed it from one thread
+    (the server's event loop)."""
+
+    def __init__(self, profile: ReferenceProfile, config: MonitorConfig | None = None,
+                 events: int = 50):
+        self.profile = profile
+        self.config = config or MonitorConfig()
+        self.states: dict[str, SignalState] = {}
+        for name in SIGNALS:
+            ref = profile.signals.get(name)
+            if ref is None:
+                continue
+            if isinstance(ref, NumericReference):
+                labels = _numeric_labels(ref.edges)
+            else:
+                labels = tuple(ref.shares)
+            self.states[name] = SignalState(ref, labels, np.zeros(len(labels), np.int64))
+        self.window: deque[tuple[float, dict[str, int]]] = deque()
+        self.observed = 0
+        self.events: deque[AlarmEvent] = deque(maxlen=events)
+
+    @property
+    def encoder(self) -> EncoderReference | None:
+        return self.profile.encoder
+
+    def observe(self, observation: Observation, now_s: float | None = None) -> list[AlarmEvent]:
+        """Add one answer; returns the alarms raised or cleared by it."""
+        now = time.time() if now_s is None else now_s
+        bins = {}
+        for name, state in self.states.items():
+            value = observation.value(name)
+            if value is None:
+                continue
+            index = state.bin_of(value)
+            state.counts[index] += 1
+            bins[name] = index
+        self.window.append((now, bins))
+        self.observed += 1
+        self._evict(now)
+        return self._judge(now)
+
+    def expire(self, now_s: float | None = None) -> list[AlarmEvent]:
+        """Drop what fell out of the time window (call now and then when traffic stops)."""
+        now = time.time() if now_s is None else now_s
+        if self._evict(now):
+            return self._judge(now)
+        return []
+
+    def _evict(self, now: float) -> bool:
+        config = self.config
+        dropped = False
+        while self.window and (len(self.window) > config.drift_window_utterances
+                               or now - self.window[0][0] > config.drift_window_s):
+            _, bins = self.window.popleft()
+            for name, index in bins.items():
+                self.states[name].counts[index] -= 1
+            dropped = True
+        return dropped
+
+    def _judge(self, now: float) -> list[AlarmEvent]:
+        config = self.config
+        changed = []
+        for name, state in self.states.items():
+            n = state.samples
+            live, ref = state.shares()
+            state.psi = float(np.sum((live - ref) * np.log(live / ref))) if n else 0.0
+            # Pearson's statistic on the raw shares, n the effective size of the two samples
+            raw = state.counts / max(n, 1)
+            effective = 1.0 / (1.0 / max(n, 1) + 1.0 / max(state.reference.count, 1))
+            state.chi2 = float(effective * np.sum(np.square(raw - ref) / ref)) if n else 0.0
+            critical = chi2_quantile(1 - config.drift_alpha, max(1, live.size - 1))
+            state.threshold = config.drift_psi_floor
+            if name in INFORMATIONAL:
+                continue
+            enough = n >= config.drift_min_utterances
+            drifted = state.psi > config.drift_psi_floor and state.chi2 > critical
+            back = state.psi < 0.5 * config.drift_psi_floor or state.chi2 < 0.5 * critical
+            if not state.alarm and enough and drifted:
+                state.alarm = True
+                state.alarms += 1
+            elif state.alarm and (not enough or back):
+                state.alarm = False
+            else:
+                continue
+            event = AlarmEvent(name, state.alarm, now, self.observed, state.psi)
+            self.events.append(event)
+            changed.append(event)
+        return changed
+
+    @property
+    def drifting(self) -> list[str]:
+        return [name for name, state in self.states.items() if state.alarm]
+
+    def status(self) -> str:
+        if self.drifting:
+            return "drift"
+        if len(self.window) < self.config.drift_min_utterances:
+            return "warming_up"
+        return "ok"
+
+    def describe(self) -> dict[str, Any]:
+        """The state ``GET /v1/monitor`` and ``assistant monitor`` report."""
+        return {
+            "status": self.status(),
+            "drifting": self.drifting,
+            "window_utterances": len(self.window),
+            "observed": self.observed,
+            "signals": {name: state.describe() for name, state in self.states.items()},
+            "events": [e.to_json() for e in self.events],
+            "reference": {"utterances": self.profile.utterances,
+                          "speech_model": self.profile.speech_model,
+                          "precision": self.profile.precision,
+                          "source": dict(self.profile.source)},
+            "config": {"window_utterances": self.config.drift_window_utterances,
+                       "window_s": self.config.drift_window_s,
+                       "min_utterances": self.config.drift_min_utterances,
+                       "psi_floor": self.config.drift_psi_floor,
+                       "alpha": self.config.drift_alpha},
+        }
+
+
+def replay(profile: ReferenceProfile, observations: Iterable[Observation],
+           config: MonitorConfig | None = None, interval_s: float = 1.0) -> DriftMonitor:
+    """A monitor fed ``observations`` in order, ``interval_s`` apart (offline reports)."""
+    monitor = DriftMonitor(profile, config)
+    for i, observation in enumerate(observations):
+        monitor.observe(observation, now_s=i * interval_s)
+    return monitor
+
+
+def _numeric_labels(edges: Sequence[float]) -> tuple[str, ...]:
+    bounds = ["-inf", *(f"{e:.3g}" for e in edges), "inf"]
+    return tuple(f"[{lo}, {hi})" for lo, hi in itertools.pairwise(bounds))

@@ -1,0 +1,229 @@
+"""Reference profiles and drift detection (assistant.profile, assistant.monitor)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.errors import ConfigError, ModelError
+from assistant.monitor import (
+    SIGNALS,
+    DriftMonitor,
+    MonitorConfig,
+    Observation,
+    chi2_quantile,
+    heard_agreement,
+    profile_from_observations,
+    replay,
+)
+from assistant.profile import (
+    OTHER,
+    EncoderReference,
+    ReferenceProfile,
+    categorical_reference,
+    find_profile,
+    numeric_reference,
+)
+
+INTENTS = ("lightsOn", "lightsOff", "setTimer")
+
+
+def observations(rng: np.random.Generator, n: int, *, snr_db: float = 25.0,
+                 oog: float = 0.05) -> list[Observation]:
+    """Answers of a made-up model: ``oog`` of them out of the grammar, the rest understood."""
+    out = []
+    for _ in range(n):
+        understood = rng.random() >= oog
+        out.append(Observation(
+            confidence=float(rng.beta(12, 1.5) if understood else rng.beta(1.5, 6)),
+            outcome="understood" if understood else "below_threshold",
+            intent=str(rng.choice(INTENTS)) if understood else None,
+            audio_dbfs=float(rng.normal(-26, 4)),
+            snr_db=float(rng.normal(snr_db, 4)),
+            utterance_seconds=float(rng.uniform(0.8, 2.5)),
+            heard_agreement=float(min(1.0, rng.beta(20, 1)) if understood else rng.beta(2, 3)),
+            encoder_distance=float(abs(rng.normal(1, 0.3))),
+            encoder_residual=float(abs(rng.normal(1, 0.2)))))
+    return out
+
+
+def make_profile(n: int = 600, seed: int = 0) -> ReferenceProfile:
+    return profile_from_observations(
+        observations(np.random.default_rng(seed), n), None, speech_model="tiny.en",
+        precision="int8", grammar_sha256="abc", source={"data": "test"})
+
+
+def test_numeric_reference_bins_at_quantiles_and_merges_ties() -> None:
+    rng = np.random.default_rng(1)
+    ref = numeric_reference(list(rng.normal(size=1000)))
+    assert len(ref.edges) == 7 and len(ref.shares) == 8
+    assert all(abs(s - 1 / 8) < 0.01 for s in ref.shares)
+    tied = numeric_reference([1.0] * 50 + [0.0] * 50)
+    assert tied.edges == (0.0, 1.0) and sum(tied.shares) == pytest.approx(1.0)
+    with pytest.raises(ModelError):
+        numeric_reference([float("nan")])
+
+
+def test_categorical_reference_keeps_a_share_for_unseen_values() -> None:
+    ref = categorical_reference(["a", "a", "b"])
+    assert set(ref.shares) == {"a", "b", OTHER}
+    assert ref.shares["a"] > ref.shares["b"] > ref.shares[OTHER] > 0
+    assert sum(ref.shares.values()) == pytest.approx(1.0)
+
+
+def test_profile_round_trips_through_json_and_is_found_only_for_its_model(tmp_path: Path
+                                                                         ) -> None:
+    rng = np.random.default_rng(2)
+    embeddings = rng.normal(size=(80, 16))
+    profile = profile_from_observations(observations(rng, 80), embeddings,
+                                        speech_model="tiny.en", precision="int8",
+                                        grammar_sha256="abc", source={"voices": ["x"]})
+    assert set(profile.signals) == set(SIGNALS)
+    assert profile.encoder is not None and profile.encoder.components.shape == (8, 16)
+    grammar = tmp_path / "home.yaml"
+    grammar.write_text("context: {}\n")
+    profile.save(tmp_path / "home.profile.json")
+    again = find_profile(grammar, "context", "tiny.en", "int8", "abc")
+    assert again is not None and again.to_json() == json.loads(json.dumps(profile.to_json()))
+    assert find_profile(grammar, "context", "base", "int8", "abc") is None  # other model
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    assert find_profile(model_dir, "model", "tiny.en", "int8", "abc") is None
+    (model_dir / "profile.json").write_text("{\"kind\": \"something else\"}")
+    assert find_profile(model_dir, "model", "tiny.en", "int8", "abc") is None  # logged
+    with pytest.raises(ModelError, match="not a reference profile"):
+        ReferenceProfile.load(model_dir / "profile.json")
+
+
+def test_encoder_reference_measures_distance_in_and_off_its_directions() -> None:
+    rng = np.random.default_rng(3)
+    basis = np.linalg.qr(rng.normal(size=(32, 32)))[0]
+    scales = np.array([8, 6, 5, 4, 3, 2.5, 2, 1.5] + [0.1] * 24)
+    x = (rng.normal(size=(500, 32)) * scales) @ basis.T + 5.0
+    ref = EncoderReference.fit(x)
+    inside = np.mean([ref.distances(v)[0] for v in x[:100]])
+    assert 0.7 < inside < 1.3  # about one spread from the mean
+    far = x[0] + 10 * scales[0] * basis[:, 0]
+    assert ref.distances(far)[0] > 2 * inside
+    off = x[0] + 5.0 * basis[:, 20]  # a direction the reference barely varies in
+    assert ref.distances(off)[1] > 5 * ref.distances(x[0])[1]
+    with pytest.raises(ModelError):
+        EncoderReference.fit(x[:5])
+
+
+def test_chi2_quantile_matches_known_values() -> None:
+    assert chi2_quantile(0.95, 7) == pytest.approx(14.067, rel=0.01)
+    assert chi2_quantile(0.9999, 9) == pytest.approx(33.72, rel=0.02)
+
+
+def test_heard_agreement() -> None:
+    assert heard_agreement("Turn off the lights.", "turn off the lights") == 1.0
+    assert heard_agreement("", "turn off the lights") is None
+    assert heard_agreement("turn off the lights", "") == 0.0
+    partly = heard_agreement("could you please turn off the lights for me",
+                             "turn off the lights")
+    assert partly is not None and 0.4 < partly < 0.8
+
+
+def test_in_distribution_traffic_raises_no_alarm_for_days() -> None:
+    profile = make_profile()
+    rng = np.random.default_rng(10)
+    events = []
+    monitor = DriftMonitor(profile)
+    for i, observation in enumerate(observations(rng, 6000)):
+        events += monitor.observe(observation, now_s=i * 10.0)
+    assert [e for e in events if e.raised] == []
+    assert monitor.status() == "ok"
+
+
+@pytest.mark.parametrize("shift, signal", [
+    (lambda rng, n: observations(rng, n, snr_db=5.0), "snr_db"),
+    (lambda rng, n: observations(rng, n, oog=0.4), "outcome"),
+])
+def test_a_shift_raises_an_alarm_within_the_window_and_it_clears_after(
+        shift: Callable[[np.random.Generator, int], list[Observation]], signal: str) -> None:
+    profile = make_profile()
+    rng = np.random.default_rng(11)
+    monitor = DriftMonitor(profile)
+    for i, observation in enumerate(observations(rng, 400)):
+        assert monitor.observe(observation, now_s=float(i)) == []
+    raised_at = None
+    for i, observation in enumerate(shift(rng, 300)):
+        for event in monitor.observe(observation, now_s=400.0 + i):
+            if event.raised and event.signal == signal and raised_at is None:
+                raised_at = i
+    assert raised_at is not None and raised_at < MonitorConfig().drift_window_utterances
+    assert monitor.status() == "drift" and signal in monitor.drifting
+    for i, observation in enumerate(observations(rng, 400)):
+        monitor.observe(observation, now_s=700.0 + i)
+    assert monitor.drifting == []
+    states = monitor.describe()["signals"]
+    assert states[signal]["alarms"] == 1 and not states[signal]["alarm"]
+
+
+def test_quiet_hours_do_not_alarm_and_the_time_window_expires() -> None:
+    profile = make_profile()
+    rng = np.random.default_rng(12)
+    config = MonitorConfig(drift_window_s=600.0)
+    monitor = DriftMonitor(profile, config)
+    shifted = observations(rng, config.drift_min_utterances - 1, snr_db=0.0)
+    for i, observation in enumerate(shifted):  # few, however odd: no alarm
+        assert monitor.observe(observation, now_s=float(i)) == []
+    assert monitor.status() == "warming_up"
+    assert monitor.observe(observations(rng, 1, snr_db=0.0)[0], now_s=100.0)  # enough now
+    assert monitor.status() == "drift"
+    cleared = monitor.expire(now_s=10_000.0)  # an hour of silence later
+    assert len(monitor.window) == 0 and [e.raised for e in cleared] == [False]
+    assert all(s.samples == 0 for s in monitor.states.values())
+
+
+def test_intent_mix_is_shown_but_never_alarms() -> None:
+    profile = make_profile()
+    rng = np.random.default_rng(13)
+    monitor = DriftMonitor(profile)
+    for i, observation in enumerate(observations(rng, 300)):
+        monitor.observe(Observation(**{**observation.__dict__, "intent": "lightsOn"
+                                       if observation.intent else None}), now_s=float(i))
+    intent = monitor.describe()["signals"]["intent"]
+    assert intent["psi"] > intent["threshold"] and not intent["alarm"]
+    assert monitor.status() == "ok"
+
+
+def test_observations_from_a_results_log(tmp_path: Path) -> None:
+    line = {"understood": False, "intent": None, "slots": {}, "confidence": 0.31,
+            "transcript": "turn off the lights", "heard": "could you turn off the lights",
+            "audio_ms": 1500.0, "reason": "below_threshold", "audio_dbfs": -30.5,
+            "snr_db": 21.0}
+    observation = Observation.from_json(line)
+    assert observation.outcome == "below_threshold" and observation.utterance_seconds == 1.5
+    assert observation.heard_agreement is not None and observation.heard_agreement < 1
+    assert observation.encoder_distance is None
+    with pytest.raises(ConfigError, match="not a recognition result"):
+        Observation.from_json({"intent": "x"})
+    monitor = replay(make_profile(), [observation] * 10)
+    assert monitor.observed == 10 and monitor.status() == "warming_up"
+
+
+def test_monitor_config_is_checked() -> None:
+    with pytest.raises(ConfigError):
+        MonitorConfig(drift_min_utterances=500)
+    with pytest.raises(ConfigError):
+        MonitorConfig(drift_alpha=0.0)
+
+
+def test_a_real_recognition_carries_what_monitoring_needs(home_recognizer,  # type: ignore[no-untyped-def]
+                                                          speak) -> None:  # type: ignore[no-untyped-def]
+    audio = speak("turn off the kitchen lights")
+    result = home_recognizer.recognize(audio)
+    assert result.understood and result.snr_db is not None and result.snr_db > 20
+    assert result.embedding is not None
+    assert result.embedding.shape == (home_recognizer.model.dims.n_audio_state,)
+    noisy = audio + 0.05 * np.random.default_rng(0).standard_normal(audio.size).astype(
+        np.float32)
+    noisy_result = home_recognizer.recognize(noisy)
+    assert noisy_result.snr_db is not None and noisy_result.snr_db < result.snr_db - 10
+    assert "embedding" not in result.to_dict() and "snr_db" in result.to_dict()
