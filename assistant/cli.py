@@ -22,7 +22,7 @@ logger = logging.getLogger("assistant.cli")
 
 FIRST_PARTY = ("assistant", "training", "serving", "clients", "benchmarks")
 COMMAND_EXTRAS = {"serve": "serve", "wyoming": "serve", "mic": "mic", "train": "train",
-                  "evaluate": "train", "bench": "bench"}
+                  "evaluate": "train", "profile": "train", "bench": "bench"}
 
 
 def _progress(message: str) -> None:
@@ -70,6 +70,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         _error(str(e))
         return 2
     failures = 0
+    profile = _profile_of(args, recognizer)
     try:
         for name in args.files:
             try:
@@ -79,6 +80,11 @@ def cmd_recognize(args: argparse.Namespace) -> int:
                                              sinks=sinks, model=_model_name(args),
                                              stream_id=name)
                 row = {"file": name, **result.to_dict()}
+                if profile is not None and profile.encoder is not None and \
+                        result.embedding is not None:  # for 'assistant monitor --log'
+                    distance, residual = profile.encoder.distances(result.embedding)
+                    row["encoder_distance"] = round(distance, 4)
+                    row["encoder_residual"] = round(residual, 4)
                 row["timing_ms"]["read"] = round(
                     1000 * (time.perf_counter() - started) - result.timing_ms.get("total", 0), 2)
             except AssistantError as e:
@@ -89,6 +95,117 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     finally:
         close_sinks(sinks)
     return 1 if failures else 0
+
+
+def _profile_of(args: argparse.Namespace, recognizer: Any) -> Any:
+    """The reference profile beside the grammar or in the model directory, if any."""
+    from .grammar import DEFAULT_CONTEXT
+    from .profile import find_profile
+
+    kind, path = ("model", args.model) if args.model else ("context",
+                                                           args.context or DEFAULT_CONTEXT)
+    return find_profile(Path(path), kind, recognizer.config.speech_model,
+                        recognizer.config.precision, recognizer.context.sha256)
+
+
+# -- monitor -------------------------------------------------------------------------------
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Drift and quality: from a running server, or offline from a log of answers."""
+    if args.log:
+        report = {"offline": _offline_monitor(args)}
+    else:
+        import os
+
+        key = args.api_key or os.environ.get("ASSISTANT_API_KEY")
+        report = _server_monitor(args.url, key)["models"]
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for name, state in report.items():
+            print(format_monitor(name, state))
+    drifting = any(state.get("drift", state).get("status") == "drift"
+                   for state in report.values())
+    return 3 if drifting and args.fail_on_drift else 0
+
+
+def _offline_monitor(args: argparse.Namespace) -> dict[str, Any]:
+    from .monitor import MonitorConfig, Observation, replay
+    from .profile import ReferenceProfile
+
+    if args.profile:
+        path = Path(args.profile)
+    elif args.model:
+        path = Path(args.model) / "profile.json"
+    elif args.context:
+        path = Path(args.context).with_name(Path(args.context).stem + ".profile.json")
+    else:
+        raise ConfigError("offline monitoring needs the reference: --profile FILE, "
+                          "--context FILE.yaml or --model DIR")
+    profile = ReferenceProfile.load(path)
+    observations = []
+    try:
+        lines = Path(args.log).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"cannot read {args.log}: {e}") from e
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if "error" in row and "understood" not in row:
+                continue  # a file 'assistant recognize' could not read
+            observations.append(Observation.from_json(row))
+        except (ValueError, ConfigError) as e:
+            raise ConfigError(f"{args.log}:{number}: {e}") from e
+    monitor = replay(profile, observations, MonitorConfig(**config.given(MonitorConfig, args)))
+    every = [e.to_json() for e in monitor.events]
+    return {"drift": {**monitor.describe(), "events": every}, "answers": len(observations)}
+
+
+def _server_monitor(url: str, api_key: str | None) -> dict[str, Any]:
+    import urllib.error
+    import urllib.request
+
+    base = url.rstrip("/").replace("ws://", "http://").replace("wss://", "https://")
+    base = base.removesuffix("/v1/stream")
+    request = urllib.request.Request(f"{base}/v1/monitor")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+    except urllib.error.HTTPError as e:
+        with e:
+            raise ConfigError(f"{base}/v1/monitor answered {e.code}: "
+                              f"{e.read().decode(errors='replace').strip()}") from e
+    except (urllib.error.URLError, OSError) as e:
+        raise ConfigError(f"cannot reach {base}: {e}") from e
+
+
+def format_monitor(name: str, state: dict[str, Any]) -> str:
+    """A model's monitoring state as a short text report."""
+    drift = state.get("drift", {})
+    lines = [f"model {name}: {drift.get('status', 'unknown')}"
+             + (f" ({', '.join(drift['drifting'])})" if drift.get("drifting") else "")
+             + f"; {state.get('answers', 0)} answers"
+             + (f", {state['understood']} understood" if "understood" in state else "")]
+    if "hint" in drift:
+        lines.append(f"  {drift['hint']}")
+    signals = drift.get("signals", {})
+    if signals:
+        lines.append(f"  window {drift['window_utterances']} answers "
+                     f"(at least {drift['config']['min_utterances']} to alarm)")
+        lines.append(f"  {'signal':<18} {'PSI':>7} {'bar':>6} {'chi2':>8}  alarm  alarms")
+        for signal, s in signals.items():
+            lines.append(f"  {signal:<18} {s['psi']:>7.3f} {s['threshold']:>6.2f} "
+                         f"{s['chi2']:>8.1f}  {'YES' if s['alarm'] else 'no':<5}  "
+                         f"{s['alarms']:>6}")
+    for event in drift.get("events", [])[-10:]:
+        lines.append(f"  {'raised ' if event['raised'] else 'cleared'} {event['signal']} at "
+                     f"answer {event['utterance']} (PSI {event['psi']:.3f})")
+    return "\n".join(lines)
 
 
 # -- export / models -----------------------------------------------------------------------
@@ -211,9 +328,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_grammar)
 
+    p = sub.add_parser("monitor", help="quality and drift: from a running server, or "
+                       "offline from a log of answers")
+    p.add_argument("--url", default="http://127.0.0.1:8765",
+                   help="the server (default http://127.0.0.1:8765)")
+    p.add_argument("--api-key", default=None, help="the server's API key (env "
+                   "ASSISTANT_API_KEY)")
+    p.add_argument("--log", help="offline: JSON lines of answers (the server's monitor_log, "
+                   "or the output of 'assistant recognize')")
+    p.add_argument("--profile", help="offline: the reference profile (.profile.json)")
+    p.add_argument("--context", help="offline: the grammar whose NAME.profile.json to use")
+    p.add_argument("--model", help="offline: the model directory whose profile.json to use")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--fail-on-drift", action="store_true", help="exit 3 when drifting")
+    from .monitor import MonitorConfig
+
+    config.add_arguments(p, MonitorConfig, skip=("monitor", "monitor_log"))
+    p.set_defaults(func=cmd_monitor)
+
     for names, module, extra in ((("serve", "wyoming"), "serving.cli", "serve"),
                                  (("mic",), "clients.mic", "mic"),
-                                 (("train", "evaluate"), "training.cli", "train"),
+                                 (("train", "evaluate", "profile"), "training.cli", "train"),
                                  (("bench",), "benchmarks.cli", "bench")):
         _add_plugin(sub, names, module, extra)
     return parser

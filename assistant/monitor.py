@@ -61,7 +61,7 @@ from .profile import (
     categorical_reference,
     numeric_reference,
 )
-from .recognizer import Result
+from .recognizer import Recognizer, Result
 
 NUMERIC_SIGNALS = ("confidence", "audio_dbfs", "snr_db", "utterance_seconds",
                    "heard_agreement", "encoder_distance", "encoder_residual")
@@ -70,6 +70,7 @@ SIGNALS = ("confidence", "outcome", "intent", "audio_dbfs", "snr_db", "utterance
            "heard_agreement", "encoder_distance", "encoder_residual")
 INFORMATIONAL = frozenset({"intent"})  # scored and shown, never alarms
 UNDERSTOOD = "understood"
+ENCODER_FOLDS = 10
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ class MonitorConfig:
         "help": "a signal alarms only above this population stability index"})
     drift_alpha: float = field(default=1e-5, metadata={
         "help": "and only above what sampling alone gives with this probability"})
+    monitor_log: str = field(default="", metadata={
+        "help": "append each answer's monitored signals (numbers, intent and outcome; no "
+                "audio or text) to this JSON lines file, for 'assistant monitor'"})
 
     def __post_init__(self) -> None:
         if self.drift_window_utterances < 10:
@@ -121,6 +125,10 @@ class Observation:
     def value(self, signal: str) -> Any:
         return getattr(self, signal)
 
+    def to_json(self) -> dict[str, Any]:
+        return {name: round(v, 4) if isinstance(v, float) else v
+                for name, v in self.__dict__.items()}
+
     @classmethod
     def of(cls, result: Result, encoder: EncoderReference | None = None) -> Observation:
         distance = residual = None
@@ -138,8 +146,15 @@ class Observation:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Observation:
-        """From a result as ``assistant recognize`` writes it (JSON lines), or a server's
-        ``result`` message; ``encoder_distance`` / ``encoder_residual`` when present."""
+        """From a monitor log line (:meth:`to_json`, the server's ``monitor_log``), or a
+        result as ``assistant recognize`` writes it (JSON lines) or a server's ``result``
+        message (``encoder_distance`` / ``encoder_residual`` when present)."""
+        if "outcome" in data:
+            values: dict[str, Any] = {f: data.get(f) for f in cls.__dataclass_fields__}
+            try:
+                return cls(**values)
+            except TypeError as e:
+                raise ConfigError(f"not a monitor log line: {e}") from e
         try:
             understood = bool(data["understood"])
             return cls(
@@ -184,8 +199,10 @@ def profile_from_observations(observations: Sequence[Observation],
     encoder_values: dict[str, list[float]] = {"encoder_distance": [], "encoder_residual": []}
     if embeddings is not None and len(embeddings) >= 40:
         x = np.asarray(embeddings, np.float64)
-        folds = np.arange(len(x)) % 2
-        for fold in (0, 1):
+        # Ten folds: each utterance measured against a fit on the other 90 %, as a live one
+        # is measured against the fit on all of them (two folds read systematically far).
+        folds = np.arange(len(x)) % ENCODER_FOLDS
+        for fold in range(ENCODER_FOLDS):
             fitted = EncoderReference.fit(x[folds != fold])
             for row in x[folds == fold]:
                 distance, residual = fitted.distances(row)
@@ -206,6 +223,29 @@ def profile_from_observations(observations: Sequence[Observation],
             else numeric_reference(values)
     return ReferenceProfile(signals, encoder, speech_model, precision, grammar_sha256,
                             len(observations), source)
+
+
+def profile_from_results(results: Iterable[Result], recognizer: Recognizer,
+                         source: Mapping[str, Any]) -> ReferenceProfile:
+    """A reference for ``recognizer``'s grammar and speech model from its answers on held-out
+    data (each answer's signals and mean-pooled encoder states)."""
+    observations, embeddings = [], []
+    for result in results:
+        observations.append(Observation.of(result))
+        if result.embedding is not None:
+            embeddings.append(result.embedding)
+    return profile_from_observations(
+        observations, np.stack(embeddings) if embeddings else None,
+        speech_model=str(recognizer.config.speech_model),
+        precision=str(recognizer.config.precision),
+        grammar_sha256=recognizer.context.sha256, source=source)
+
+
+def profile_from_audio(recognizer: Recognizer, clips: Iterable[np.ndarray],
+                       source: Mapping[str, Any]) -> ReferenceProfile:
+    """Recognize every clip (float32 mono 16 kHz, cut to the utterance as the server cuts
+    it) and profile the answers (:func:`profile_from_results`)."""
+    return profile_from_results((recognizer.recognize(c) for c in clips), recognizer, source)
 
 
 def chi2_quantile(p: float, dof: int) -> float:

@@ -13,8 +13,8 @@ text a person said: shares, edges and the encoder summary only.
 
 Where profiles live:
 
-* a model directory: ``profile.json`` (written by ``assistant train`` / ``assistant export``
-  when the training extra is installed, or by ``assistant profile --model DIR``);
+* a model directory: ``profile.json`` (written by ``assistant train`` from its held-out
+  voices, or by ``assistant profile --model DIR``);
 * a grammar served zero-shot: ``<grammar stem>.profile.json`` beside the YAML
   (``assistant profile --context FILE.yaml``), made for one speech model and precision.
 

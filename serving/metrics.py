@@ -9,10 +9,13 @@ serves :meth:`Metrics.render`. Every per-utterance metric carries the ``model`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from assistant.recognizer import Reason
+from assistant.segmenter import EndReason
 
 LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -79,8 +82,8 @@ class Metrics:
                                "(silence, max_length, finalize, file).", ["model", "ended"],
                                registry=r)
         self.heard_agreement = Histogram(
-            "assistant_heard_agreement", "Share of the free decode's words in the grammar "
-            "sentence (1: the model wrote the sentence anyway).", ["model"],
+            "assistant_heard_agreement", "Word similarity of the free decode and the grammar "
+            "sentence (1: the model wrote the sentence without the grammar too).", ["model"],
             buckets=AGREEMENT_BUCKETS, registry=r)
         self.partial_agreement = Counter(
             "assistant_partial_agreement", "Whether the last partial named the final "
@@ -94,6 +97,22 @@ class Metrics:
                                  "threshold).", ["model", "signal"], registry=r)
         self.drift_samples = Gauge("assistant_drift_window_utterances", "Utterances in the "
                                    "drift window.", ["model"], registry=r)
+
+    def add_model(self, model: str, intents: Sequence[str]) -> None:
+        """Create a model's series at zero (before its first answer), so that rates and
+        alert rules see a series from the start instead of none."""
+        for histogram in (self.end_of_speech_to_result, self.processing, self.confidence,
+                          self.audio_level, self.snr, self.duration, self.heard_agreement):
+            histogram.labels(model)
+        for intent in intents:
+            self.results.labels(model, intent, "true")
+        self.results.labels(model, "", "false")
+        for reason in Reason:
+            self.not_understood.labels(model, str(reason))
+        for ended in EndReason:
+            self.endings.labels(model, str(ended))
+        for outcome in ("agreed", "disagreed"):
+            self.partial_agreement.labels(model, outcome)
 
     def track(self, gauge: Gauge, read: Callable[[], float]) -> None:
         """``gauge`` reads ``read()`` whenever metrics are scraped."""

@@ -18,15 +18,17 @@ It runs on the event loop and costs microseconds per answer (benchmarks/monitori
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
+from assistant.errors import ConfigError
 from assistant.monitor import DriftMonitor, MonitorConfig, Observation
 from assistant.profile import ReferenceProfile
 from assistant.utterance import Completed
@@ -107,6 +109,14 @@ class QualitySink:
         self.clock = clock
         self.models: dict[str, ModelQuality] = {}
         self._partials: OrderedDict[tuple[str, int], str | None] = OrderedDict()
+        self._log: TextIO | None = None
+        if self.config.monitor and self.config.monitor_log:
+            try:  # line-buffered: a line per answer, readable while the server runs
+                self._log = open(self.config.monitor_log, "a", buffering=1,  # noqa: SIM115
+                                 encoding="utf-8")
+            except OSError as e:
+                raise ConfigError(f"cannot open monitor_log {self.config.monitor_log!r}: "
+                                  f"{e}") from e
 
     def on_result(self, completed: Completed) -> None:
         key = (completed.stream_id, completed.utterance.utterance_id)
@@ -162,12 +172,20 @@ class QualitySink:
             "transcript": result.transcript,
             "reason": None if result.reason is None else str(result.reason),
             "latency_ms": None if latency_ms is None else round(latency_ms, 1)})
+        if self._log is not None:
+            self._log.write(json.dumps({"model": model, "at": round(now, 3),
+                                        **observation.to_json()}) + "\n")
         if quality.drift is not None:
             for event in quality.drift.observe(observation, now):
                 logger.warning("drift %s on model %r: %s (PSI %.3f)",
                                "raised" if event.raised else "cleared", model, event.signal,
                                event.psi)
             self._export(model, quality.drift)
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def refresh(self) -> None:
         """Expire old window entries and re-export (the server calls this on each scrape)."""

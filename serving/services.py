@@ -107,6 +107,8 @@ class Services:
         """Catalogue the models (building speech models on first use), start the workers."""
         self._read_slots_file()
         self.catalog.load()
+        for entry in self.catalog.entries():
+            self.metrics.add_model(entry.name, entry.intents)
         self.pool.start(self.catalog.entries())
         self.state = ServerState.READY
         self.metrics.ready.set(1)

@@ -227,3 +227,17 @@ def test_a_real_recognition_carries_what_monitoring_needs(home_recognizer,  # ty
     noisy_result = home_recognizer.recognize(noisy)
     assert noisy_result.snr_db is not None and noisy_result.snr_db < result.snr_db - 10
     assert "embedding" not in result.to_dict() and "snr_db" in result.to_dict()
+
+
+@pytest.mark.parametrize("name", ["home", "home_assistant"])
+def test_shipped_profiles_match_their_grammars(name: str) -> None:
+    from assistant.grammar import load_context
+
+    contexts = Path(__file__).resolve().parent.parent / "assistant" / "contexts"
+    grammar = contexts / f"{name}.yaml"
+    profile = find_profile(grammar, "context", "tiny.en", "int8",
+                           load_context(grammar).sha256)
+    assert profile is not None, f"regenerate: assistant profile --context {grammar}"
+    assert profile.grammar_sha256 == load_context(grammar).sha256
+    assert profile.utterances >= 200 and profile.encoder is not None
+    assert profile.source["voices"] == "training voices of the catalogue"

@@ -1,20 +1,23 @@
-"""``assistant train`` and ``assistant evaluate``: the training pipeline as one command.
+"""``assistant train``, ``evaluate`` and ``profile``: the training pipeline as commands.
 
     assistant train CONTEXT.yaml --out MODEL_DIR [--device cpu|cuda] [--recordings DIR]
                     [--size tiny|default|large|N] [--epochs N] [--work DIR]
     assistant evaluate --model MODEL_DIR --data labels.jsonl [--out REPORT_DIR]
+    assistant profile --context CONTEXT.yaml | --model MODEL_DIR [--recordings DIR]
 
 ``train`` runs the stages, each writing files the next reads (a rerun reuses finished ones):
 synthesize and augment a dataset (``WORK/data``), fine-tune (``WORK/run``: checkpoints,
 TensorBoard, ``experiment.json``; early stopping on half of the unseen voices, see
 :mod:`training.holdout`), export the INT8 model directory (``MODEL_DIR``; calibration on the
 validation split and that half), evaluate it on the other half of the unseen voices
-(``MODEL_DIR/evaluation``) and write the model card.
+(``MODEL_DIR/evaluation``), profile it there for monitoring (``MODEL_DIR/profile.json``,
+:mod:`training.profile`) and write the model card.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -44,6 +47,26 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     cfg.add_arguments(p, FinetuneConfig)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("profile", help="make the reference profile monitoring compares "
+                       "live traffic with (from synthesized speech)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--context", type=Path, help="a grammar served zero-shot: writes "
+                       "NAME.profile.json beside it")
+    where.add_argument("--model", type=Path, help="a model directory: writes profile.json in it")
+    p.add_argument("--out", type=Path, help="write the profile here instead")
+    p.add_argument("--speech-model", default="tiny.en", help="for --context (default tiny.en)")
+    p.add_argument("--precision", default="int8", choices=["int8", "fp32"],
+                   help="for --context (default int8)")
+    p.add_argument("-n", "--clips", type=int, default=300, help="synthesized clips (300)")
+    p.add_argument("--other-share", type=float, default=0.1,
+                   help="share of clips that are not commands of the grammar (0.1)")
+    p.add_argument("--recordings", type=Path,
+                   help="a folder with labels.jsonl and your own recordings to add")
+    p.add_argument("--engines", help="only these TTS engines, comma-separated (default: all "
+                   "installed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("evaluate", help="evaluate a model directory on labelled audio")
     p.add_argument("--model", type=Path, help="model directory (default: zero-shot)")
@@ -161,6 +184,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = evaluate(recognizer, judge, args.out / "evaluation",
                       f"{args.context.stem}: unseen synthetic voices")
     timings["evaluate"] = time.monotonic() - t
+    t = time.monotonic()
+    write_training_profile(args.out, recognizer, judge, args.recordings)
+    timings["profile"] = time.monotonic() - t
     timings["total"] = time.monotonic() - started
     write_model_card(args.out, metadata, data_info, report, timings)
     overall = report["overall"]
@@ -168,6 +194,61 @@ def cmd_train(args: argparse.Namespace) -> int:
          f"{100 * (overall['command_acceptance'] or 0):.1f} %, false accepts "
          f"{100 * (overall['false_accept_rate'] or 0):.1f} %; model in {args.out}")
     return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from assistant.recognizer import Recognizer, RecognizerConfig
+
+    from .profile import manifest_audio, synthesized_profile
+
+    if args.clips < 40:
+        raise ConfigError(f"--clips must be at least 40, got {args.clips}")
+    if args.model:
+        recognizer = Recognizer.from_model_dir(args.model)
+        out = args.out or args.model / "profile.json"
+        grammar = None
+    else:
+        config = RecognizerConfig(speech_model=args.speech_model, precision=args.precision)
+        recognizer = Recognizer.from_context(args.context, config)
+        out = args.out or args.context.with_name(args.context.stem + ".profile.json")
+        grammar = args.context
+    extra = extra_source = None
+    if args.recordings:
+        labels = args.recordings / "labels.jsonl"
+        if not labels.is_file():
+            raise ConfigError(f"{args.recordings} has no labels.jsonl")
+        extra = manifest_audio(labels)
+        extra_source = {"path": str(args.recordings.resolve()),
+                        "sha256": recordings_digest(args.recordings)}
+    started = time.monotonic()
+    made = synthesized_profile(recognizer, grammar, held_out=args.model is not None,
+                               n=args.clips, other_share=args.other_share, seed=args.seed,
+                               extra=extra, extra_source=extra_source,
+                               engines=tuple(e.strip() for e in args.engines.split(",")
+                                             if e.strip()) if args.engines else None)
+    made.save(out)
+    shares = made.signals["outcome"].to_json()["shares"]
+    print(f"[profile] {made.utterances} utterances in {time.monotonic() - started:.0f} s; "
+          f"understood {100 * shares.get('understood', 0):.0f} %; written to {out}")
+    return 0
+
+
+def write_training_profile(out: Path, recognizer: Any, judge: Path,
+                           recordings: Path | None) -> None:
+    """``profile.json`` of a trained model: its held-out judge split (voices it never
+    heard), and the user's recordings when given."""
+    from .profile import manifest_audio, profile
+
+    audio = manifest_audio(judge)
+    source: dict[str, Any] = {"data": f"the held-out judge split of the training data "
+                                      f"({judge.name}: voices the model never heard)",
+                              "command": "assistant train",
+                              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if recordings is not None:
+        source["recordings"] = {"path": str(recordings.resolve()),
+                                "sha256": recordings_digest(recordings)}
+        audio = itertools.chain(audio, manifest_audio(recordings / "labels.jsonl"))
+    profile(recognizer, audio, source, progress=False).save(out / "profile.json")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -495,6 +495,26 @@ def test_http_endpoints(server: ServerThread) -> None:
     assert _get(f"{base}/v1/token", "POST")[2].strip().startswith("{")
 
 
+def test_assistant_monitor_reads_a_running_server(server: ServerThread, lights: np.ndarray,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from assistant.cli import main
+
+    with doc_client(server) as ws:
+        client = DocClient(ws)
+        client.start()
+        client.audio(lights)
+        client.command("finalize")
+        assert client.until("result")["intent"] == "lightsOff"
+    assert main(["monitor", "--url", server.http, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["home"]["answers"] >= 1 and report["home"]["recent"][-1]["intent"] == \
+        "lightsOff"
+    assert main(["monitor", "--url", server.http]) == 0
+    assert capsys.readouterr().out.startswith("model home: ")
+    assert main(["monitor", "--url", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach" in capsys.readouterr().err
+
+
 def test_reload_keeps_connections(server: ServerThread, lights: np.ndarray) -> None:
     with doc_client(server) as ws:
         client = DocClient(ws)
