@@ -13,6 +13,11 @@ use both cores (docs/scaling.md). Each recognition carries its model's catalogue
 (:mod:`serving.catalog`); a worker builds the recognizer of a newer generation the first
 time it sees one (:mod:`serving.models`).
 
+A worker process that dies (killed for memory, a crash in native code) breaks the whole
+process pool; the pool then starts a fresh one (:meth:`InferencePool._restart`, counted by
+``on_restart``) and runs the utterances that were in flight once more on it, so one bad
+moment costs latency, not answers, and never leaves the server answering nothing.
+
 Micro-batching several utterances into one encoder run does not pay on 2 cores: 4 utterances
 of 2.6-4.3 s padded to the same length took 307 ms as one batch and 290 ms one after another
 (tiny.en int8, one intra-op thread), and the beam search runs per utterance anyway.
@@ -26,7 +31,9 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -94,8 +101,10 @@ class InferencePool:
     Thread workers share ``registry`` (the server's own); process workers each build theirs.
     """
 
-    def __init__(self, config: PoolConfig, registry: ModelRegistry | None = None):
+    def __init__(self, config: PoolConfig, registry: ModelRegistry | None = None,
+                 on_restart: Callable[[], None] | None = None):
         self.config = config
+        self.on_restart = on_restart
         self.workers = config.workers
         self.queue_size = config.queue_size
         self.kind = config.worker_kind
@@ -104,21 +113,54 @@ class InferencePool:
         self._slots: asyncio.Semaphore | None = None
         self._in_flight = 0
         self._closed = False
+        self._entries: tuple[ModelEntry, ...] = ()
+        self._generation = 0  # bumped by each restart of the process pool
+        self._restarting: asyncio.Lock | None = None
+        self.restarts = 0
 
     def start(self, entries: Sequence[ModelEntry], timeout_s: float = 300.0) -> None:
         """Start the workers and load ``entries`` in each (blocking)."""
+        self._entries = tuple(entries)
         if self.kind == "process":
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
-                initargs=(tuple(entries), self.config.warm_up, os.getpid()))
-            pings = [self._executor.submit(_worker_ping, 0.2) for _ in range(2 * self.workers)]
-            pids = {f.result(timeout=timeout_s) for f in pings}
-            logger.info("%d worker processes ready (%s)", len(pids), sorted(pids))
+            self._executor = self._process_pool(timeout_s)
         else:
             self.registry.load(entries)
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.workers, thread_name_prefix="assistant-infer")
+
+    def _process_pool(self, timeout_s: float) -> concurrent.futures.ProcessPoolExecutor:
+        executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self._entries, self.config.warm_up, os.getpid()))
+        pings = [executor.submit(_worker_ping, 0.2) for _ in range(2 * self.workers)]
+        pids = {f.result(timeout=timeout_s) for f in pings}
+        logger.info("%d worker processes ready (%s)", len(pids), sorted(pids))
+        return executor
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (none for thread workers)."""
+        processes = getattr(self._executor, "_processes", None) or {}
+        return sorted(processes)
+
+    async def _restart(self, broken_generation: int) -> None:
+        """Replace a broken process pool (once, however many utterances saw it break)."""
+        if self._restarting is None:
+            self._restarting = asyncio.Lock()
+        async with self._restarting:
+            if self._generation != broken_generation or self._closed:
+                return  # another utterance already restarted it
+            started = time.monotonic()
+            old = self._executor
+            if old is not None:
+                old.shutdown(wait=False, cancel_futures=True)
+            self._executor = await asyncio.to_thread(self._process_pool, 300.0)
+            self._generation += 1
+            self.restarts += 1
+            logger.error("a worker process died: the pool was restarted in %.1f s",
+                         time.monotonic() - started)
+            if self.on_restart is not None:
+                self.on_restart()
 
     @property
     def depth(self) -> int:
@@ -150,8 +192,17 @@ class InferencePool:
         try:
             loop = asyncio.get_running_loop()
             if self.kind == "process":
-                return await loop.run_in_executor(self._executor, _worker_recognize, entry,
-                                                  request.audio, request.partial)
+                for attempt in (1, 2):
+                    generation = self._generation
+                    try:
+                        return await loop.run_in_executor(
+                            self._executor, _worker_recognize, entry, request.audio,
+                            request.partial)
+                    except BrokenProcessPool:
+                        if attempt == 2 or self._closed:
+                            raise  # it broke again on a fresh pool: this utterance's doing
+                        await self._restart(generation)
+                raise AssertionError("unreachable")
             # The lookup runs in the worker thread too: a new generation is built there.
             result: Result = await loop.run_in_executor(
                 self._executor, _registry_recognize, self.registry, entry, request.audio,

@@ -109,6 +109,7 @@ class QualitySink:
         self.clock = clock
         self.models: dict[str, ModelQuality] = {}
         self._partials: OrderedDict[tuple[str, int], str | None] = OrderedDict()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._log: TextIO | None = None
         if self.config.monitor and self.config.monitor_log:
             try:  # line-buffered: a line per answer, readable while the server runs
@@ -131,33 +132,38 @@ class QualitySink:
         partial_intent = self._partials.pop(key, None) if key in self._partials else _NONE
         if not completed.final:
             return  # cancelled: the client never got it
-        m = self.metrics
         model = completed.model
         latency_ms = completed.latency_ms
+        child = self._child
         if latency_ms is not None:
-            m.end_of_speech_to_result.labels(model).observe(latency_ms / 1000)
-        m.processing.labels(model).observe(result.timing_ms.get("total", 0.0) / 1000)
-        m.results.labels(model, result.intent or "", "true" if result.understood
-                         else "false").inc()
+            child(self.metrics.end_of_speech_to_result, model).observe(latency_ms / 1000)
+        child(self.metrics.processing, model).observe(result.timing_ms.get("total", 0.0) / 1000)
+        child(self.metrics.results, model, result.intent or "",
+              "true" if result.understood else "false").inc()
         if not result.understood:
-            m.not_understood.labels(model, str(result.reason or "unknown")).inc()
+            child(self.metrics.not_understood, model, str(result.reason or "unknown")).inc()
         if not self.config.monitor:
             return
+        self._quality(completed, partial_intent)
+
+    def _quality(self, completed: Completed, partial_intent: Any) -> None:
+        m, child = self.metrics, self._child
+        result, model, latency_ms = completed.result, completed.model, completed.latency_ms
         quality = self._model(model)
         observation = Observation.of(result, quality.drift.encoder if quality.drift else None)
-        m.confidence.labels(model).observe(result.confidence)
+        child(m.confidence, model).observe(result.confidence)
         if result.audio_dbfs is not None:
-            m.audio_level.labels(model).observe(result.audio_dbfs)
+            child(m.audio_level, model).observe(result.audio_dbfs)
         if result.snr_db is not None:
-            m.snr.labels(model).observe(result.snr_db)
-        m.duration.labels(model).observe(result.audio_ms / 1000)
+            child(m.snr, model).observe(result.snr_db)
+        child(m.duration, model).observe(result.audio_ms / 1000)
         ended = completed.utterance.ended
-        m.endings.labels(model, str(ended) if ended is not None else "unknown").inc()
+        child(m.endings, model, str(ended) if ended is not None else "unknown").inc()
         if observation.heard_agreement is not None:
-            m.heard_agreement.labels(model).observe(observation.heard_agreement)
+            child(m.heard_agreement, model).observe(observation.heard_agreement)
         if partial_intent is not _NONE and partial_intent is not None:
             agreed = result.understood and partial_intent == result.intent
-            m.partial_agreement.labels(model, "agreed" if agreed else "disagreed").inc()
+            child(m.partial_agreement, model, "agreed" if agreed else "disagreed").inc()
         now = self.clock()
         quality.answers += 1
         quality.understood += int(result.understood)
@@ -180,7 +186,14 @@ class QualitySink:
                 logger.warning("drift %s on model %r: %s (PSI %.3f)",
                                "raised" if event.raised else "cleared", model, event.signal,
                                event.psi)
-            self._export(model, quality.drift)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached (the lookup costs more than the update)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def close(self) -> None:
         if self._log is not None:
@@ -188,7 +201,8 @@ class QualitySink:
             self._log = None
 
     def refresh(self) -> None:
-        """Expire old window entries and re-export (the server calls this on each scrape)."""
+        """Expire old window entries and export the drift state (the server calls this on
+        each scrape of ``/metrics`` and each ``/v1/monitor``: nothing per answer)."""
         now = self.clock()
         for model, quality in self.models.items():
             if quality.drift is not None:
@@ -214,11 +228,11 @@ class QualitySink:
         return quality
 
     def _export(self, model: str, drift: DriftMonitor) -> None:
-        m = self.metrics
-        m.drift_samples.labels(model).set(len(drift.window))
+        m, child = self.metrics, self._child
+        child(m.drift_samples, model).set(len(drift.window))
         for signal, state in drift.states.items():
-            m.drift_score.labels(model, signal).set(state.psi)
-            m.drift_alarm.labels(model, signal).set(1.0 if state.alarm else 0.0)
+            child(m.drift_score, model, signal).set(state.psi)
+            child(m.drift_alarm, model, signal).set(1.0 if state.alarm else 0.0)
 
 
 _NONE: Any = object()  # no partial was seen for the utterance

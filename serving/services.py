@@ -71,7 +71,9 @@ class Services:
         pool = server.pool
         self.registry = ModelRegistry(warm_up=pool.warm_up) if pool.worker_kind == "thread" \
             else None  # process workers keep their own
-        self.pool = InferencePool(pool, self.registry)
+        self.metrics = Metrics()
+        self.pool = InferencePool(pool, self.registry,
+                                  on_restart=self.metrics.worker_restarts.inc)
         self.vad = vad or SileroVad()
         # Sessions feed their audio (resampling, VAD, segmentation) in this thread, never on
         # the event loop. One thread: with 64 real-time streams on 2 cores under outside load,
@@ -79,7 +81,6 @@ class Services:
         # against 0.97-1.05 s with one; benchmarks/load.py, docs/scaling.md).
         self.feeder = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="assistant-feed")
-        self.metrics = Metrics()
         secret = server.token_secret.encode() if server.token_secret else None
         self.auth = Authenticator(server.keys(), secret, server.token_ttl_s)
         per_s = self.limits.connections_per_min / 60

@@ -124,3 +124,27 @@ def test_named_hosts_and_keyed_servers_answer_other_names(vad: Any) -> None:
         assert status == 200
         assert json.loads(_http(f"{keyed.http}/v1/models", Authorization="Bearer k")[2])[
             "default"] == "home"
+
+
+def test_a_dead_worker_process_is_replaced_and_counted(vad: Any, speak: Any) -> None:
+    import signal
+    import time
+
+    lights = speak("turn off the bedroom lights")
+
+    with ServerThread(make_settings(worker_kind="process", workers=1), vad) as server:
+        pool = server.app.pool
+        (pid,) = pool.worker_pids()
+        os.kill(pid, signal.SIGKILL)  # the kernel's OOM killer, say
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pid in pool.worker_pids():
+            time.sleep(0.05)
+        with doc_client(server) as ws:
+            client = DocClient(ws)
+            client.start()
+            client.audio(lights)
+            client.command("finalize")
+            assert client.until("result")["intent"] == "lightsOff"
+        assert server.app.metrics.value("assistant_worker_restarts_total") == 1
+        (new_pid,) = pool.worker_pids()
+        assert new_pid != pid

@@ -91,11 +91,14 @@ def test_drift_is_exported_and_a_reload_starts_a_new_window() -> None:
         clock.now_s += 5
         sink.on_result(completed(answer(True, snr_db=float(rng.normal(25, 4)),
                                         confidence=float(rng.uniform(0.8, 1.0))), i))
+    sink.refresh()  # what a scrape of /metrics does
     assert metrics.value("assistant_drift_alarm", model="home", signal="snr_db") == 0
+    assert metrics.value("assistant_drift_window_utterances", model="home") == 150
     for i in range(200, 400):  # the room got noisy
         clock.now_s += 5
         sink.on_result(completed(answer(True, snr_db=float(rng.normal(5, 4)),
                                         confidence=float(rng.uniform(0.8, 1.0))), i))
+    sink.refresh()
     assert metrics.value("assistant_drift_alarm", model="home", signal="snr_db") == 1
     assert metrics.value("assistant_drift_score", model="home", signal="snr_db") > 1
     assert sink.describe()["home"]["drift"]["status"] == "drift"
