@@ -72,6 +72,10 @@ SIGNALS = ("confidence", "outcome", "intent", "audio_dbfs", "snr_db", "utterance
 INFORMATIONAL = frozenset({"intent"})  # scored and shown, never alarms
 UNDERSTOOD = "understood"
 ENCODER_FOLDS = 10
+# Fewer utterances leave the principal directions noisy: in-distribution traffic then reads
+# as drifted on the encoder signals (profiles of 40-64 clean clips alarmed on 20-42 clean
+# commands in tests), so smaller profiles get no encoder summary.
+ENCODER_MIN_UTTERANCES = 100
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,7 @@ def profile_from_observations(observations: Sequence[Observation],
     spread is what unseen in-distribution audio gives, not the fit's own)."""
     encoder = None
     encoder_values: dict[str, list[float]] = {"encoder_distance": [], "encoder_residual": []}
-    if embeddings is not None and len(embeddings) >= 40:
+    if embeddings is not None and len(embeddings) >= ENCODER_MIN_UTTERANCES:
         x = np.asarray(embeddings, np.float64)
         # Ten folds: each utterance measured against a fit on the other 90 %, as a live one
         # is measured against the fit on all of them (two folds read systematically far).
@@ -298,7 +302,7 @@ class SignalState:
     def describe(self) -> dict[str, Any]:
         live, ref = self.shares()
         return {"psi": round(self.psi, 4), "threshold": round(self.threshold, 4),
-                "chi2": round(self.chi2, 2),
+                "chi2": round(self.chi2, 2), "chi2_critical": round(self.critical, 2),
                 "alarm": self.alarm, "alarms": self.alarms, "samples": self.samples,
                 "bins": list(self.labels), "live": [round(float(v), 4) for v in live],
                 "reference": [round(float(v), 4) for v in ref]}

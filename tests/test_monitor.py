@@ -78,8 +78,8 @@ def test_categorical_reference_keeps_a_share_for_unseen_values() -> None:
 def test_profile_round_trips_through_json_and_is_found_only_for_its_model(tmp_path: Path
                                                                          ) -> None:
     rng = np.random.default_rng(2)
-    embeddings = rng.normal(size=(80, 16))
-    profile = profile_from_observations(observations(rng, 80), embeddings,
+    embeddings = rng.normal(size=(120, 16))
+    profile = profile_from_observations(observations(rng, 120), embeddings,
                                         speech_model="tiny.en", precision="int8",
                                         grammar_sha256="abc", source={"voices": ["x"]})
     assert set(profile.signals) == set(SIGNALS)

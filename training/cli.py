@@ -58,7 +58,8 @@ def register(sub: Any) -> None:
     p.add_argument("--speech-model", default="tiny.en", help="for --context (default tiny.en)")
     p.add_argument("--precision", default="int8", choices=["int8", "fp32"],
                    help="for --context (default int8)")
-    p.add_argument("-n", "--clips", type=int, default=300, help="synthesized clips (300)")
+    p.add_argument("-n", "--clips", type=int, default=300, help="synthesized clips (300; at "
+                   "least 40, and 100 for the encoder summary)")
     p.add_argument("--other-share", type=float, default=0.1,
                    help="share of clips that are not commands of the grammar (0.1)")
     p.add_argument("--recordings", type=Path,

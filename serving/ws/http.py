@@ -3,7 +3,8 @@
 ``GET /healthz`` (alive), ``GET /readyz`` (models loaded, not draining), ``GET /metrics``
 (Prometheus), ``GET /v1/models``, ``GET /v1/monitor`` (quality and drift per model, JSON),
 ``POST /v1/token`` (a browser token for an API key),
-``POST /v1/reload[?model=NAME]``, and the browser page: ``GET /`` and ``GET /static/FILE``.
+``POST /v1/reload[?model=NAME]``, the browser page (``GET /``), the dashboard over
+``/v1/monitor`` (``GET /dashboard``) and their files (``GET /static/FILE``).
 WebSocket upgrades are let through on ``/`` and ``/v1/stream``.
 """
 
@@ -132,6 +133,7 @@ class Router:
         if path == "/v1/reload" and method == "POST":
             return await self._reload(connection, request)
         page = {"/": "/static/index.html", "/index.html": "/static/index.html",
+                "/dashboard": "/static/dashboard.html",
                 "/favicon.ico": "/static/favicon.svg"}.get(path, path)
         if page in self.static and method == "GET":
             content_type, text = self.static[page]
