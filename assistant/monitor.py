@@ -95,6 +95,9 @@ class MonitorConfig:
         "help": "a signal alarms only above this population stability index"})
     drift_alpha: float = field(default=1e-5, metadata={
         "help": "and only above what sampling alone gives with this probability"})
+    drift_combined_psi: float = field(default=0.0, metadata={
+        "help": "also alarm when the signals' PSI, less what sampling alone gives, sum to more "
+                "than this (a shift that moves several signals a little; 0: off)"})
     monitor_log: str = field(default="", metadata={
         "help": "append each answer's monitored signals (numbers, intent and outcome; no "
                 "audio or text) to this JSON lines file, for 'assistant monitor'"})
@@ -111,6 +114,8 @@ class MonitorConfig:
             raise ConfigError("drift_psi_floor must not be negative")
         if not 0 < self.drift_alpha < 1:
             raise ConfigError("drift_alpha must be between 0 and 1")
+        if self.drift_combined_psi < 0:
+            raise ConfigError("drift_combined_psi must not be negative (0: off)")
 
 
 @dataclass(frozen=True)
@@ -308,6 +313,26 @@ class SignalState:
                 "reference": [round(float(v), 4) for v in ref]}
 
 
+class CombinedState:
+    """The ``combined`` pseudo-signal: the alarming signals' PSI in excess of what sampling
+    alone gives on average ((bins - 1) / n), summed."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.psi = 0.0
+        self.threshold = 0.0
+        self.alarm = False
+        self.alarms = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"psi": round(self.psi, 4), "threshold": round(self.threshold, 4),
+                "chi2": 0.0, "chi2_critical": 0.0, "alarm": self.alarm, "alarms": self.alarms,
+                "samples": self.samples, "bins": [], "live": [], "reference": []}
+
+
+COMBINED = "combined"
+
+
 @dataclass(frozen=True)
 class AlarmEvent:
     """A signal went into alarm (``raised``) or out of it."""
@@ -355,6 +380,8 @@ class DriftMonitor:
         self._log_ref = np.log(self._ref)
         self._ref_counts = np.asarray([max(s.reference.count, 1) for s in self.states.values()],
                                       np.float64)
+        self._alarming = np.asarray([n not in INFORMATIONAL for n in self.states], bool)
+        self.combined = CombinedState()
         self.window: deque[tuple[float, dict[str, int]]] = deque()
         self.observed = 0
         self.events: deque[AlarmEvent] = deque(maxlen=events)
@@ -414,7 +441,7 @@ class DriftMonitor:
         effective = 1.0 / (1.0 / np.maximum(n, 1.0) + 1.0 / self._ref_counts)
         chi2 = effective * np.add.reduceat(np.square(raw - self._ref) / self._ref,
                                            self._offsets)
-        changed = []
+        changed = self._judge_combined(psi, effective, n, now)
         for i, (name, state) in enumerate(self.states.items()):
             samples = state.samples
             state.psi = float(psi[i]) if samples else 0.0
@@ -438,9 +465,38 @@ class DriftMonitor:
             changed.append(event)
         return changed
 
+    def _judge_combined(self, psi: np.ndarray, effective: np.ndarray, n: np.ndarray,
+                        now: float) -> list[AlarmEvent]:
+        config, combined = self.config, self.combined
+        if config.drift_combined_psi <= 0:
+            return []
+        expected = (self._sizes - 1) / np.maximum(effective, 1.0)
+        use = self._alarming & (n > 0)
+        combined.psi = float(np.sum((psi - expected)[use]))
+        combined.samples = len(self.window)
+        combined.threshold = config.drift_combined_psi
+        enough = combined.samples >= config.drift_min_utterances
+        if not combined.alarm and enough and combined.psi > combined.threshold:
+            combined.alarm = True
+            combined.alarms += 1
+        elif combined.alarm and (not enough or combined.psi < 0.5 * combined.threshold):
+            combined.alarm = False
+        else:
+            return []
+        event = AlarmEvent(COMBINED, combined.alarm, now, self.observed, combined.psi)
+        self.events.append(event)
+        return [event]
+
+    def signal_states(self) -> dict[str, SignalState | CombinedState]:
+        """Every signal's state, and the combined one when it is on."""
+        states: dict[str, SignalState | CombinedState] = dict(self.states)
+        if self.config.drift_combined_psi > 0:
+            states[COMBINED] = self.combined
+        return states
+
     @property
     def drifting(self) -> list[str]:
-        return [name for name, state in self.states.items() if state.alarm]
+        return [name for name, state in self.signal_states().items() if state.alarm]
 
     def status(self) -> str:
         if self.drifting:
@@ -456,7 +512,7 @@ class DriftMonitor:
             "drifting": self.drifting,
             "window_utterances": len(self.window),
             "observed": self.observed,
-            "signals": {name: state.describe() for name, state in self.states.items()},
+            "signals": {name: state.describe() for name, state in self.signal_states().items()},
             "events": [e.to_json() for e in self.events],
             "reference": {"utterances": self.profile.utterances,
                           "speech_model": self.profile.speech_model,
@@ -466,7 +522,8 @@ class DriftMonitor:
                        "window_s": self.config.drift_window_s,
                        "min_utterances": self.config.drift_min_utterances,
                        "psi_floor": self.config.drift_psi_floor,
-                       "alpha": self.config.drift_alpha},
+                       "alpha": self.config.drift_alpha,
+                       "combined_psi": self.config.drift_combined_psi},
         }
 
 

@@ -275,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.terminate()
             server.wait(timeout=60)
+        shutil.copy(log, args.out.with_suffix(".monitor.jsonl"))  # for offline replays
         events = sorted(poller.events.values(), key=lambda e: e["utterance"])
         rows = analyse(segments, bounds, events)
         days = simulated_days(args.profile, log, bounds[0][1], args.days, args.per_day)

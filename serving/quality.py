@@ -230,7 +230,7 @@ class QualitySink:
     def _export(self, model: str, drift: DriftMonitor) -> None:
         m, child = self.metrics, self._child
         child(m.drift_samples, model).set(len(drift.window))
-        for signal, state in drift.states.items():
+        for signal, state in drift.signal_states().items():
             child(m.drift_score, model, signal).set(state.psi)
             child(m.drift_alarm, model, signal).set(1.0 if state.alarm else 0.0)
 

@@ -241,3 +241,27 @@ def test_shipped_profiles_match_their_grammars(name: str) -> None:
     assert profile.grammar_sha256 == load_context(grammar).sha256
     assert profile.utterances >= 200 and profile.encoder is not None
     assert profile.source["voices"] == "training voices of the catalogue"
+
+
+def test_the_combined_signal_sees_many_small_shifts_at_once() -> None:
+    profile = make_profile(2000)
+    rng = np.random.default_rng(14)
+
+    def nudged(n: int) -> list[Observation]:  # every numeric signal a little off
+        return [Observation(**{**o.__dict__, "audio_dbfs": o.audio_dbfs - 1.5,
+                               "snr_db": o.snr_db - 1.5,
+                               "utterance_seconds": o.utterance_seconds * 1.08,
+                               "encoder_distance": o.encoder_distance * 1.1,
+                               "encoder_residual": o.encoder_residual * 1.06})
+                for o in observations(rng, n)]
+
+    # Each signal alone stays under its floor; together they move past the combined bar.
+    config = MonitorConfig(drift_combined_psi=0.4, drift_psi_floor=0.5)
+    monitor = DriftMonitor(profile, config)
+    for i, observation in enumerate(observations(rng, 300)):
+        assert monitor.observe(observation, float(i)) == []
+    raised = [e.signal for i, o in enumerate(nudged(300))
+              for e in monitor.observe(o, 300.0 + i) if e.raised]
+    assert raised == ["combined"], raised
+    assert "combined" in monitor.describe()["signals"]
+    assert "combined" not in DriftMonitor(profile).describe()["signals"]  # off by default
