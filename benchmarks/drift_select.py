@@ -19,6 +19,12 @@ Rule fixed before looking: keep the combinations that detect every shift within 
 among them take the smallest worst delay, then the fewest false alarms, then the strictest
 settings (higher floor, smaller alpha, combined off or higher). ``benchmarks/drift.py``
 then reports the chosen defaults on its own seeds.
+
+Fallback, added after the first run found no feasible combination (no setting detected
+30 % out-of-grammar speech within 150 answers at under one false alarm a day, because a
+third of the synthesized in-distribution commands are already not understood): among the
+combinations within the false-alarm limits, take the one that detects the most shifts
+within 200 answers, then the same order as above.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ GRID = {
 }
 MAX_DELAY = 150
 MAX_FALSE_PER_DAY = 0.25
+TARGET_DELAY = 200  # the issue's target, for the fallback
 
 
 def selection_segments(offset: int, in_distribution: int, per_shift: int) -> list[Segment]:
@@ -104,6 +111,28 @@ def false_per_day(profile: Any, config: Any, pool: list[Any], days: int, per_day
     return raised / days
 
 
+def choose(rows: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
+    """(the chosen row, whether the fallback rule chose it); see the module docs."""
+
+    def order(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["worst_delay"], r["false_per_day"], -r["drift_psi_floor"], r["drift_alpha"],
+                0 if r["drift_combined_psi"] == 0 else 1, -r["drift_combined_psi"])
+
+    feasible = [r for r in rows if r["feasible"]]
+    if feasible:
+        return min(feasible, key=order), False
+    quiet = [r for r in rows if r["false_per_day"] <= MAX_FALSE_PER_DAY
+             and r["false_in_stretches"] == 0]
+    if not quiet:
+        return None, True
+
+    def detected(r: dict[str, Any]) -> list[int]:
+        return [d for d in r["delays"].values() if d is not None and d <= TARGET_DELAY]
+
+    return min(quiet, key=lambda r: (-len(detected(r)), max(detected(r), default=0),
+                                     *order(r)[1:])), True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -139,18 +168,15 @@ def main(argv: list[str] | None = None) -> int:
                      "feasible": worst <= MAX_DELAY and per_day <= MAX_FALSE_PER_DAY
                      and false_in_base == 0})
         print(json.dumps(rows[-1]), flush=True)
-    feasible = [r for r in rows if r["feasible"]]
-    chosen = min(feasible, key=lambda r: (
-        r["worst_delay"], r["false_per_day"], -r["drift_psi_floor"], r["drift_alpha"],
-        0 if r["drift_combined_psi"] == 0 else 1, -r["drift_combined_psi"])) if feasible \
-        else None
+    chosen, fallback = choose(rows)
     report = {"grid": GRID, "rule": {"max_delay": MAX_DELAY,
                                      "max_false_per_day": MAX_FALSE_PER_DAY},
               "selection_seeds": [s.seed for s in segments], "rows": rows, "chosen": chosen,
+              "fallback": fallback,
               "seconds": round(time.monotonic() - started, 1),
               "command": "python benchmarks/drift_select.py " + " ".join(argv or sys.argv[1:])}
     save_json(report, args.out)
-    print("chosen:", json.dumps(chosen))
+    print("chosen" + (" (fallback)" if fallback else "") + ":", json.dumps(chosen))
     return 0 if chosen else 1
 
 

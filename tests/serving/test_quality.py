@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from assistant.monitor import Observation, profile_from_observations
+from assistant.monitor import MonitorConfig, Observation, profile_from_observations
 from assistant.profile import ReferenceProfile
 from assistant.recognizer import Reason, Result
 from assistant.segmenter import EndReason
@@ -93,7 +93,8 @@ def test_drift_is_exported_and_a_reload_starts_a_new_window() -> None:
                                         confidence=float(rng.uniform(0.8, 1.0))), i))
     sink.refresh()  # what a scrape of /metrics does
     assert metrics.value("assistant_drift_alarm", model="home", signal="snr_db") == 0
-    assert metrics.value("assistant_drift_window_utterances", model="home") == 150
+    assert (metrics.value("assistant_drift_window_utterances", model="home")
+            == MonitorConfig().drift_window_utterances)
     for i in range(200, 400):  # the room got noisy
         clock.now_s += 5
         sink.on_result(completed(answer(True, snr_db=float(rng.normal(5, 4)),
