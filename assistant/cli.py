@@ -197,10 +197,12 @@ def format_monitor(name: str, state: dict[str, Any]) -> str:
     if signals:
         lines.append(f"  window {drift['window_utterances']} answers "
                      f"(at least {drift['config']['min_utterances']} to alarm)")
-        lines.append(f"  {'signal':<18} {'PSI':>7} {'bar':>6} {'chi2':>8}  alarm  alarms")
+        lines.append(f"  {'signal':<18} {'PSI':>7} {'bar':>6} {'chi2':>8} {'shift z':>8} "
+                     f"{'signif.':>8}  alarm  alarms")
         for signal, s in signals.items():
             lines.append(f"  {signal:<18} {s['psi']:>7.3f} {s['threshold']:>6.2f} "
-                         f"{s['chi2']:>8.1f}  {'YES' if s['alarm'] else 'no':<5}  "
+                         f"{s['chi2']:>8.1f} {s.get('shift_z', 0.0):>8.2f} "
+                         f"{s.get('significance', 0.0):>8.2f}  {'YES' if s['alarm'] else 'no':<5}  "
                          f"{s['alarms']:>6}")
     for event in drift.get("events", [])[-10:]:
         lines.append(f"  {'raised ' if event['raised'] else 'cleared'} {event['signal']} at "

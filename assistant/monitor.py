@@ -25,9 +25,16 @@ each signal's distribution in the window with the model's :class:`ReferenceProfi
 population stability index, PSI = sum (live - ref) * ln(live / ref) over the reference's
 bins. A signal alarms when the window holds at least ``drift_min_utterances`` (quiet hours
 do not alarm), its PSI exceeds ``drift_psi_floor`` (the shift is large enough to matter) and
-Pearson's chi-squared statistic of the window against the reference exceeds what sampling
-alone gives with probability ``drift_alpha`` (the shift is not chance; n the effective size of
-window and reference); it clears when either falls under half its bar. The thresholds were
+the shift is significant: Pearson's chi-squared statistic of the window against the
+reference, or for a number the shift of its mean rank (the z of the window's mean bin index
+against the reference's, a test of location with one degree of freedom and so far more power
+for the common drift that moves a distribution up or down), exceeds what sampling alone gives
+with probability ``drift_alpha`` (n the effective size of window and reference); it clears
+when the PSI falls under half its floor or the significance under half its bar. Optionally
+(``drift_joint_alpha``) a ``joint`` pseudo-signal tests all rank shifts at once, Hotelling's
+T-squared against the correlation of the signals' ranks on the reference: several signals
+each moving a little (a telephone line lowers confidence, level and agreement together and
+raises the encoder residual) can be clear together. The thresholds were
 chosen by simulation on synthesized traffic, never on recordings of people
 (``benchmarks/drift.py``, benchmarks/README.md).
 
@@ -53,9 +60,12 @@ import numpy as np
 
 from .errors import ConfigError
 from .profile import (
+    JOINT_MIN_UTTERANCES,
+    NOT_UNDERSTOOD,
     OTHER,
     SMOOTHING,
     EncoderReference,
+    JointReference,
     NumericReference,
     ReferenceProfile,
     SignalReference,
@@ -80,7 +90,7 @@ ENCODER_MIN_UTTERANCES = 100
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """How drift is judged (see module docs). The window, floor, alpha and combined defaults
+    """How drift is judged (see module docs). The window, floor, alpha and joint defaults
     were chosen by simulation on synthesized traffic (benchmarks/drift_select.py: a grid over
     a selection set of other seeds than the reported scenario, benchmarks/drift.py)."""
 
@@ -92,13 +102,14 @@ class MonitorConfig:
         "help": "the drift window: none older than this"})
     drift_min_utterances: int = field(default=60, metadata={
         "help": "no drift alarm on fewer utterances in the window"})
-    drift_psi_floor: float = field(default=0.15, metadata={
+    drift_psi_floor: float = field(default=0.2, metadata={
         "help": "a signal alarms only above this population stability index"})
     drift_alpha: float = field(default=1e-5, metadata={
         "help": "and only above what sampling alone gives with this probability"})
-    drift_combined_psi: float = field(default=0.0, metadata={
-        "help": "also alarm when the signals' PSI, less what sampling alone gives, sum to more "
-                "than this (a shift that moves several signals a little; 0: off)"})
+    drift_joint_alpha: float = field(default=1e-4, metadata={
+        "help": "also alarm (signal 'joint') when the signals' rank shifts together, their "
+                "correlation on the reference counted, exceed what sampling gives with this "
+                "probability: a shift that moves several signals a little (0: off)"})
     monitor_log: str = field(default="", metadata={
         "help": "append each answer's monitored signals (numbers, intent and outcome; no "
                 "audio or text) to this JSON lines file, for 'assistant monitor'"})
@@ -115,8 +126,8 @@ class MonitorConfig:
             raise ConfigError("drift_psi_floor must not be negative")
         if not 0 < self.drift_alpha < 1:
             raise ConfigError("drift_alpha must be between 0 and 1")
-        if self.drift_combined_psi < 0:
-            raise ConfigError("drift_combined_psi must not be negative (0: off)")
+        if not 0 <= self.drift_joint_alpha < 1:
+            raise ConfigError("drift_joint_alpha must be in [0, 1) (0: off)")
 
 
 @dataclass(frozen=True)
@@ -210,24 +221,34 @@ def _words(text: str) -> list[str]:
 def profile_from_observations(observations: Sequence[Observation],
                               embeddings: np.ndarray | None, *, speech_model: str,
                               precision: str, grammar_sha256: str,
-                              source: Mapping[str, Any]) -> ReferenceProfile:
+                              source: Mapping[str, Any],
+                              embedded: Sequence[int] | None = None) -> ReferenceProfile:
     """A reference profile from observations of held-out data (and their mean-pooled encoder
     states, for the encoder summary; its distances are measured out of fold, so the reference
-    spread is what unseen in-distribution audio gives, not the fit's own)."""
+    spread is what unseen in-distribution audio gives, not the fit's own). ``embedded``: the
+    indices of the observations the embeddings belong to (default: all, in order)."""
     encoder = None
     encoder_values: dict[str, list[float]] = {"encoder_distance": [], "encoder_residual": []}
+    encoder_rows: dict[str, np.ndarray] = {}  # per observation, NaN where none
     if embeddings is not None and len(embeddings) >= ENCODER_MIN_UTTERANCES:
         x = np.asarray(embeddings, np.float64)
+        rows = np.arange(len(x)) if embedded is None else np.asarray(embedded, np.intp)
+        if len(rows) != len(x):
+            raise ConfigError(f"{len(x)} embeddings for {len(rows)} embedded observations")
+        per_row = {name: np.full(len(observations), np.nan) for name in encoder_values}
         # Ten folds: each utterance measured against a fit on the other 90 %, as a live one
         # is measured against the fit on all of them (two folds read systematically far).
         folds = np.arange(len(x)) % ENCODER_FOLDS
         for fold in range(ENCODER_FOLDS):
             fitted = EncoderReference.fit(x[folds != fold])
-            for row in x[folds == fold]:
-                distance, residual = fitted.distances(row)
+            for k in np.flatnonzero(folds == fold):
+                distance, residual = fitted.distances(x[k])
                 encoder_values["encoder_distance"].append(distance)
                 encoder_values["encoder_residual"].append(residual)
+                per_row["encoder_distance"][rows[k]] = distance
+                per_row["encoder_residual"][rows[k]] = residual
         encoder = EncoderReference.fit(x)
+        encoder_rows = per_row
     signals: dict[str, SignalReference] = {}
     for name in SIGNALS:
         if name in encoder_values:
@@ -240,24 +261,48 @@ def profile_from_observations(observations: Sequence[Observation],
             continue
         signals[name] = categorical_reference(values) if name in CATEGORICAL_SIGNALS \
             else numeric_reference(values)
+    joint = None
+    if len(observations) >= JOINT_MIN_UTTERANCES:
+        names, columns = [], []
+        for name, ref in signals.items():
+            if not isinstance(ref, NumericReference) or name in INFORMATIONAL:
+                continue
+            column = encoder_rows.get(name)
+            if column is None:
+                if name in encoder_values:  # no encoder summary: no encoder signals
+                    continue
+                column = np.asarray([np.nan if o.value(name) is None else o.value(name)
+                                     for o in observations], np.float64)
+            ranks = np.where(np.isnan(column), np.nan,
+                             ref.bin_of(np.nan_to_num(column)).astype(np.float64))
+            names.append(name)
+            columns.append(ranks)
+        if "outcome" in signals:
+            names.append(NOT_UNDERSTOOD)
+            columns.append(np.asarray([float(o.outcome != UNDERSTOOD) for o in observations]))
+        if len(names) >= 2:
+            joint = JointReference.fit(names, np.stack(columns, axis=1))
     return ReferenceProfile(signals, encoder, speech_model, precision, grammar_sha256,
-                            len(observations), source)
+                            len(observations), source, joint)
 
 
 def profile_from_results(results: Iterable[Result], recognizer: Recognizer,
                          source: Mapping[str, Any]) -> ReferenceProfile:
     """A reference for ``recognizer``'s grammar and speech model from its answers on held-out
     data (each answer's signals and mean-pooled encoder states)."""
-    observations, embeddings = [], []
+    observations: list[Observation] = []
+    embeddings: list[np.ndarray] = []
+    embedded: list[int] = []
     for result in results:
-        observations.append(Observation.of(result))
         if result.embedding is not None:
             embeddings.append(result.embedding)
+            embedded.append(len(observations))
+        observations.append(Observation.of(result))
     return profile_from_observations(
         observations, np.stack(embeddings) if embeddings else None,
         speech_model=str(recognizer.config.speech_model),
         precision=str(recognizer.config.precision),
-        grammar_sha256=recognizer.context.sha256, source=source)
+        grammar_sha256=recognizer.context.sha256, source=source, embedded=embedded)
 
 
 def profile_from_audio(recognizer: Recognizer, clips: Iterable[np.ndarray],
@@ -292,6 +337,8 @@ class SignalState:
         self.psi = 0.0
         self.threshold = 0.0  # the PSI it must exceed
         self.chi2 = 0.0  # Pearson's statistic of the window against the reference
+        self.shift_z = 0.0  # numbers: the z of the window's mean rank against the reference's
+        self.significance = 0.0  # the larger of chi2 / its bar and z**2 / its bar; > 1: alarm
         self.alarm = False
         self.alarms = 0  # times it went into alarm
 
@@ -309,29 +356,43 @@ class SignalState:
         live, ref = self.shares()
         return {"psi": round(self.psi, 4), "threshold": round(self.threshold, 4),
                 "chi2": round(self.chi2, 2), "chi2_critical": round(self.critical, 2),
+                "shift_z": round(self.shift_z, 2), "significance": round(self.significance, 3),
                 "alarm": self.alarm, "alarms": self.alarms, "samples": self.samples,
                 "bins": list(self.labels), "live": [round(float(v), 4) for v in live],
                 "reference": [round(float(v), 4) for v in ref]}
 
 
-class CombinedState:
-    """The ``combined`` pseudo-signal: the alarming signals' PSI in excess of what sampling
-    alone gives on average ((bins - 1) / n), summed."""
+class JointState:
+    """The ``joint`` pseudo-signal: Hotelling's T-squared of the window's rank shifts (each
+    numeric signal's ``shift_z`` and the not-understood share's) against the reference's
+    correlation of those ranks; chi-squared with one degree of freedom per signal when
+    nothing changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, signals: tuple[str, ...], critical: float):
+        self.signals = signals
+        self.critical = critical
         self.samples = 0
-        self.psi = 0.0
-        self.threshold = 0.0
+        self.t2 = 0.0
+        self.significance = 0.0
         self.alarm = False
         self.alarms = 0
 
+    @property
+    def psi(self) -> float:
+        """Its score where a signal's is the PSI (``assistant_drift_score``): the
+        significance, 1 at the bar."""
+        return self.significance
+
     def describe(self) -> dict[str, Any]:
-        return {"psi": round(self.psi, 4), "threshold": round(self.threshold, 4),
-                "chi2": 0.0, "chi2_critical": 0.0, "alarm": self.alarm, "alarms": self.alarms,
-                "samples": self.samples, "bins": [], "live": [], "reference": []}
+        # The same shape as a signal's; its score is the significance (1 = the bar).
+        return {"psi": round(self.significance, 4), "threshold": 1.0,
+                "chi2": round(self.t2, 2), "chi2_critical": round(self.critical, 2),
+                "shift_z": 0.0, "significance": round(self.significance, 3),
+                "alarm": self.alarm, "alarms": self.alarms, "samples": self.samples,
+                "bins": list(self.signals), "live": [], "reference": []}
 
 
-COMBINED = "combined"
+JOINT = "joint"
 
 
 @dataclass(frozen=True)
@@ -382,7 +443,22 @@ class DriftMonitor:
         self._ref_counts = np.asarray([max(s.reference.count, 1) for s in self.states.values()],
                                       np.float64)
         self._alarming = np.asarray([n not in INFORMATIONAL for n in self.states], bool)
-        self.combined = CombinedState()
+        # The location test for numbers: each bin's index within its signal; the reference's
+        # mean and variance of that index (categorical signals get no location test).
+        self._rank = (np.arange(self._counts.size) - self._offsets[self._segment]).astype(
+            np.float64)
+        if self.states:
+            mean = np.add.reduceat(self._rank * self._ref, self._offsets)
+            var = np.add.reduceat(np.square(self._rank) * self._ref, self._offsets) - mean ** 2
+        else:
+            mean = var = np.zeros(0)
+        self._rank_mean, self._rank_var = mean, np.maximum(var, 1e-12)
+        self._ordinal = np.asarray([isinstance(st.reference, NumericReference)
+                                    for st in self.states.values()], bool)
+        self._z_critical = NormalDist().inv_cdf(1 - self.config.drift_alpha / 2)
+        self.joint: JointState | None = None
+        if self.config.drift_joint_alpha > 0 and profile.joint is not None:
+            self._setup_joint(profile.joint)
         self.window: deque[tuple[float, dict[str, int]]] = deque()
         self.observed = 0
         self.events: deque[AlarmEvent] = deque(maxlen=events)
@@ -442,18 +518,23 @@ class DriftMonitor:
         effective = 1.0 / (1.0 / np.maximum(n, 1.0) + 1.0 / self._ref_counts)
         chi2 = effective * np.add.reduceat(np.square(raw - self._ref) / self._ref,
                                            self._offsets)
-        changed = self._judge_combined(psi, effective, n, now)
+        rank_mean = np.add.reduceat(self._rank * raw, self._offsets)
+        z = np.where(self._ordinal, (rank_mean - self._rank_mean)
+                     * np.sqrt(effective / self._rank_var), 0.0)
+        changed = self._judge_joint(z, effective, n, now)
         for i, (name, state) in enumerate(self.states.items()):
             samples = state.samples
             state.psi = float(psi[i]) if samples else 0.0
             state.chi2 = float(chi2[i]) if samples else 0.0
+            state.shift_z = float(z[i]) if samples else 0.0
+            state.significance = max(state.chi2 / state.critical,
+                                     state.shift_z ** 2 / self._z_critical ** 2)
             state.threshold = config.drift_psi_floor
             if name in INFORMATIONAL:
                 continue
             enough = samples >= config.drift_min_utterances
-            drifted = state.psi > config.drift_psi_floor and state.chi2 > state.critical
-            back = (state.psi < 0.5 * config.drift_psi_floor
-                    or state.chi2 < 0.5 * state.critical)
+            drifted = state.psi > config.drift_psi_floor and state.significance > 1
+            back = state.psi < 0.5 * config.drift_psi_floor or state.significance < 0.5
             if not state.alarm and enough and drifted:
                 state.alarm = True
                 state.alarms += 1
@@ -466,33 +547,65 @@ class DriftMonitor:
             changed.append(event)
         return changed
 
-    def _judge_combined(self, psi: np.ndarray, effective: np.ndarray, n: np.ndarray,
-                        now: float) -> list[AlarmEvent]:
-        config, combined = self.config, self.combined
-        if config.drift_combined_psi <= 0:
+    def _setup_joint(self, joint: JointReference) -> None:
+        names = list(self.states)
+        keep = [i for i, name in enumerate(joint.signals)
+                if name in self.states or (name == NOT_UNDERSTOOD and "outcome" in self.states)]
+        if len(keep) < 2:
+            return
+        signals = tuple(joint.signals[i] for i in keep)
+        correlation = joint.correlation[np.ix_(keep, keep)]
+        self._joint_inverse = np.linalg.inv(correlation)
+        self._joint_index = np.asarray([names.index(s) for s in signals if s != NOT_UNDERSTOOD],
+                                       np.intp)
+        self._joint_has_nu = NOT_UNDERSTOOD in signals
+        if self._joint_has_nu:
+            outcome = self.states["outcome"]
+            self._nu_state = outcome
+            self._nu_position = names.index("outcome")
+            self._nu_understood = outcome.labels.index(UNDERSTOOD) \
+                if UNDERSTOOD in outcome.labels else -1
+            share = outcome.ref[self._nu_understood] if self._nu_understood >= 0 else 0.0
+            self._nu_reference = float(min(max(1.0 - share, 1e-3), 1 - 1e-3))
+        critical = chi2_quantile(1 - self.config.drift_joint_alpha, len(signals))
+        self.joint = JointState(signals, critical)
+
+    def _judge_joint(self, z: np.ndarray, effective: np.ndarray, n: np.ndarray,
+                     now: float) -> list[AlarmEvent]:
+        joint = self.joint
+        if joint is None:
             return []
-        expected = (self._sizes - 1) / np.maximum(effective, 1.0)
-        use = self._alarming & (n > 0)
-        combined.psi = float(np.sum((psi - expected)[use]))
-        combined.samples = len(self.window)
-        combined.threshold = config.drift_combined_psi
-        enough = combined.samples >= config.drift_min_utterances
-        if not combined.alarm and enough and combined.psi > combined.threshold:
-            combined.alarm = True
-            combined.alarms += 1
-        elif combined.alarm and (not enough or combined.psi < 0.5 * combined.threshold):
-            combined.alarm = False
+        vector = z[self._joint_index]
+        if self._joint_has_nu:
+            outcome = self._nu_state
+            i = self._nu_position
+            if outcome.samples and self._nu_understood >= 0:
+                live = 1.0 - outcome.counts[self._nu_understood] / outcome.samples
+                p = self._nu_reference
+                nu_z = (live - p) * math.sqrt(effective[i] / (p * (1 - p)))
+            else:
+                nu_z = 0.0
+            vector = np.append(vector, nu_z)
+        joint.t2 = float(vector @ self._joint_inverse @ vector)
+        joint.significance = joint.t2 / joint.critical
+        joint.samples = len(self.window)
+        enough = joint.samples >= self.config.drift_min_utterances
+        if not joint.alarm and enough and joint.significance > 1:
+            joint.alarm = True
+            joint.alarms += 1
+        elif joint.alarm and (not enough or joint.significance < 0.5):
+            joint.alarm = False
         else:
             return []
-        event = AlarmEvent(COMBINED, combined.alarm, now, self.observed, combined.psi)
+        event = AlarmEvent(JOINT, joint.alarm, now, self.observed, joint.significance)
         self.events.append(event)
         return [event]
 
-    def signal_states(self) -> dict[str, SignalState | CombinedState]:
-        """Every signal's state, and the combined one when it is on."""
-        states: dict[str, SignalState | CombinedState] = dict(self.states)
-        if self.config.drift_combined_psi > 0:
-            states[COMBINED] = self.combined
+    def signal_states(self) -> dict[str, SignalState | JointState]:
+        """Every signal's state, and the joint one when it is on (and the profile has one)."""
+        states: dict[str, SignalState | JointState] = dict(self.states)
+        if self.joint is not None:
+            states[JOINT] = self.joint
         return states
 
     @property
@@ -524,7 +637,7 @@ class DriftMonitor:
                        "min_utterances": self.config.drift_min_utterances,
                        "psi_floor": self.config.drift_psi_floor,
                        "alpha": self.config.drift_alpha,
-                       "combined_psi": self.config.drift_combined_psi},
+                       "joint_alpha": self.config.drift_joint_alpha},
         }
 
 

@@ -8,8 +8,12 @@ utterances' mean-pooled encoder states and a few principal directions, so that a
 utterance's distance from what the model was built on is one number per utterance.
 
 Numeric signals are kept as bin edges (the reference's quantiles) with the share of the
-reference in each bin; categorical ones as shares per value. Nothing in a profile is audio or
-text a person said: shares, edges and the encoder summary only.
+reference in each bin; categorical ones as shares per value. The signals move together (a
+less sure answer is more often not understood), so the profile also keeps how they move
+together: the correlation of the numeric signals' ranks (bin indices) and the not-understood
+indicator over the reference utterances (:class:`JointReference`), which the monitor's joint
+test needs. Nothing in a profile is audio or text a person said: shares, edges, the
+correlations and the encoder summary only.
 
 Where profiles live:
 
@@ -123,6 +127,51 @@ class EncoderReference:
         return cls(mean, top, scales, residual_scale)
 
 
+NOT_UNDERSTOOD = "not_understood"  # the joint test's indicator of an answer not understood
+JOINT_MIN_UTTERANCES = 100  # fewer leave the correlations too noisy to invert
+JOINT_MIN_EIGENVALUE = 0.05  # the correlation matrix is kept well conditioned
+
+
+@dataclass(frozen=True)
+class JointReference:
+    """How the signals' ranks move together over the reference utterances: their
+    correlation matrix (positive definite; pairs seen together in fewer than 30 utterances
+    count as uncorrelated)."""
+
+    signals: tuple[str, ...]
+    correlation: np.ndarray = field(repr=False)  # [p, p]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"signals": list(self.signals),
+                "correlation": [_floats(row) for row in self.correlation]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JointReference:
+        signals = tuple(str(s) for s in data["signals"])
+        correlation = np.asarray(data["correlation"], np.float64)
+        if correlation.shape != (len(signals), len(signals)):
+            raise ModelError(f"joint reference: a {correlation.shape} correlation matrix for "
+                             f"{len(signals)} signals")
+        return cls(signals, correlation)
+
+    @classmethod
+    def fit(cls, signals: Sequence[str], ranks: np.ndarray) -> JointReference:
+        """From ``ranks`` [utterances, signals] (NaN where a signal has no value)."""
+        x = np.asarray(ranks, np.float64)
+        p = x.shape[1]
+        correlation = np.eye(p)
+        for i in range(p):
+            for j in range(i + 1, p):
+                both = ~np.isnan(x[:, i]) & ~np.isnan(x[:, j])
+                a, b = x[both, i], x[both, j]
+                if both.sum() >= 30 and a.std() > 0 and b.std() > 0:
+                    correlation[i, j] = correlation[j, i] = float(np.corrcoef(a, b)[0, 1])
+        values, vectors = np.linalg.eigh(correlation)
+        repaired = (vectors * np.maximum(values, JOINT_MIN_EIGENVALUE)) @ vectors.T
+        scale = np.sqrt(np.diag(repaired))
+        return cls(tuple(signals), repaired / np.outer(scale, scale))
+
+
 @dataclass(frozen=True)
 class ReferenceProfile:
     """See module docs."""
@@ -134,6 +183,7 @@ class ReferenceProfile:
     grammar_sha256: str
     utterances: int
     source: Mapping[str, Any]  # how it was made: data, voices, noises, command
+    joint: JointReference | None = None  # None: too few utterances (or an older profile)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,6 +193,7 @@ class ReferenceProfile:
             "source": dict(self.source),
             "signals": {name: ref.to_json() for name, ref in self.signals.items()},
             "encoder": None if self.encoder is None else self.encoder.to_json(),
+            "joint": None if self.joint is None else self.joint.to_json(),
         }
 
     @classmethod
@@ -158,8 +209,10 @@ class ReferenceProfile:
             else:
                 signals[name] = CategoricalReference(dict(ref["shares"]), int(ref["count"]))
         encoder = EncoderReference.from_json(data["encoder"]) if data.get("encoder") else None
+        joint = JointReference.from_json(data["joint"]) if data.get("joint") else None
         return cls(signals, encoder, data["speech_model"], data["precision"],
-                   data["grammar_sha256"], int(data["utterances"]), dict(data["source"]))
+                   data["grammar_sha256"], int(data["utterances"]), dict(data["source"]),
+                   joint)
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")

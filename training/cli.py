@@ -186,7 +186,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                       f"{args.context.stem}: unseen synthetic voices")
     timings["evaluate"] = time.monotonic() - t
     t = time.monotonic()
-    write_training_profile(args.out, recognizer, judge, args.recordings)
+    try:
+        write_training_profile(args.out, recognizer, judge, args.recordings)
+    except ConfigError as e:  # a small run: the model works, drift just has no reference
+        _say(f"no reference profile for monitoring ({e}); make one later with "
+             f"'assistant profile --model {args.out}'")
     timings["profile"] = time.monotonic() - t
     timings["total"] = time.monotonic() - started
     write_model_card(args.out, metadata, data_info, report, timings)

@@ -210,7 +210,8 @@ function alerts() {
       .sort((a, b) => a.at - b.at);
     const signals = drift.drifting.map((signal) => {
       const s = drift.signals[signal];
-      return `${signalName(signal)} (PSI ${s.psi.toFixed(2)} over ${s.threshold.toFixed(2)})`;
+      const score = signal === "joint" ? "significance" : "PSI";
+      return `${signalName(signal)} (${score} ${s.psi.toFixed(2)} over ${s.threshold.toFixed(2)})`;
     });
     list.push(["error", `Drift on ${name}`
       + (raised.length ? ` since ${clock(raised[0].at * 1000)}` : "")
@@ -298,7 +299,8 @@ function renderCard(name, model, defaultName) {
                           k === "other_share" ? percent(v) : sourceValue(v)]),
       ["Window", `the last ${count(c.window_utterances)} utterances, none older than `
         + `${Math.round(c.window_s / 60)} min; alarms need ${count(c.min_utterances)}, `
-        + `PSI over ${c.psi_floor} and significance at ${c.alpha}`],
+        + `PSI over ${c.psi_floor} and significance at ${c.alpha}`
+        + (c.joint_alpha ? `; all together at ${c.joint_alpha}` : "")],
     ]);
   });
 }

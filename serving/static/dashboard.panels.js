@@ -16,6 +16,7 @@ const SIGNALS = { // docs/monitoring.md
   heard_agreement: "heard vs grammar sentence",
   encoder_distance: "encoder distance",
   encoder_residual: "encoder residual",
+  joint: "all together (joint test)",
 };
 
 const REASON_TEXT = {
@@ -248,23 +249,32 @@ function renderDrift(model) {
   const signals = Object.entries(drift.signals || {});
   show($("drift-table"), JSON.stringify(signals), () => {
     if (!signals.length) return h("p", { class: "hint" }, "No signals are watched.");
-    return Charts.table(["Signal", "State", "PSI / floor", "χ² / bar", "Samples", "Alarms"],
+    return Charts.table(["Signal", "State", "PSI / floor", "Significance (1 = bar)", "Samples",
+      "Alarms"],
       signals.map(([name, s]) => {
         const [cls, text] = signalState(name, s, c);
-        const critical = chi2Critical(c.alpha, s.bins.length - 1);
-        const gauge = Charts.gauge({ label: `PSI ${s.psi.toFixed(2)} against the floor `
+        // The joint test's bar is Hotelling's T² over its signals, at its own alpha.
+        const joint = name === "joint";
+        const critical = joint ? s.chi2_critical : chi2Critical(c.alpha, s.bins.length - 1);
+        const gauge = Charts.gauge({ label: `${joint ? "Significance" : "PSI"} `
+          + `${s.psi.toFixed(2)} against the ${joint ? "bar" : "floor"} `
           + `${s.threshold.toFixed(2)}`, value: s.psi, threshold: s.threshold, alarm: s.alarm });
         return [capital(signalName(name)), h("span", { class: `state ${cls}` }, text),
                 h("span", { class: "psi" }, gauge,
                   ` ${s.psi.toFixed(2)} / ${s.threshold.toFixed(2)}`),
-                `${s.chi2.toFixed(1)} / ${critical.toFixed(1)}`, count(s.samples), count(s.alarms)];
+                `${(s.significance || 0).toFixed(2)} (${joint ? "T²" : "χ²"} `
+                  + `${s.chi2.toFixed(1)} / `
+                  + `${critical.toFixed(1)}${!["outcome", "intent", "joint"].includes(name)
+                    ? `, shift z ${(s.shift_z || 0).toFixed(1)}` : ""})`,
+                count(s.samples), count(s.alarms)];
       }));
   });
   const events = (drift.events || []).slice().reverse();
   show($("events"), JSON.stringify(events), () => (events.length
     ? events.map((e) => h("li", { class: e.raised ? "raised" : "cleared" },
         `${clock(e.at * 1000)} ${signalName(e.signal)} ${e.raised ? "raised" : "cleared"} `
-        + `at PSI ${e.psi.toFixed(2)} (utterance ${e.utterance})`))
+        + `at ${e.signal === "joint" ? "significance" : "PSI"} ${e.psi.toFixed(2)} `
+        + `(utterance ${e.utterance})`))
     : h("li", { class: "none" }, "None yet.")));
 }
 

@@ -35,6 +35,10 @@ def test_train_tiny_home_model_end_to_end(tmp_path: Path, speak) -> None:  # typ
     assert {"encoder.onnx", "decoder.onnx", "classifier.onnx", "context.yaml",
             "MODEL_CARD.md"} <= set(metadata["files"])
     assert (out / "evaluation" / "REPORT.md").is_file()
+    # Three training steps leave too few held-out clips understood for a drift reference:
+    # training still succeeds, says so, and says how to make one later.
+    if not (out / "profile.json").is_file():
+        assert f"assistant profile --model {out}" in proc.stdout + proc.stderr
     assert (out / "evaluation" / "reliability.png").stat().st_size > 1000
     work = out.with_name(out.name + ".work")
     experiment = json.loads((work / "run" / "experiment.json").read_text())
