@@ -88,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
             continue
         flag = "--" + name.replace("_", "-")
         env = ENV_PREFIX + name.upper()
-        help_text = f"(default {fields[name].default!r}; env {env})"
+        doc = fields[name].metadata.get("help", "")
+        help_text = f"{doc} (default {fields[name].default!r}; env {env})".strip()
         if kind is bool:
             parser.add_argument(flag, dest=name, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)

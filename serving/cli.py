@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, ConfigError
 
 from . import logs
 from .config import Settings, add_arguments, load
@@ -102,3 +104,40 @@ def register(subparsers: Any) -> None:
                         help=f"where to listen (default {DEFAULT_WYOMING_URI}; also "
                              f"unix://PATH)")
     parser.set_defaults(func=cmd_wyoming)
+    parser = subparsers.add_parser(
+        "capture", help="the opt-in capture store: stats, list, delete, export",
+        description="Read, delete from or export the store 'assistant serve --capture-dir' "
+                    "writes (docs/capture.md). Works beside a running server.")
+    parser.add_argument("action", choices=("stats", "list", "delete", "export"))
+    parser.add_argument("--dir", required=True, type=Path, help="the capture directory")
+    parser.add_argument("--limit", type=int, default=50, help="list: how many, newest first")
+    parser.add_argument("--capture-id", help="delete: this utterance")
+    parser.add_argument("--session", help="delete: this session's utterances")
+    parser.add_argument("--utterance", type=int, help="delete: with --session, this one")
+    parser.add_argument("--key-id", help="delete: everything of this API key id")
+    parser.add_argument("--out", type=Path, help="export: a folder for labels.jsonl + audio "
+                        "(what 'assistant train --recordings' reads)")
+    parser.set_defaults(func=cmd_capture)
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from .capture_store import CaptureStore
+
+    store = CaptureStore.open(args.dir, create=False)
+    try:
+        if args.action == "stats":
+            print(json.dumps(store.stats(), indent=1))
+        elif args.action == "list":
+            for row in store.rows(args.limit):
+                print(json.dumps(row, ensure_ascii=False))
+        elif args.action == "delete":
+            deleted = store.delete(capture_id=args.capture_id, session_id=args.session,
+                                   utterance_id=args.utterance, key_id=args.key_id)
+            print(json.dumps({"deleted": deleted}))
+        else:
+            if args.out is None:
+                raise ConfigError("export needs --out FOLDER")
+            print(json.dumps(store.export(args.out)))
+    finally:
+        store.close()
+    return 0

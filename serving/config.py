@@ -35,6 +35,8 @@ from assistant.pipeline import PipelineConfig
 from assistant.recognizer import MAX_UTTERANCE_S, RecognizerConfig
 from assistant.segmenter import DEFAULT_ENDPOINT
 
+from .capture import CaptureConfig
+
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -213,6 +215,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config.add_arguments(parser, LimitsConfig)
     config.add_arguments(parser, PipelineConfig)
     config.add_arguments(parser, MonitorConfig)
+    config.add_arguments(parser, CaptureConfig)
     # max_utterance_s is shared: the server's limit (above) also bounds what the recognizer
     # sees, so it is not a second flag.
     config.add_arguments(parser, RecognizerConfig, skip=SHARED_SETTINGS)
@@ -226,7 +229,8 @@ def _known_settings() -> set[str]:
             | {f.name for f in dataclasses.fields(LimitsConfig)}
             | {f.name for f in dataclasses.fields(RecognizerConfig)}
             | {f.name for f in dataclasses.fields(PipelineConfig)}
-            | {f.name for f in dataclasses.fields(MonitorConfig)} | {"contexts", "models"})
+            | {f.name for f in dataclasses.fields(MonitorConfig)}
+            | {f.name for f in dataclasses.fields(CaptureConfig)} | {"contexts", "models"})
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -279,6 +283,7 @@ class Settings:
     recognizer: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides
     pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
     monitor: MonitorConfig = dataclasses.field(default_factory=MonitorConfig)
+    capture: CaptureConfig = dataclasses.field(default_factory=CaptureConfig)
 
 
 def _file_value(value: Any) -> str:
@@ -305,6 +310,7 @@ def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
     limits = config.build(LimitsConfig, flags, layered)
     pipeline = config.build(PipelineConfig, flags, layered)
     monitor = config.build(MonitorConfig, flags, layered)
+    capture = config.build(CaptureConfig, flags, layered)
     recognizer = config.given(RecognizerConfig, flags, layered)
     RecognizerConfig(**recognizer)  # refuse bad values now, named, not at the first model
     given: Sequence[tuple[str, str]] = flags.get("sources") or []
@@ -319,4 +325,4 @@ def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"model names must be unique, got {duplicates} more than once")
-    return Settings(server, limits, sources, recognizer, pipeline, monitor)
+    return Settings(server, limits, sources, recognizer, pipeline, monitor, capture)

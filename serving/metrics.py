@@ -98,6 +98,18 @@ class Metrics:
         self.drift_samples = Gauge("assistant_drift_window_utterances", "Utterances in the "
                                    "drift window.", ["model"], registry=r)
 
+        # -- feedback and capture ---------------------------------------------------------
+        self.feedback = Counter("assistant_feedback", "Feedback on answers (POST "
+                                "/v1/feedback), by model and whether the answer was right.",
+                                ["model", "correct"], registry=r)
+        self.captured = Counter("assistant_captured", "Answers kept by opt-in capture, by "
+                                "model and the class that kept them.", ["model", "kept_for"],
+                                registry=r)
+        self.capture_utterances = Gauge("assistant_capture_utterances", "Utterances in the "
+                                        "capture store (0 when capture is off).", registry=r)
+        self.capture_bytes = Gauge("assistant_capture_audio_bytes", "Bytes of audio in the "
+                                   "capture store.", registry=r)
+
     def add_model(self, model: str, intents: Sequence[str]) -> None:
         """Create a model's series at zero (before its first answer), so that rates and
         alert rules see a series from the start instead of none."""
@@ -111,6 +123,8 @@ class Metrics:
             self.not_understood.labels(model, str(reason))
         for ended in EndReason:
             self.endings.labels(model, str(ended))
+        for correct in ("true", "false"):
+            self.feedback.labels(model, correct)
         for outcome in ("agreed", "disagreed"):
             self.partial_agreement.labels(model, outcome)
 

@@ -40,6 +40,7 @@ logger = logging.getLogger("assistant.serving.quality")
 TIMELINE_MINUTES = 60
 RECENT_RESULTS = 20
 PARTIALS_KEPT = 4096  # utterances whose last partial is remembered (bounded: streams vanish)
+ANSWERS_REMEMBERED = 20_000  # recent final answers feedback may name (bounded)
 LATENCIES_PER_MINUTE = 2000  # latency samples kept per minute for its p50/p95
 
 
@@ -109,6 +110,8 @@ class QualitySink:
         self.clock = clock
         self.models: dict[str, ModelQuality] = {}
         self._partials: OrderedDict[tuple[str, int], str | None] = OrderedDict()
+        # (stream, utterance id) -> model of recent final answers: what feedback may name
+        self.answered: OrderedDict[tuple[str, int], str] = OrderedDict()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._log: TextIO | None = None
         if self.config.monitor and self.config.monitor_log:
@@ -133,6 +136,9 @@ class QualitySink:
         if not completed.final:
             return  # cancelled: the client never got it
         model = completed.model
+        self.answered[key] = model
+        while len(self.answered) > ANSWERS_REMEMBERED:
+            self.answered.popitem(last=False)
         latency_ms = completed.latency_ms
         child = self._child
         if latency_ms is not None:

@@ -21,6 +21,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +35,7 @@ from assistant.utterance import Gate, ResultSink
 from assistant.vad import SileroVad
 
 from .auth import Authenticator, Principal, Refusal, host_allowed
+from .capture import CaptureSink
 from .catalog import ModelCatalog
 from .config import Settings
 from .inference import InferencePool
@@ -43,6 +45,8 @@ from .models import ModelRegistry
 from .quality import QualitySink
 
 logger = logging.getLogger("assistant.serving.services")
+
+SESSIONS_REMEMBERED = 10_000  # sessions whose API key id is kept for feedback
 
 
 class ServerState(StrEnum):
@@ -89,7 +93,16 @@ class Services:
         self.auth_failures = KeyedLimiter(failures / 60, max(1.0, failures))
         self.allowed_hosts = server.hosts()
         self.quality = QualitySink(self.metrics, self.catalog.profile, settings.monitor)
-        self.sinks: list[ResultSink] = [self.quality, *settings.pipeline.make_sinks()]
+        # The API key id each recent session authenticated with (feedback and capture
+        # deletion are scoped to it); bounded, oldest first out.
+        self._session_keys: OrderedDict[str, str] = OrderedDict()
+        self.capture = CaptureSink(
+            settings.capture, key_of=self.session_key,
+            on_kept=lambda model, kept: self.metrics.captured.labels(model, kept).inc(),
+        ) if settings.capture.enabled else None
+        self.sinks: list[ResultSink] = [self.quality,
+                                        *([self.capture] if self.capture else []),
+                                        *settings.pipeline.make_sinks()]
         self.state = ServerState.LOADING
         self.open_sessions = 0
         self._slots_lock = threading.Lock()  # one slot change (and file write) at a time
@@ -198,10 +211,21 @@ class Services:
         """A new set of the configured gates for one stream."""
         return self.settings.pipeline.make_gates()
 
-    def session_opened(self) -> None:
+    def session_opened(self, session_id: str = "", key_id: str = "") -> None:
         """A connection was admitted (``sessions_total`` counts it once it starts)."""
         self.open_sessions += 1
+        if session_id:
+            self._session_keys[session_id] = key_id
+            while len(self._session_keys) > SESSIONS_REMEMBERED:
+                self._session_keys.popitem(last=False)
         self.refresh_gauges()
+
+    def session_key(self, session_id: str) -> str:
+        """The API key id a recent session authenticated with ("" if none or unknown)."""
+        return self._session_keys.get(session_id, "")
+
+    def knows_session(self, session_id: str) -> bool:
+        return session_id in self._session_keys
 
     def session_started(self) -> None:
         self.metrics.sessions.inc()
@@ -213,6 +237,13 @@ class Services:
     def refresh_gauges(self) -> None:
         self.metrics.active_sessions.set(self.open_sessions)
         self.metrics.queue_depth.set(self.pool.depth)
+
+    def refresh_capture_gauges(self) -> None:
+        """The capture store's size (a query: at scrape time, not per answer)."""
+        if self.capture is not None:
+            stats = self.capture.store.stats()
+            self.metrics.capture_utterances.set(stats["utterances"])
+            self.metrics.capture_bytes.set(stats["audio_bytes"])
 
     def monitor(self) -> dict[str, Any]:
         """What ``GET /v1/monitor`` reports: per served model, its quality and drift state."""

@@ -12,6 +12,8 @@ const state = {
   releasedWhileConnecting: false, // finalize the held audio once ready
   pressInterrupted: false,  // the connection dropped during this press: its audio is lost
   models: [],
+  sessionId: null, intents: [], // from the session's ready event
+  answered: null,                // the last result's utterance id (feedback names it)
 };
 const HELD_CHUNKS_MAX = 100; // 10 s of 100 ms chunks
 const RETRYABLE = [1001, 1006, 1011, 1013, 4030, 4031];
@@ -223,6 +225,8 @@ function onEvent(ws, event) {
   switch (event.type) {
     case "ready":
       ws.ready = true;
+      state.sessionId = event.session_id;
+      state.intents = event.intents || [];
       startKeepalive(ws, event.limits.idle_timeout_s);
       $("talk").disabled = mode() !== "push_to_talk";
       setStatus(mode() === "push_to_talk"
@@ -275,7 +279,53 @@ function showResult(r) {
     : `not understood: heard “${r.heard || ""}”`;
   item.className = r.understood ? "" : "rejected";
   $("history").prepend(item);
+  offerFeedback(r);
 }
+
+// -- feedback: "that was wrong / it was: ..." (POST /v1/feedback) ----------------------------
+
+function offerFeedback(r) {
+  state.answered = r.utterance_id;
+  $("feedback").hidden = false;
+  $("fb-right").hidden = !r.understood; // "right" about a miss teaches nothing
+  $("fb-right").disabled = $("fb-wrong").disabled = false;
+  $("fb-correction").hidden = true;
+  $("fb-status").textContent = "";
+  const select = $("fb-intent");
+  select.length = 0;
+  select.add(new Option("(not a command)", ""));
+  for (const name of state.intents) select.add(new Option(name, name));
+}
+
+async function sendFeedback(correct, intent) {
+  if (state.sessionId === null || state.answered === null) return;
+  $("fb-right").disabled = $("fb-wrong").disabled = true;
+  $("fb-correction").hidden = true;
+  const body = { session_id: state.sessionId, utterance_id: state.answered, correct };
+  if (!correct) body.intent = intent || null;
+  const query = state.token ? `?token=${encodeURIComponent(state.token)}` : "";
+  try {
+    const response = await fetch(`/v1/feedback${query}`, {
+      method: "POST", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", ...(state.token ? {} : keyHeader()) },
+    });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || `feedback failed (${response.status})`);
+    $("fb-status").textContent = data.stored
+      ? "Thanks: kept for review."
+      : "Thanks: counted (this server keeps no audio).";
+  } catch (e) {
+    $("fb-status").textContent = `Not sent: ${e.message || e}`;
+    $("fb-right").disabled = $("fb-wrong").disabled = false;
+  }
+}
+
+$("fb-right").addEventListener("click", () => sendFeedback(true));
+$("fb-wrong").addEventListener("click", () => {
+  $("fb-correction").hidden = false;
+  $("fb-intent").focus();
+});
+$("fb-send").addEventListener("click", () => sendFeedback(false, $("fb-intent").value));
 
 async function onClose(ws, event) {
   if (state.ws !== ws) return;

@@ -11,6 +11,7 @@ WebSocket upgrades are let through on ``/`` and ``/v1/stream``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http
 import json
 import logging
@@ -25,7 +26,7 @@ from websockets.http11 import Request, Response
 
 from assistant.errors import AssistantError
 
-from ..auth import Refusal, bearer
+from ..auth import Principal, Refusal, bearer
 from ..catalog import UnknownModel
 from ..metrics import CONTENT_TYPE as METRICS_TYPE
 from ..services import Services
@@ -110,6 +111,7 @@ class Router:
                             "text/plain; charset=utf-8")
         if path == "/metrics" and method == "GET":
             self.services.refresh_gauges()
+            self.services.refresh_capture_gauges()
             self.services.quality.refresh()
             self.services.metrics.loop_tasks.set(len(asyncio.all_tasks()))
             return _respond(connection, 200, self.services.metrics.render().decode(),
@@ -130,6 +132,10 @@ class Router:
             return await self._slots(connection, request, path, method)
         if path == "/v1/token" and method == "POST":
             return self._token(connection, request)
+        if path == "/v1/feedback" and method == "POST":
+            return await self._feedback(connection, request)
+        if path == "/v1/capture" and method in ("GET", "DELETE"):
+            return await self._capture(connection, request, method)
         if path == "/v1/reload" and method == "POST":
             return await self._reload(connection, request)
         page = {"/": "/static/index.html", "/index.html": "/static/index.html",
@@ -139,11 +145,93 @@ class Router:
             content_type, text = self.static[page]
             return _respond(connection, 200, text, content_type)
         known = {"/healthz", "/readyz", "/metrics", "/v1/models", "/v1/token", "/v1/reload",
-                 "/v1/monitor"}
+                 "/v1/monitor", "/v1/feedback", "/v1/capture"}
         if path in known or page in self.static:
             return _respond(connection, 405, f"{method} is not allowed on {path}\n",
                             "text/plain; charset=utf-8")
         return _respond(connection, 404, f"nothing at {path}\n", "text/plain; charset=utf-8")
+
+    def _caller(self, connection: ServerConnection, request: Request) -> Principal | Response:
+        """Who calls, or the response refusing them."""
+        caller = self.services.check_caller(request.headers.get("Authorization"),
+                                            query(request).get("token"), _peer(connection))
+        return self._refusal(connection, caller) if isinstance(caller, Refusal) else caller
+
+    async def _feedback(self, connection: ServerConnection, request: Request) -> Response:
+        """``POST /v1/feedback`` {session_id, utterance_id, correct, intent?, slots?}: was an
+        answer right (and if not, what was meant)? Counted always; stored with the captured
+        utterance when capture is on (docs/capture.md)."""
+        caller = self._caller(connection, request)
+        if isinstance(caller, Response):
+            return caller
+        services = self.services
+        try:
+            body = _body(connection)
+            if not isinstance(body, dict):
+                raise BodyError(400, "the body must be a JSON object")
+            session_id, utterance_id = body.get("session_id"), body.get("utterance_id")
+            correct, intent, slots = body.get("correct"), body.get("intent"), body.get("slots")
+            if not isinstance(session_id, str) or not isinstance(utterance_id, int) \
+                    or isinstance(utterance_id, bool):
+                raise BodyError(400, "session_id (text) and utterance_id (an integer) are "
+                                     "required")
+            if not isinstance(correct, bool):
+                raise BodyError(400, "correct (true or false) is required")
+            if intent is not None and not isinstance(intent, str):
+                raise BodyError(400, "intent must be a name or null (not a command)")
+            if slots is not None and not isinstance(slots, dict):
+                raise BodyError(400, "slots must be an object")
+            model = services.quality.answered.get((session_id, utterance_id))
+            if model is None or (services.auth.required
+                                 and services.session_key(session_id) != caller.key_id):
+                raise BodyError(404, f"no recent answer {utterance_id} in session "
+                                     f"{session_id!r} for this caller")
+            if intent is not None:
+                intents = services.catalog.get(model).intents
+                if intent not in intents:
+                    raise BodyError(400, f"model {model!r} has no intent {intent!r}")
+        except BodyError as e:
+            return _json(connection, e.status, {"error": str(e)})
+        services.metrics.feedback.labels(model, "true" if correct else "false").inc()
+        stored = False
+        if services.capture is not None:
+            stored = await asyncio.wrap_future(services.capture.feedback(
+                session_id, utterance_id, correct, intent, slots))
+        return _json(connection, 200, {"stored": stored,
+                                       "capture": services.capture is not None})
+
+    async def _capture(self, connection: ServerConnection, request: Request,
+                       method: str) -> Response:
+        """``GET /v1/capture``: whether capture is on, its settings, the store's size and the
+        latest captured answers (the caller's own when keys are configured);
+        ``DELETE /v1/capture?session_id=S[&utterance_id=N] | capture_id=C | key_id=K``."""
+        caller = self._caller(connection, request)
+        if isinstance(caller, Response):
+            return caller
+        capture = self.services.capture
+        owner = caller.key_id if self.services.auth.required else None
+        if capture is None:
+            if method == "DELETE":
+                return _json(connection, 200, {"deleted": 0, "capture": False})
+            return _json(connection, 200, {"capture": False})
+        if method == "GET":
+            rows = await asyncio.to_thread(capture.store.rows, 200)
+            recent = [r for r in rows if owner is None or r["key_id"] == owner][:50]
+            stats = await asyncio.to_thread(capture.store.stats)
+            return _json(connection, 200, {"capture": True,
+                                           "config": dataclasses.asdict(capture.config),
+                                           "stats": stats, "recent": recent})
+        params = query(request)
+        try:
+            utterance = params.get("utterance_id")
+            deleted = await asyncio.to_thread(
+                capture.store.delete, capture_id=params.get("capture_id"),
+                session_id=params.get("session_id"),
+                utterance_id=None if utterance is None else int(utterance),
+                key_id=params.get("key_id"), owner=owner)
+        except (AssistantError, ValueError) as e:  # nothing named; a bad utterance id
+            return _json(connection, 400, {"error": str(e)})
+        return _json(connection, 200, {"deleted": deleted, "capture": True})
 
     def _refused(self, connection: ServerConnection, request: Request) -> Response | None:
         """The response refusing an unauthenticated request, or None to go on."""
@@ -222,16 +310,26 @@ class BodyError(Exception):
         super().__init__(message)
 
 
-def _values(connection: ServerConnection) -> list[Any]:
-    """The slot values in a request's JSON body (see :mod:`serving.ws.body`)."""
+def _body(connection: ServerConnection) -> Any:
+    """A request's JSON body (see :mod:`serving.ws.body`)."""
     if getattr(connection, "body_too_large", False):
         raise BodyError(413, f"the body is over {MAX_BODY_BYTES} bytes")
     body = getattr(connection, "request_body", b"")
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError) as e:
+        raise BodyError(400, f"the body must be JSON ({str(e)[:80]})") from None
+
+
+def _values(connection: ServerConnection) -> list[Any]:
+    """The slot values in a request's JSON body."""
+    try:
+        data = _body(connection)
+    except BodyError as e:
+        if e.status != 400:
+            raise
         raise BodyError(400, f"the body must be JSON: a list of values, or "
-                             f"{{\"values\": [...]}} ({str(e)[:80]})") from None
+                             f"{{\"values\": [...]}} ({e})") from None
     if isinstance(data, dict):
         data = data.get("values")
     if not isinstance(data, list):

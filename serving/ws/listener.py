@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from assistant import protocol as p
 from assistant.errors import ConfigError
 
-from ..auth import Refusal
+from ..auth import Principal, Refusal
 from ..config import ServerConfig
 from ..logs import ConnectionLogger, ResultLog
 from ..services import Services
@@ -117,16 +117,16 @@ class WebSocketListener:
         log = ConnectionLogger(logger, {"session_id": session_id,
                                         "peer": f"{peer}:{ws.remote_address[1]}"
                                         if ws.remote_address else peer})
-        refusal = self._admission(ws, peer, log)
-        if refusal is not None:
-            await self._refuse(ws, log, *refusal)
+        admitted = self._admission(ws, peer, log)
+        if not isinstance(admitted, Principal):
+            await self._refuse(ws, log, *admitted)
             return
         session = Session(session_id, services.catalog.get, services.vad, self.limits,
                           time.perf_counter(), services.gates,
                           (*services.sinks, ResultLog(log)))
         connection = Connection(services, ws, session, log)
         self.connections.add(connection)
-        services.session_opened()
+        services.session_opened(session_id, admitted.key_id)
         log.info("session opened (%d active)", services.open_sessions)
         try:
             await connection.run()
@@ -143,8 +143,8 @@ class WebSocketListener:
                      services.open_sessions)
 
     def _admission(self, ws: ServerConnection, peer: str, log: ConnectionLogger
-                   ) -> tuple[p.ErrorCode, str, float | None] | None:
-        """Why this connection is refused (code, message, retry hint), or None to admit it."""
+                   ) -> tuple[p.ErrorCode, str, float | None] | Principal:
+        """Why this connection is refused (code, message, retry hint), or who it is."""
         services = self.services
         request = ws.request
         assert request is not None
@@ -171,7 +171,7 @@ class WebSocketListener:
             return (p.ErrorCode.SERVER_FULL, f"server full ({self.limits.max_sessions} "
                     f"sessions), retry after {self.limits.retry_after_s:g} s",
                     self.limits.retry_after_s)
-        return None
+        return principal
 
     async def _refuse(self, ws: ServerConnection, log: ConnectionLogger, code: p.ErrorCode,
                       message: str, retry_after_s: float | None = None) -> None:

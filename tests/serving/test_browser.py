@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -352,3 +353,34 @@ def test_a_refused_microphone_is_explained(vad, tmp_path: Path) -> None:  # type
                   time.monotonic() + 60)
         status = _text(devtools, "status")
     assert status.startswith("Microphone access was denied"), status
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_that_was_wrong_sends_a_correction_that_capture_keeps(speak, vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from serving.capture import CaptureConfig
+    from serving.capture_store import CaptureStore
+
+    wav = _mic(tmp_path, speak("turn off the bedroom lights"), silence_s=3.0)
+    store = tmp_path / "captured"
+    settings = dataclasses.replace(make_settings(),
+                                   capture=CaptureConfig(capture_dir=str(store)))
+    with ServerThread(settings, vad) as server, \
+            chromium_page(f"{server.http}/?autostart=1", wav) as devtools:
+        deadline = time.monotonic() + 60
+        _wait_for(devtools, "!document.getElementById('feedback').hidden", deadline)
+        options = devtools.evaluate(
+            "[...document.getElementById('fb-intent').options].map(o => o.value).join(',')")
+        devtools.evaluate("document.getElementById('fb-wrong').click()")
+        devtools.evaluate("document.getElementById('fb-intent').value = 'lightsOn'")
+        devtools.evaluate("document.getElementById('fb-send').click()")
+        _wait_for(devtools, "document.getElementById('fb-status').textContent.length > 0",
+                  deadline)
+        status = _text(devtools, "fb-status")
+        ready = next(e for e in _events(devtools) if e["type"] == "ready")
+        session = ready["session_id"]
+        rows = CaptureStore.open(store, create=False).rows()
+    assert status == "Thanks: kept for review.", status
+    assert options.split(",") == ["", *ready["intents"]]  # "" is "(not a command)"
+    corrected = [r for r in rows if r["feedback_intent"] == "lightsOn"]
+    assert len(corrected) == 1 and corrected[0]["session_id"] == session
+    assert corrected[0]["kept_for"] == "corrected" and corrected[0]["intent"] == "lightsOff"

@@ -1,0 +1,299 @@
+"""Where opt-in capture keeps utterances: SQLite (WAL) for what was said and answered, FLAC
+files for the audio, in one directory.
+
+    store = CaptureStore.open(Path("captured"))
+    store.add(row, audio)                     # the writer thread of serving.capture does
+    store.feedback("9f2c1a0b7d3e", 3, correct=False, intent="lightsOff", slots={...})
+    store.delete(session_id="9f2c1a0b7d3e")   # rows and audio files
+    store.export(Path("labelled"))            # labels.jsonl + audio, for assistant train
+
+Layout::
+
+    DIR/capture.db              one row per kept utterance (table ``utterances``)
+    DIR/audio/<capture_id>.flac 16 kHz mono, 16-bit
+
+The store is the only code that touches those files; the server and ``assistant capture``
+both use it. SQLite runs in WAL mode so the CLI can read (and delete) while a server
+writes. Everything here is synchronous: the server calls it from its writer thread or via
+``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from assistant.errors import ConfigError
+from assistant.pcm import SAMPLE_RATE_HZ
+
+DB_FILE = "capture.db"
+AUDIO_DIR = "audio"
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS utterances (
+    capture_id TEXT PRIMARY KEY,
+    created_s REAL NOT NULL,          -- unix seconds
+    model TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    utterance_id INTEGER NOT NULL,
+    key_id TEXT NOT NULL,             -- the API key's id ('' without keys), never the key
+    kept_for TEXT NOT NULL,           -- the class that kept it: not_understood, ...
+    understood INTEGER NOT NULL,
+    reason TEXT,                      -- why not understood
+    intent TEXT,
+    slots TEXT,                       -- JSON
+    confidence REAL,
+    sentence TEXT,                    -- the grammar sentence the model chose
+    heard TEXT,                       -- the free decode
+    audio_file TEXT NOT NULL,         -- relative to the store's directory
+    audio_bytes INTEGER NOT NULL,
+    duration_s REAL NOT NULL,
+    feedback_correct INTEGER,         -- NULL: no feedback
+    feedback_intent TEXT,
+    feedback_slots TEXT,              -- JSON
+    feedback_s REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS by_utterance ON utterances (session_id, utterance_id);
+CREATE INDEX IF NOT EXISTS by_key ON utterances (key_id);
+CREATE INDEX IF NOT EXISTS by_created ON utterances (created_s);
+"""
+
+
+@dataclass(frozen=True)
+class CapturedRow:
+    """What is kept of one utterance besides its audio."""
+
+    model: str
+    session_id: str
+    utterance_id: int
+    key_id: str
+    kept_for: str
+    understood: bool
+    reason: str | None
+    intent: str | None
+    slots: Mapping[str, Any]
+    confidence: float | None
+    sentence: str
+    heard: str
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The oldest rows go first when any bound is passed (0: no bound)."""
+
+    days: float = 30.0
+    max_utterances: int = 10_000
+    max_bytes: int = 1 << 30
+
+
+class CaptureStore:
+    """See module docs. Thread-safe (one lock around one connection)."""
+
+    def __init__(self, directory: Path, connection: sqlite3.Connection):
+        self.directory = directory
+        self._db = connection
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, directory: Path | str, create: bool = True) -> CaptureStore:
+        directory = Path(directory).expanduser()
+        if not create and not (directory / DB_FILE).is_file():
+            raise ConfigError(f"no capture store in {directory} (no {DB_FILE})")
+        try:
+            (directory / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(directory / DB_FILE, check_same_thread=False,
+                                 isolation_level=None, timeout=10)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except (OSError, sqlite3.Error) as e:
+            raise ConfigError(f"cannot open the capture store in {directory}: {e}") from e
+        db.row_factory = sqlite3.Row
+        return cls(directory, db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add(self, row: CapturedRow, audio: np.ndarray, now_s: float | None = None) -> str:
+        """Keep one utterance (audio as float32 mono 16 kHz); returns its capture id. An
+        utterance kept before (same session and id) is left as it was."""
+        now = time.time() if now_s is None else now_s
+        capture_id = secrets.token_hex(8)
+        relative = f"{AUDIO_DIR}/{capture_id}.flac"
+        path = self.directory / relative
+        pcm = np.clip(np.asarray(audio, np.float32), -1.0, 1.0)
+        sf.write(path, pcm, SAMPLE_RATE_HZ, format="FLAC", subtype="PCM_16")
+        size = path.stat().st_size
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO utterances (capture_id, created_s, model, session_id, "
+                    "utterance_id, key_id, kept_for, understood, reason, intent, slots, "
+                    "confidence, sentence, heard, audio_file, audio_bytes, duration_s) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (capture_id, now, row.model, row.session_id, row.utterance_id, row.key_id,
+                     row.kept_for, int(row.understood), row.reason, row.intent,
+                     json.dumps(dict(row.slots)), row.confidence, row.sentence, row.heard,
+                     relative, size, pcm.size / SAMPLE_RATE_HZ))
+        except sqlite3.IntegrityError:
+            path.unlink(missing_ok=True)
+            return self._capture_id(row.session_id, row.utterance_id) or ""
+        return capture_id
+
+    def feedback(self, session_id: str, utterance_id: int, *, correct: bool,
+                 intent: str | None = None, slots: Mapping[str, Any] | None = None,
+                 now_s: float | None = None) -> bool:
+        """Attach feedback to a kept utterance; False when none is kept under that id."""
+        now = time.time() if now_s is None else now_s
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE utterances SET feedback_correct = ?, feedback_intent = ?, "
+                "feedback_slots = ?, feedback_s = ? WHERE session_id = ? AND utterance_id = ?",
+                (int(correct), intent, None if slots is None else json.dumps(dict(slots)), now,
+                 session_id, utterance_id))
+        return cursor.rowcount > 0
+
+    def delete(self, *, capture_id: str | None = None, session_id: str | None = None,
+               utterance_id: int | None = None, key_id: str | None = None,
+               owner: str | None = None) -> int:
+        """Delete rows and their audio by capture id, by session (and utterance), or by key;
+        ``owner``: only rows of that API key id. Returns how many utterances went."""
+        args: list[Any]
+        if capture_id is not None:
+            where, args = "capture_id = ?", [capture_id]
+        elif session_id is not None and utterance_id is not None:
+            where, args = "session_id = ? AND utterance_id = ?", [session_id, utterance_id]
+        elif session_id is not None:
+            where, args = "session_id = ?", [session_id]
+        elif key_id is not None:
+            where, args = "key_id = ?", [key_id]
+        else:
+            raise ConfigError("say what to delete: a capture id, a session (and utterance) "
+                              "or a key id")
+        if owner is not None:
+            where, args = f"({where}) AND key_id = ?", [*args, owner]
+        return self._delete_where(where, args)
+
+    def enforce(self, retention: Retention, now_s: float | None = None) -> int:
+        """Delete what the retention bounds leave out (oldest first); returns how many."""
+        now = time.time() if now_s is None else now_s
+        deleted = 0
+        if retention.days > 0:
+            deleted += self._delete_where("created_s < ?", [now - retention.days * 86400])
+        with self._lock:
+            rows = self._db.execute("SELECT capture_id, audio_bytes FROM utterances "
+                                    "ORDER BY created_s DESC, rowid DESC").fetchall()
+        total, excess = 0, []
+        for i, row in enumerate(rows):
+            total += row["audio_bytes"]
+            over_count = retention.max_utterances > 0 and i >= retention.max_utterances
+            over_bytes = retention.max_bytes > 0 and total > retention.max_bytes
+            if over_count or over_bytes:
+                excess.append(row["capture_id"])
+        for start in range(0, len(excess), 500):
+            chunk = excess[start:start + 500]
+            deleted += self._delete_where(
+                f"capture_id IN ({','.join('?' * len(chunk))})", chunk)
+        return deleted
+
+    def _delete_where(self, where: str, args: list[Any]) -> int:
+        with self._lock:
+            files = [r["audio_file"] for r in self._db.execute(
+                f"SELECT audio_file FROM utterances WHERE {where}", args)]
+            self._db.execute(f"DELETE FROM utterances WHERE {where}", args)
+        for relative in files:
+            (self.directory / relative).unlink(missing_ok=True)
+        return len(files)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _capture_id(self, session_id: str, utterance_id: int) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT capture_id FROM utterances WHERE session_id = ? "
+                                   "AND utterance_id = ?", (session_id, utterance_id)).fetchone()
+        return None if row is None else str(row["capture_id"])
+
+    def rows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The kept utterances, newest first, as plain dicts (slots decoded)."""
+        sql = "SELECT * FROM utterances ORDER BY created_s DESC, rowid DESC"
+        with self._lock:
+            found = self._db.execute(sql + (" LIMIT ?" if limit else ""),
+                                     (limit,) if limit else ()).fetchall()
+        return [_plain(r) for r in found]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) AS n, COALESCE(SUM(audio_bytes), 0) AS bytes, "
+                "COALESCE(SUM(duration_s), 0) AS seconds, "
+                "COUNT(feedback_correct) AS feedback FROM utterances").fetchone()
+            kept = self._db.execute("SELECT kept_for, COUNT(*) AS n FROM utterances "
+                                    "GROUP BY kept_for").fetchall()
+        return {"directory": str(self.directory), "utterances": row["n"],
+                "audio_bytes": row["bytes"], "audio_s": round(row["seconds"], 1),
+                "with_feedback": row["feedback"],
+                "kept_for": {r["kept_for"]: r["n"] for r in kept}}
+
+    def labelled(self) -> Iterator[tuple[dict[str, Any], str | None, dict[str, Any],
+                                          str | None]]:
+        """(row, intent, slots, text) of every utterance whose right answer is known:
+        feedback that confirms the answer (the text is then the grammar sentence) or that
+        corrects it (intent and slots as given, None: no command; the words are unknown)."""
+        for row in reversed(self.rows()):
+            correct = row["feedback_correct"]
+            if correct is None:
+                continue
+            if correct:
+                if not row["understood"]:
+                    continue  # "right" about a not-understood answer: nothing to learn
+                yield row, row["intent"], row["slots"], row["sentence"] or None
+            else:
+                yield row, row["feedback_intent"], row["feedback_slots"] or {}, None
+
+    def export(self, out: Path) -> dict[str, Any]:
+        """The labelled utterances as a recordings folder ``assistant train --recordings``
+        reads: ``labels.jsonl`` (one ``{"audio", "intent", "slots", ...}`` a line; intent
+        null for speech that is no command) and the FLAC files beside it."""
+        out = Path(out)
+        (out / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
+        count = 0
+        with (out / "labels.jsonl").open("w", encoding="utf-8") as labels:
+            for row, intent, slots, text in self.labelled():
+                source = self.directory / row["audio_file"]
+                if not source.is_file():
+                    continue
+                target = out / row["audio_file"]
+                target.write_bytes(source.read_bytes())
+                label = {"audio": row["audio_file"], "intent": intent, "slots": slots,
+                         "model": row["model"], "captured": row["capture_id"],
+                         "kept_for": row["kept_for"]}
+                if text:
+                    label["text"] = text
+                labels.write(json.dumps(label, ensure_ascii=False) + "\n")
+                count += 1
+        return {"exported": count, "labels": str(out / "labels.jsonl")}
+
+
+def _plain(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    data["slots"] = json.loads(data["slots"]) if data["slots"] else {}
+    data["feedback_slots"] = json.loads(data["feedback_slots"]) \
+        if data["feedback_slots"] else None
+    data["understood"] = bool(data["understood"])
+    if data["feedback_correct"] is not None:
+        data["feedback_correct"] = bool(data["feedback_correct"])
+    return data
