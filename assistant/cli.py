@@ -231,6 +231,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .artifacts import SpeechModelSpec, ensure_speech_model, read_metadata
     from .pretrained import PRETRAINED
 
+    if args.registry is not None:
+        return _registry(args)
+    if args.action in ("add", "promote", "rollback", "diff"):
+        raise ConfigError(f"'assistant models {args.action}' needs --registry DIR")
+
     if args.action == "build":
         names = args.names or ["tiny.en"]
         precisions = [args.precision] if args.precision else ["int8"]
@@ -250,6 +255,64 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{name:8s} {precision:5s} {'built' if built else 'not built'}  "
                   f"{spec.directory()}")
     return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from . import model_registry as registry
+
+    names, root = args.names, args.registry
+
+    def need(count: int, usage: str) -> None:
+        if len(names) != count:
+            raise ConfigError(f"usage: assistant models {args.action} {usage} --registry DIR")
+
+    if args.action == "list":
+        print(json.dumps(registry.listing(root, names[0] if names else None), indent=1))
+    elif args.action == "add":
+        need(2, "NAME MODEL_DIR")
+        version = registry.add(root, names[0], Path(names[1]), args.parent, args.move)
+        print(json.dumps({"name": names[0], "version": version}))
+    elif args.action == "promote":
+        need(2, "NAME VERSION")
+        report = None
+        current = registry.promoted(root, names[0])
+        if args.gate_data is not None and current is not None:
+            report = registry.gate(_labels(args.gate_data),
+                                   _recognize(root / names[0] / current),
+                                   _recognize(root / names[0] / names[1]), args.margin)
+            print(json.dumps({"gate": report.to_json()}, indent=1))
+        entry = registry.promote(root, names[0], names[1], gate_report=report, force=args.force)
+        print(json.dumps(entry))
+    elif args.action == "rollback":
+        need(1, "NAME")
+        print(json.dumps(registry.rollback(root, names[0])))
+    elif args.action == "diff":
+        need(3, "NAME VERSION VERSION")
+        print(json.dumps(registry.diff(root, *names), indent=1))
+    else:
+        raise ConfigError(f"'assistant models {args.action}' does not take --registry")
+    return 0
+
+
+def _labels(data: Path) -> Path:
+    return data / "labels.jsonl" if data.is_dir() else data
+
+
+def _recognize(model_dir: Path) -> Callable[[Path], tuple[bool, str | None, dict[str, Any]]]:
+    """A model directory's answer to a recording (as ``assistant recognize`` cuts it)."""
+    from .audio import read_audio
+    from .recognizer import Recognizer
+    from .recording import recognize_recording
+    from .vad import SileroVad
+
+    recognizer = Recognizer.from_model_dir(model_dir)
+    vad = SileroVad()
+
+    def run(path: Path) -> tuple[bool, str | None, dict[str, Any]]:
+        result = recognize_recording(recognizer, vad, read_audio(path))
+        return result.understood, result.intent, result.to_dict().get("slots") or {}
+
+    return run
 
 
 # -- grammar -------------------------------------------------------------------------------
@@ -316,10 +379,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("models", help="list, build or verify speech models")
-    p.add_argument("action", choices=["list", "build", "verify"], nargs="?", default="list")
-    p.add_argument("names", nargs="*", help="pretrained names (build) or a directory (verify)")
+    p = sub.add_parser("models", help="list, build or verify speech models; a model "
+                       "registry: add, list, promote, rollback, diff (--registry)")
+    p.add_argument("action", choices=["list", "build", "verify", "add", "promote", "rollback",
+                                      "diff"], nargs="?", default="list")
+    p.add_argument("names", nargs="*", help="pretrained names (build), a directory (verify); "
+                   "with --registry: NAME MODEL_DIR (add), NAME VERSION (promote), NAME "
+                   "(rollback, list), NAME VERSION VERSION (diff)")
     p.add_argument("--precision", choices=["int8", "fp32"])
+    p.add_argument("--registry", type=Path, help="a model registry directory "
+                   "(docs/registry.md)")
+    p.add_argument("--parent", help="add: the version this one was made from (default: the "
+                   "promoted one)")
+    p.add_argument("--move", action="store_true", help="add: move the directory in instead "
+                   "of copying it")
+    p.add_argument("--gate-data", type=Path, help="promote: a labelled set (a folder with "
+                   "labels.jsonl, e.g. from 'assistant capture export'); refuse a candidate "
+                   "worse than the promoted version on it")
+    p.add_argument("--margin", type=float, default=0.02, help="promote: how much worse "
+                   "(acceptance, overall or per intent) is tolerated")
+    p.add_argument("--force", action="store_true", help="promote even when the gate fails")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("grammar", help="check, sample or parse with a grammar")

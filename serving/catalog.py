@@ -72,6 +72,8 @@ class ModelEntry:
     loaded_at_s: float  # unix time
     examples: tuple[str, ...] = ()  # a few sentences of the grammar, one per intent first
     files_generation: int = 0  # bumped when the files are read again (not by slot changes)
+    resolved: Path | None = None  # a model directory's real path when catalogued (symlinks
+    # followed: a registry's ``current`` names the version; see serving.services)
 
     @property
     def name(self) -> str:
@@ -82,6 +84,7 @@ class ModelEntry:
             "name": self.source.name,
             "kind": self.source.kind,
             "path": str(self.source.path),
+            "resolved_path": None if self.resolved is None else str(self.resolved),
             "speech_model": self.config.speech_model,
             "precision": self.config.precision,
             "intents": list(self.intents),
@@ -165,7 +168,7 @@ class ModelCatalog:
             fresh = {name: entry for name, (entry, _) in built.items()}
             self._contexts = {**self._contexts, **{n: c for n, (_, c) in built.items()}}
             self._profiles = {**self._profiles, **{
-                n: find_profile(e.source.path, e.source.kind, e.config.speech_model,
+                n: find_profile(e.resolved or e.source.path, e.source.kind, e.config.speech_model,
                                 e.config.precision, e.grammar_sha256)
                 for n, e in fresh.items()}}
             self._entries = {**self._entries, **fresh}  # one assignment: readers see old or new
@@ -181,13 +184,17 @@ class ModelCatalog:
         generation = previous.generation + 1 if previous else 0
         files_generation = (previous.files_generation + int(reread)) if previous else 0
         slots = self._slots.get(source.name, {}) if slots is None else slots
+        resolved = None
         if source.kind == "model":
-            metadata = read_metadata(source.path)
-            context = model_dir_context(source.path, metadata)
-            config = model_dir_config(source.path, metadata, self.overrides)
-            speech_dir, text = source.path, None
+            # Read (and have the workers load) the directory the path names now, so that a
+            # symlink flipped later (a registry promotion) changes nothing until a reload.
+            resolved = source.path.resolve()
+            metadata = read_metadata(resolved)
+            context = model_dir_context(resolved, metadata)
+            config = model_dir_config(resolved, metadata, self.overrides)
+            speech_dir, text = resolved, None
             if slots:
-                text = (source.path / metadata["grammar"]["file"]).read_text(encoding="utf-8")
+                text = (resolved / metadata["grammar"]["file"]).read_text(encoding="utf-8")
         else:
             text = _read(source.path)
             context = context_from_yaml(text, source=str(source.path))
@@ -203,7 +210,7 @@ class ModelCatalog:
         examples = tuple(dict.fromkeys(a.text for a in sample_sentences(context, EXAMPLES, 0)))
         return ModelEntry(source, generation, config, tuple(context.intent_names),
                           context.sha256, speech_dir, text, time.time(), examples,
-                          files_generation), context
+                          files_generation, resolved), context
 
     # -- slot values at run time ----------------------------------------------------------
 

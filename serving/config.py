@@ -71,8 +71,13 @@ class ServerConfig:
     # What a Wyoming transcript says when nothing was understood: "empty" (Home Assistant then
     # says it did not understand) or "heard" (what the model heard, for an agent to try).
     wyoming_fallback: str = "empty"
+    # How often to look whether a model directory path now names another directory (a model
+    # registry's ``current`` symlink after a promotion): then that model is reloaded. 0: never.
+    model_watch_s: float = 2.0
 
     def __post_init__(self) -> None:
+        if self.model_watch_s < 0:
+            raise ConfigError(f"model_watch_s must be >= 0, got {self.model_watch_s}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         _ = self.pool  # PoolConfig validates the worker settings

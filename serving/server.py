@@ -91,6 +91,7 @@ class App:
         check_exposure(settings)
         self.settings = settings
         self.services = Services(settings, vad, progress)
+        self._watcher: asyncio.Task[None] | None = None
         if listeners is None:
             listeners = ("ws", "wyoming") if settings.server.wyoming_uri else ("ws",)
         self.listeners: list[Listener] = [LISTENERS.get(name)(self.services)  # type: ignore[call-arg]
@@ -135,6 +136,22 @@ class App:
             await listener.start()
         await asyncio.to_thread(self.services.load)  # builds the ONNX files on first use
         logger.info("ready on %s", self.url)
+        if self.settings.server.model_watch_s > 0:
+            self._watcher = asyncio.create_task(self._watch_models(
+                self.settings.server.model_watch_s), name="assistant-model-watch")
+
+    async def _watch_models(self, every_s: float) -> None:
+        """Reload a model whose directory path was pointed elsewhere (a registry promotion):
+        sessions keep running; their next utterance uses the new version."""
+        while not self.services.draining:
+            await asyncio.sleep(every_s)
+            for name in await asyncio.to_thread(self.services.moved_models):
+                logger.info("model %r: its directory now names %s; reloading", name,
+                            self.services.catalog.get(name).source.path.resolve())
+                try:
+                    await asyncio.to_thread(self.services.reload, name)
+                except Exception:  # a broken version: keep serving the old one, say so
+                    logger.exception("reloading %r after its directory moved failed", name)
 
     async def serve_until(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -145,6 +162,8 @@ class App:
         if self.services.draining:
             return
         self.services.begin_drain()
+        if self._watcher is not None:
+            self._watcher.cancel()
         logger.info("shutting down: draining %d sessions", self.services.open_sessions)
         for listener in self.listeners:
             listener.begin_drain()

@@ -170,6 +170,21 @@ class Services:
                 "applied_ms": round(applied_ms, 1),
                 "persisted": bool(self.settings.server.slots_file)}
 
+    def moved_models(self) -> list[str]:
+        """Model directories whose path now names another directory than the one being
+        served (a registry promotion or rollback flipped a symlink)."""
+        moved = []
+        for entry in self.catalog.entries():
+            if entry.resolved is None:
+                continue
+            try:
+                now = entry.source.path.resolve(strict=True)
+            except OSError:
+                continue  # a half-made link: look again next time
+            if now != entry.resolved:
+                moved.append(entry.name)
+        return moved
+
     def _read_slots_file(self) -> None:
         path = self.settings.server.slots_file
         if path and Path(path).is_file():
