@@ -85,20 +85,13 @@ def scenario(in_distribution: int, per_shift: int, recovery: int) -> list[Segmen
     return segments
 
 
-def render_segment(segment: Segment, cache: Path) -> list[Path]:
-    """The segment's clips as WAV files (cached)."""
+def segment_clips(segment: Segment) -> list[Any]:
+    """The segment's planned clips (text, kind, voice; the file of clip ``i`` is named
+    ``{i:04d}-{kind}.wav``), the same on every call."""
     from assistant.grammar import load_context, parse
-    from benchmarks import noise as bench_noise
-    from training.augment import AugmentConfig
-    from training.levels import mix_at_snr, set_level_dbfs
-    from training.profile import Renderer, plan_clips
+    from training.profile import plan_clips
     from training.tts import voice_catalog
 
-    folder = cache / f"{segment.kind}-{segment.seed}-{segment.clips}"
-    done = folder / "done.json"
-    if done.is_file():
-        return [folder / name for name in json.loads(done.read_text())["files"]]
-    folder.mkdir(parents=True, exist_ok=True)
     context = load_context(HOME)
     voices = voice_catalog().held_out
     other = 0.3 if segment.kind == "oog" else 0.1
@@ -113,6 +106,22 @@ def render_segment(segment: Segment, cache: Path) -> list[Path]:
                     clip = replace(clip, text=text, kind="rephrased")
             changed.append(clip)
         clips = changed
+    return list(clips)
+
+
+def render_segment(segment: Segment, cache: Path) -> list[Path]:
+    """The segment's clips as WAV files (cached)."""
+    from benchmarks import noise as bench_noise
+    from training.augment import AugmentConfig
+    from training.levels import mix_at_snr, set_level_dbfs
+    from training.profile import Renderer
+
+    folder = cache / f"{segment.kind}-{segment.seed}-{segment.clips}"
+    done = folder / "done.json"
+    if done.is_file():
+        return [folder / name for name in json.loads(done.read_text())["files"]]
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = segment_clips(segment)
     augment = AugmentConfig()
     if segment.kind == "noise":
         augment = replace(augment, p_noise=0.0, channel_weights=(("none", 1.0),))
