@@ -21,7 +21,8 @@ from .errors import AssistantError, ConfigError, MissingDependencyError
 logger = logging.getLogger("assistant.cli")
 
 FIRST_PARTY = ("assistant", "training", "serving", "clients", "benchmarks")
-COMMAND_EXTRAS = {"serve": "serve", "wyoming": "serve", "mic": "mic", "train": "train",
+COMMAND_EXTRAS = {"serve": "serve", "wyoming": "serve", "capture": "serve", "review": "serve",
+                  "mic": "mic", "train": "train",
                   "evaluate": "train", "profile": "train", "bench": "bench"}
 
 
@@ -427,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_arguments(p, MonitorConfig, skip=("monitor", "monitor_log"))
     p.set_defaults(func=cmd_monitor)
 
-    for names, module, extra in ((("serve", "wyoming"), "serving.cli", "serve"),
+    for names, module, extra in ((("serve", "wyoming", "capture", "review"), "serving.cli",
+                                  "serve"),
                                  (("mic",), "clients.mic", "mic"),
                                  (("train", "evaluate", "profile"), "training.cli", "train"),
                                  (("bench",), "benchmarks.cli", "bench")):

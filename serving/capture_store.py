@@ -20,6 +20,7 @@ writes. Everything here is synchronous: the server calls it from its writer thre
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS utterances (
     feedback_correct INTEGER,         -- NULL: no feedback
     feedback_intent TEXT,
     feedback_slots TEXT,              -- JSON
+    feedback_text TEXT,               -- the words, when a reviewer typed them
     feedback_s REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS by_utterance ON utterances (session_id, utterance_id);
@@ -116,6 +118,9 @@ class CaptureStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(utterances)")}
+            if "feedback_text" not in columns:  # a store made before reviews kept words
+                db.execute("ALTER TABLE utterances ADD COLUMN feedback_text TEXT")
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as e:
             raise ConfigError(f"cannot open the capture store in {directory}: {e}") from e
@@ -156,16 +161,22 @@ class CaptureStore:
 
     def feedback(self, session_id: str, utterance_id: int, *, correct: bool,
                  intent: str | None = None, slots: Mapping[str, Any] | None = None,
-                 now_s: float | None = None) -> bool:
-        """Attach feedback to a kept utterance; False when none is kept under that id."""
+                 text: str | None = None, now_s: float | None = None) -> bool:
+        """Attach feedback to a kept utterance (``text``: the words said, when known);
+        False when none is kept under that id."""
         now = time.time() if now_s is None else now_s
         with self._lock:
             cursor = self._db.execute(
                 "UPDATE utterances SET feedback_correct = ?, feedback_intent = ?, "
-                "feedback_slots = ?, feedback_s = ? WHERE session_id = ? AND utterance_id = ?",
-                (int(correct), intent, None if slots is None else json.dumps(dict(slots)), now,
-                 session_id, utterance_id))
+                "feedback_slots = ?, feedback_text = ?, feedback_s = ? "
+                "WHERE session_id = ? AND utterance_id = ?",
+                (int(correct), intent, None if slots is None else json.dumps(dict(slots)),
+                 text, now, session_id, utterance_id))
         return cursor.rowcount > 0
+
+    def unreviewed(self) -> list[dict[str, Any]]:
+        """Kept utterances nobody has said anything about yet, oldest first."""
+        return [r for r in reversed(self.rows()) if r["feedback_correct"] is None]
 
     def delete(self, *, capture_id: str | None = None, session_id: str | None = None,
                utterance_id: int | None = None, key_id: str | None = None,
@@ -262,7 +273,8 @@ class CaptureStore:
                     continue  # "right" about a not-understood answer: nothing to learn
                 yield row, row["intent"], row["slots"], row["sentence"] or None
             else:
-                yield row, row["feedback_intent"], row["feedback_slots"] or {}, None
+                yield (row, row["feedback_intent"], row["feedback_slots"] or {},
+                       row["feedback_text"] or None)
 
     def export(self, out: Path) -> dict[str, Any]:
         """The labelled utterances as a recordings folder ``assistant train --recordings``
@@ -285,7 +297,13 @@ class CaptureStore:
                     label["text"] = text
                 labels.write(json.dumps(label, ensure_ascii=False) + "\n")
                 count += 1
-        return {"exported": count, "labels": str(out / "labels.jsonl")}
+        digest = hashlib.sha256((out / "labels.jsonl").read_bytes()).hexdigest()
+        dataset = {"version": digest[:12], "labels_sha256": digest, "utterances": count,
+                   "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "store": str(self.directory.resolve())}
+        (out / "dataset.json").write_text(json.dumps(dataset, indent=1) + "\n")
+        return {"exported": count, "labels": str(out / "labels.jsonl"),
+                "version": dataset["version"]}
 
 
 def _plain(row: sqlite3.Row) -> dict[str, Any]:

@@ -118,6 +118,136 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, help="export: a folder for labels.jsonl + audio "
                         "(what 'assistant train --recordings' reads)")
     parser.set_defaults(func=cmd_capture)
+    parser = subparsers.add_parser(
+        "review", help="label captured utterances: accept, type what was said, pick the "
+        "intent, not a command, or discard",
+        description="Go through the captured utterances nobody has said anything about yet "
+                    "(docs/capture.md). Answers are read from standard input, one a line, "
+                    "so a review can also be scripted.")
+    parser.add_argument("--dir", required=True, type=Path, help="the capture directory")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--context", type=Path, help="the grammar the utterances were for")
+    where.add_argument("--model", type=Path, help="or the model directory (its grammar)")
+    parser.add_argument("--play", action="store_true", help="play each utterance (needs an "
+                        "audio device: sounddevice, or aplay)")
+    parser.add_argument("--limit", type=int, default=0, help="stop after this many (0: all)")
+    parser.set_defaults(func=cmd_review)
+
+
+REVIEW_HELP = ("[a]ccept the answer, [t]ype what was said, pick the [i]ntent, [n]ot a "
+               "command, [d]iscard (delete), [s]kip, [q]uit")
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from assistant.grammar import load_context, parse
+    from assistant.recognizer import model_dir_context
+
+    from .capture_store import CaptureStore
+
+    if args.context is not None:
+        context = load_context(args.context)
+    else:
+        from assistant.artifacts import read_metadata
+
+        context = model_dir_context(args.model, read_metadata(args.model))
+    store = CaptureStore.open(args.dir, create=False)
+    intents = context.intent_names
+    counts = {"accepted": 0, "corrected": 0, "no_command": 0, "discarded": 0, "skipped": 0}
+
+    def ask(prompt: str) -> str:
+        print(prompt, end=" ", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.strip()
+
+    try:
+        for number, row in enumerate(store.unreviewed(), 1):
+            if args.limit and number > args.limit:
+                break
+            answer = (f"{row['intent']} {json.dumps(row['slots'])} ({row['confidence']:.2f})"
+                      if row["understood"] else f"not understood ({row['reason']})")
+            print(f"\n#{number} {row['capture_id']} [{row['kept_for']}] "
+                  f"{store.directory / row['audio_file']}\n  answer: {answer}\n"
+                  f"  heard:  {row['heard'] or '-'}\n  {REVIEW_HELP}")
+            if args.play:
+                _play(store.directory / row["audio_file"])
+            key = (row["session_id"], row["utterance_id"])
+            while True:
+                choice = ask(">")[:1].lower()
+                if choice == "a" and row["understood"]:
+                    store.feedback(*key, correct=True)
+                    counts["accepted"] += 1
+                elif choice == "t":
+                    said = ask("said:")
+                    parsed = parse(context, said)
+                    if parsed is None:
+                        print("  not a sentence of the grammar: try again, or pick the intent")
+                        continue
+                    slots = dict(parsed.to_json()["slots"])
+                    same = (row["understood"] and parsed.intent == row["intent"]
+                            and slots == row["slots"])
+                    store.feedback(*key, correct=same, intent=parsed.intent, slots=slots,
+                                   text=parsed.text)
+                    counts["accepted" if same else "corrected"] += 1
+                elif choice == "i":
+                    for i, name in enumerate(intents, 1):
+                        print(f"  {i}. {name} {list(context.intent(name).slot_names)}")
+                    picked = ask("intent number:")
+                    if not picked.isdigit() or not 1 <= int(picked) <= len(intents):
+                        print("  no such intent")
+                        continue
+                    intent = intents[int(picked) - 1]
+                    allowed = context.intent(intent).slot_names
+                    slots_line = ask("slots (name=value, space-separated; empty: none):")
+                    pairs = dict(p.split("=", 1) for p in slots_line.split() if "=" in p)
+                    unknown = sorted(set(pairs) - set(allowed))
+                    if unknown:
+                        print(f"  {intent} has no slots {unknown} (has {list(allowed)})")
+                        continue
+                    store.feedback(*key, correct=False, intent=intent, slots=pairs)
+                    counts["corrected"] += 1
+                elif choice == "n":
+                    store.feedback(*key, correct=not row["understood"], intent=None)
+                    counts["no_command"] += 1
+                elif choice == "d":
+                    store.delete(capture_id=row["capture_id"])
+                    counts["discarded"] += 1
+                elif choice == "s":
+                    counts["skipped"] += 1
+                elif choice == "q":
+                    raise EOFError
+                else:
+                    print(f"  {REVIEW_HELP}" + ("" if row["understood"] or choice != "a"
+                                                else " (nothing was understood to accept)"))
+                    continue
+                break
+    except EOFError:
+        pass
+    finally:
+        store.close()
+    print("\n" + json.dumps({"reviewed": counts}))
+    return 0
+
+
+def _play(path: Path) -> None:
+    """Play a recording on the default device, if there is one; say so when not."""
+    import shutil
+    import subprocess
+
+    try:
+        import sounddevice
+        import soundfile
+
+        audio, rate = soundfile.read(path, dtype="float32")
+        sounddevice.play(audio, rate, blocking=True)
+        return
+    except Exception:  # no module, no device: try a command-line player
+        pass
+    if shutil.which("aplay"):
+        subprocess.run(["aplay", "-q", str(path)], check=False)
+    else:
+        print("  (no audio device or player here: open the file above)")
 
 
 def cmd_capture(args: argparse.Namespace) -> int:

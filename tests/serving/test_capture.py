@@ -284,3 +284,49 @@ def test_with_capture_off_the_server_writes_nothing(vad, traffic: np.ndarray,  #
         assert 'assistant_feedback_total{correct="false",model="home"} 1.0' in metrics
     assert files_under(tmp_path, cache) == before
     assert os.listdir(temp) == []
+
+
+def test_a_scripted_review_labels_what_was_kept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.serving.conftest import HOME
+
+    store = CaptureStore.open(tmp_path / "cap")
+    for i in range(6):
+        store.add(row("s", i, understood=i == 0), tone(seed=i), now_s=100.0 + i)
+    store.feedback("s", 5, correct=False, intent=None)  # already reviewed: not asked again
+    store.close()
+    answers = "\n".join([
+        "a",                                            # 0: the answer was right
+        "x", "t", "turn on the kitchen lights",         # 1: a bad key, then the words said
+        "t", "make me a sandwich", "i", "99",            # 2: not the grammar; no such intent
+        "i", "1", "room=hall",                          #    ... then intent 1 with a slot
+        "n",                                            # 3: not a command
+        "d",                                            # 4: discarded
+    ]) + "\n"
+    proc = subprocess.run([sys.executable, "-m", "assistant.cli", "review", "--dir",
+                           str(tmp_path / "cap"), "--context", str(HOME)], input=answers,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads(proc.stdout.strip().splitlines()[-1])["reviewed"]
+    assert counts == {"accepted": 1, "corrected": 2, "no_command": 1, "discarded": 1,
+                      "skipped": 0}
+    assert "not a sentence of the grammar" in proc.stdout and "no such intent" in proc.stdout
+    rows = {r["utterance_id"]: r for r in CaptureStore.open(tmp_path / "cap").rows()}
+    assert 4 not in rows and not (tmp_path / "cap" / "audio" / "4.flac").exists()
+    assert rows[0]["feedback_correct"] is True
+    assert (rows[1]["feedback_intent"], rows[1]["feedback_slots"], rows[1]["feedback_text"]) \
+        == ("lightsOn", {"room": "kitchen"}, "turn on the kitchen lights")
+    from assistant.grammar import load_context
+    first_intent = load_context(HOME).intent_names[0]
+    assert (rows[2]["feedback_intent"], rows[2]["feedback_slots"]) == (first_intent,
+                                                                       {"room": "hall"})
+    assert rows[3]["feedback_correct"] is True and rows[3]["feedback_intent"] is None
+    # The export is versioned and carries the typed words for the decoder.
+    report = CaptureStore.open(tmp_path / "cap").export(tmp_path / "out")
+    dataset = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert dataset["version"] == report["version"] and dataset["utterances"] == 4
+    texts = [json.loads(x).get("text") for x in
+             (tmp_path / "out" / "labels.jsonl").read_text().splitlines()]
+    assert "turn on the kitchen lights" in texts
