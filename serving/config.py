@@ -36,6 +36,7 @@ from assistant.recognizer import MAX_UTTERANCE_S, RecognizerConfig
 from assistant.segmenter import DEFAULT_ENDPOINT
 
 from .capture import CaptureConfig
+from .shadow import ShadowConfig
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -221,6 +222,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config.add_arguments(parser, PipelineConfig)
     config.add_arguments(parser, MonitorConfig)
     config.add_arguments(parser, CaptureConfig)
+    config.add_arguments(parser, ShadowConfig)
     # max_utterance_s is shared: the server's limit (above) also bounds what the recognizer
     # sees, so it is not a second flag.
     config.add_arguments(parser, RecognizerConfig, skip=SHARED_SETTINGS)
@@ -235,7 +237,8 @@ def _known_settings() -> set[str]:
             | {f.name for f in dataclasses.fields(RecognizerConfig)}
             | {f.name for f in dataclasses.fields(PipelineConfig)}
             | {f.name for f in dataclasses.fields(MonitorConfig)}
-            | {f.name for f in dataclasses.fields(CaptureConfig)} | {"contexts", "models"})
+            | {f.name for f in dataclasses.fields(CaptureConfig)}
+            | {f.name for f in dataclasses.fields(ShadowConfig)} | {"contexts", "models"})
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -289,6 +292,7 @@ class Settings:
     pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
     monitor: MonitorConfig = dataclasses.field(default_factory=MonitorConfig)
     capture: CaptureConfig = dataclasses.field(default_factory=CaptureConfig)
+    shadow: ShadowConfig = dataclasses.field(default_factory=ShadowConfig)
 
 
 def _file_value(value: Any) -> str:
@@ -316,6 +320,7 @@ def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
     pipeline = config.build(PipelineConfig, flags, layered)
     monitor = config.build(MonitorConfig, flags, layered)
     capture = config.build(CaptureConfig, flags, layered)
+    shadow = config.build(ShadowConfig, flags, layered)
     recognizer = config.given(RecognizerConfig, flags, layered)
     RecognizerConfig(**recognizer)  # refuse bad values now, named, not at the first model
     given: Sequence[tuple[str, str]] = flags.get("sources") or []
@@ -330,4 +335,6 @@ def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"model names must be unique, got {duplicates} more than once")
-    return Settings(server, limits, sources, recognizer, pipeline, monitor, capture)
+    if shadow.enabled and shadow.model not in names:
+        raise ConfigError(f"shadow: no served model {shadow.model!r} (serving {names})")
+    return Settings(server, limits, sources, recognizer, pipeline, monitor, capture, shadow)

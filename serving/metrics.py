@@ -110,6 +110,17 @@ class Metrics:
         self.capture_bytes = Gauge("assistant_capture_audio_bytes", "Bytes of audio in the "
                                    "capture store.", registry=r)
 
+        # -- shadow evaluation (serving.shadow) ------------------------------------------
+        self.shadow = Counter("assistant_shadow", "Answers a shadow candidate also "
+                              "recognized, by how its answer compared with the served one.",
+                              ["model", "outcome"], registry=r)
+        self.shadow_dropped = Counter("assistant_shadow_dropped", "Shadow samples dropped "
+                                      "because the candidate was busy.", ["model"], registry=r)
+        self.shadow_seconds = Histogram("assistant_shadow_seconds", "Recognition time of "
+                                        "the shadow candidate and of the served model on the "
+                                        "same utterances.", ["model", "which"],
+                                        buckets=LATENCY_BUCKETS_S, registry=r)
+
     def add_model(self, model: str, intents: Sequence[str]) -> None:
         """Create a model's series at zero (before its first answer), so that rates and
         alert rules see a series from the start instead of none."""

@@ -43,6 +43,7 @@ from .limits import KeyedLimiter
 from .metrics import Metrics
 from .models import ModelRegistry
 from .quality import QualitySink
+from .shadow import ShadowSink
 
 logger = logging.getLogger("assistant.serving.services")
 
@@ -100,8 +101,11 @@ class Services:
             settings.capture, key_of=self.session_key,
             on_kept=lambda model, kept: self.metrics.captured.labels(model, kept).inc(),
         ) if settings.capture.enabled else None
+        self.shadow = ShadowSink(settings.shadow, self.metrics) \
+            if settings.shadow.enabled else None
         self.sinks: list[ResultSink] = [self.quality,
                                         *([self.capture] if self.capture else []),
+                                        *([self.shadow] if self.shadow else []),
                                         *settings.pipeline.make_sinks()]
         self.state = ServerState.LOADING
         self.open_sessions = 0
@@ -268,6 +272,8 @@ class Services:
         for entry in self.catalog.entries():
             state = seen.get(entry.name) or self.quality.model(entry.name).describe(time.time())
             models[entry.name] = {"model": entry.describe(), **state}
+        if self.shadow is not None and self.shadow.config.model in models:
+            models[self.shadow.config.model]["shadow"] = self.shadow.describe()
         return {"state": str(self.state), "default": self.catalog.default_name,
                 "queue_depth": self.pool.depth, "active_sessions": self.open_sessions,
                 "worker_restarts": self.metrics.value("assistant_worker_restarts_total"),
