@@ -52,6 +52,10 @@ class CaptureConfig:
     capture_dir: str = field(default="", metadata={
         "help": "keep chosen utterances' audio and answers in this directory (SQLite + FLAC); "
                 "empty: capture is off and no audio is ever written"})
+    capture_database: str = field(default="", metadata={
+        "help": "keep the metadata in this PostgreSQL database (postgresql://...) instead of "
+                "SQLite in capture_dir, which then holds the audio only (several servers: a "
+                "shared directory)"})
     capture_classes: tuple[str, ...] = field(
         default=("not_understood", "low_confidence", "corrected"), metadata={
             "flag": "--capture-class",
@@ -116,7 +120,8 @@ class CaptureSink:
         self.config = config
         self.clock = clock
         self.rng = rng or random.Random()
-        self.store = CaptureStore.open(Path(config.capture_dir))
+        self.store = CaptureStore.open(Path(config.capture_dir),
+                                       database=config.capture_database)
         self.key_of = key_of  # session id -> the API key id it authenticated with
         self.on_kept = on_kept  # (model, class) of each answer kept: the metrics count it
         self._held: OrderedDict[tuple[str, int], _Held] = OrderedDict()

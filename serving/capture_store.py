@@ -26,7 +26,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS utterances (
     capture_id TEXT PRIMARY KEY,
-    created_s REAL NOT NULL,          -- unix seconds
+    created_s {real} NOT NULL,          -- unix seconds
     model TEXT NOT NULL,
     session_id TEXT NOT NULL,
     utterance_id INTEGER NOT NULL,
@@ -53,17 +53,17 @@ CREATE TABLE IF NOT EXISTS utterances (
     reason TEXT,                      -- why not understood
     intent TEXT,
     slots TEXT,                       -- JSON
-    confidence REAL,
+    confidence {real},
     sentence TEXT,                    -- the grammar sentence the model chose
     heard TEXT,                       -- the free decode
     audio_file TEXT NOT NULL,         -- relative to the store's directory
     audio_bytes INTEGER NOT NULL,
-    duration_s REAL NOT NULL,
+    duration_s {real} NOT NULL,
     feedback_correct INTEGER,         -- NULL: no feedback
     feedback_intent TEXT,
     feedback_slots TEXT,              -- JSON
     feedback_text TEXT,               -- the words, when a reviewer typed them
-    feedback_s REAL
+    feedback_s {real}
 );
 CREATE UNIQUE INDEX IF NOT EXISTS by_utterance ON utterances (session_id, utterance_id);
 CREATE INDEX IF NOT EXISTS by_key ON utterances (key_id);
@@ -98,33 +98,88 @@ class Retention:
     max_bytes: int = 1 << 30
 
 
-class CaptureStore:
-    """See module docs. Thread-safe (one lock around one connection)."""
+class _Database:
+    """One connection to the metadata database; SQL is written with ``?`` placeholders."""
 
-    def __init__(self, directory: Path, connection: sqlite3.Connection):
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _SQLite(_Database):
+    def __init__(self, path: Path):
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                  timeout=10)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA.format(real="REAL"))
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(utterances)")}
+        if "feedback_text" not in columns:  # a store made before reviews kept words
+            self.db.execute("ALTER TABLE utterances ADD COLUMN feedback_text TEXT")
+        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.db.execute(sql, tuple(args))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Postgres(_Database):
+    """PostgreSQL (``psycopg``): several servers share one store (the audio directory on a
+    shared filesystem)."""
+
+    def __init__(self, url: str):
+        try:
+            import psycopg
+            from psycopg.rows import dict_row
+        except ModuleNotFoundError as e:
+            raise ConfigError("a PostgreSQL capture store needs psycopg: pip install "
+                              "'voice-assistant[postgres]'") from e
+        self.db = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+        self.integrity_errors = (psycopg.IntegrityError,)
+        for statement in _SCHEMA.format(real="DOUBLE PRECISION").split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.db.execute(sql.replace("?", "%s"), tuple(args))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class CaptureStore:
+    """See module docs. Thread-safe (one lock around one connection). The metadata lives in
+    ``DIR/capture.db`` (SQLite), or in PostgreSQL when ``database`` is a
+    ``postgresql://`` URL (then ``DIR`` holds the audio only)."""
+
+    def __init__(self, directory: Path, database: _Database):
         self.directory = directory
-        self._db = connection
+        self._db = database
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, directory: Path | str, create: bool = True) -> CaptureStore:
+    def open(cls, directory: Path | str, create: bool = True,
+             database: str = "") -> CaptureStore:
         directory = Path(directory).expanduser()
-        if not create and not (directory / DB_FILE).is_file():
+        if not database and not create and not (directory / DB_FILE).is_file():
             raise ConfigError(f"no capture store in {directory} (no {DB_FILE})")
+        if database and not database.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"capture_database must be a postgresql:// URL, got "
+                              f"{database.split('@')[-1]!r}")
         try:
             (directory / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(directory / DB_FILE, check_same_thread=False,
-                                 isolation_level=None, timeout=10)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(utterances)")}
-            if "feedback_text" not in columns:  # a store made before reviews kept words
-                db.execute("ALTER TABLE utterances ADD COLUMN feedback_text TEXT")
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except (OSError, sqlite3.Error) as e:
-            raise ConfigError(f"cannot open the capture store in {directory}: {e}") from e
-        db.row_factory = sqlite3.Row
+            db: _Database = _Postgres(database) if database else _SQLite(directory / DB_FILE)
+        except ConfigError:
+            raise
+        except Exception as e:  # OSError, sqlite3.Error, psycopg.Error
+            where = database.split("@")[-1] if database else str(directory)
+            raise ConfigError(f"cannot open the capture store ({where}): {e}") from e
         return cls(directory, db)
 
     def close(self) -> None:
@@ -154,7 +209,7 @@ class CaptureStore:
                      row.kept_for, int(row.understood), row.reason, row.intent,
                      json.dumps(dict(row.slots)), row.confidence, row.sentence, row.heard,
                      relative, size, pcm.size / SAMPLE_RATE_HZ))
-        except sqlite3.IntegrityError:
+        except self._db.integrity_errors:
             path.unlink(missing_ok=True)
             return self._capture_id(row.session_id, row.utterance_id) or ""
         return capture_id
@@ -207,7 +262,7 @@ class CaptureStore:
             deleted += self._delete_where("created_s < ?", [now - retention.days * 86400])
         with self._lock:
             rows = self._db.execute("SELECT capture_id, audio_bytes FROM utterances "
-                                    "ORDER BY created_s DESC, rowid DESC").fetchall()
+                                    "ORDER BY created_s DESC, capture_id DESC").fetchall()
         total, excess = 0, []
         for i, row in enumerate(rows):
             total += row["audio_bytes"]
@@ -240,7 +295,7 @@ class CaptureStore:
 
     def rows(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The kept utterances, newest first, as plain dicts (slots decoded)."""
-        sql = "SELECT * FROM utterances ORDER BY created_s DESC, rowid DESC"
+        sql = "SELECT * FROM utterances ORDER BY created_s DESC, capture_id DESC"
         with self._lock:
             found = self._db.execute(sql + (" LIMIT ?" if limit else ""),
                                      (limit,) if limit else ()).fetchall()
@@ -254,10 +309,10 @@ class CaptureStore:
                 "COUNT(feedback_correct) AS feedback FROM utterances").fetchone()
             kept = self._db.execute("SELECT kept_for, COUNT(*) AS n FROM utterances "
                                     "GROUP BY kept_for").fetchall()
-        return {"directory": str(self.directory), "utterances": row["n"],
-                "audio_bytes": row["bytes"], "audio_s": round(row["seconds"], 1),
-                "with_feedback": row["feedback"],
-                "kept_for": {r["kept_for"]: r["n"] for r in kept}}
+        return {"directory": str(self.directory), "utterances": int(row["n"]),
+                "audio_bytes": int(row["bytes"]), "audio_s": round(float(row["seconds"]), 1),
+                "with_feedback": int(row["feedback"]),
+                "kept_for": {r["kept_for"]: int(r["n"]) for r in kept}}
 
     def labelled(self) -> Iterator[tuple[dict[str, Any], str | None, dict[str, Any],
                                           str | None]]:
@@ -306,7 +361,7 @@ class CaptureStore:
                 "version": dataset["version"]}
 
 
-def _plain(row: sqlite3.Row) -> dict[str, Any]:
+def _plain(row: Any) -> dict[str, Any]:
     data = dict(row)
     data["slots"] = json.loads(data["slots"]) if data["slots"] else {}
     data["feedback_slots"] = json.loads(data["feedback_slots"]) \

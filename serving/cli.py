@@ -110,6 +110,8 @@ def register(subparsers: Any) -> None:
                     "writes (docs/capture.md). Works beside a running server.")
     parser.add_argument("action", choices=("stats", "list", "delete", "export"))
     parser.add_argument("--dir", required=True, type=Path, help="the capture directory")
+    parser.add_argument("--database", default="", help="the PostgreSQL URL, when the server "
+                        "keeps the metadata there (capture_database)")
     parser.add_argument("--limit", type=int, default=50, help="list: how many, newest first")
     parser.add_argument("--capture-id", help="delete: this utterance")
     parser.add_argument("--session", help="delete: this session's utterances")
@@ -125,6 +127,8 @@ def register(subparsers: Any) -> None:
                     "(docs/capture.md). Answers are read from standard input, one a line, "
                     "so a review can also be scripted.")
     parser.add_argument("--dir", required=True, type=Path, help="the capture directory")
+    parser.add_argument("--database", default="", help="the PostgreSQL URL, when the server "
+                        "keeps the metadata there (capture_database)")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--context", type=Path, help="the grammar the utterances were for")
     where.add_argument("--model", type=Path, help="or the model directory (its grammar)")
@@ -150,7 +154,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         from assistant.artifacts import read_metadata
 
         context = model_dir_context(args.model, read_metadata(args.model))
-    store = CaptureStore.open(args.dir, create=False)
+    store = CaptureStore.open(args.dir, create=False, database=args.database)
     intents = context.intent_names
     counts = {"accepted": 0, "corrected": 0, "no_command": 0, "discarded": 0, "skipped": 0}
 
@@ -253,7 +257,7 @@ def _play(path: Path) -> None:
 def cmd_capture(args: argparse.Namespace) -> int:
     from .capture_store import CaptureStore
 
-    store = CaptureStore.open(args.dir, create=False)
+    store = CaptureStore.open(args.dir, create=False, database=args.database)
     try:
         if args.action == "stats":
             print(json.dumps(store.stats(), indent=1))
