@@ -293,6 +293,12 @@ class CaptureStore:
                                    "AND utterance_id = ?", (session_id, utterance_id)).fetchone()
         return None if row is None else str(row["capture_id"])
 
+    def get(self, capture_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._db.execute("SELECT * FROM utterances WHERE capture_id = ?",
+                                     (capture_id,)).fetchone()
+        return None if found is None else _plain(found)
+
     def rows(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The kept utterances, newest first, as plain dicts (slots decoded)."""
         sql = "SELECT * FROM utterances ORDER BY created_s DESC, capture_id DESC"

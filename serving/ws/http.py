@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from assistant.errors import AssistantError
@@ -136,16 +137,20 @@ class Router:
             return await self._feedback(connection, request)
         if path == "/v1/capture" and method in ("GET", "DELETE"):
             return await self._capture(connection, request, method)
+        if path.startswith("/v1/capture/audio/") and method == "GET":
+            return await self._capture_audio(connection, request, path.rsplit("/", 1)[1])
+        if path == "/v1/capture/review" and method == "POST":
+            return await self._review(connection, request)
         if path == "/v1/reload" and method == "POST":
             return await self._reload(connection, request)
         page = {"/": "/static/index.html", "/index.html": "/static/index.html",
-                "/dashboard": "/static/dashboard.html",
+                "/dashboard": "/static/dashboard.html", "/review": "/static/review.html",
                 "/favicon.ico": "/static/favicon.svg"}.get(path, path)
         if page in self.static and method == "GET":
             content_type, text = self.static[page]
             return _respond(connection, 200, text, content_type)
         known = {"/healthz", "/readyz", "/metrics", "/v1/models", "/v1/token", "/v1/reload",
-                 "/v1/monitor", "/v1/feedback", "/v1/capture"}
+                 "/v1/monitor", "/v1/feedback", "/v1/capture", "/v1/capture/review"}
         if path in known or page in self.static:
             return _respond(connection, 405, f"{method} is not allowed on {path}\n",
                             "text/plain; charset=utf-8")
@@ -215,7 +220,9 @@ class Router:
                 return _json(connection, 200, {"deleted": 0, "capture": False})
             return _json(connection, 200, {"capture": False})
         if method == "GET":
-            rows = await asyncio.to_thread(capture.store.rows, 200)
+            unreviewed = query(request).get("unreviewed") in ("1", "true")
+            rows = await asyncio.to_thread(capture.store.unreviewed if unreviewed
+                                           else lambda: capture.store.rows(200))
             recent = [r for r in rows if owner is None or r["key_id"] == owner][:50]
             stats = await asyncio.to_thread(capture.store.stats)
             return _json(connection, 200, {"capture": True,
@@ -232,6 +239,86 @@ class Router:
         except (AssistantError, ValueError) as e:  # nothing named; a bad utterance id
             return _json(connection, 400, {"error": str(e)})
         return _json(connection, 200, {"deleted": deleted, "capture": True})
+
+    def _captured(self, connection: ServerConnection, request: Request, capture_id: str
+                  ) -> tuple[Any, dict[str, Any]] | Response:
+        """(the store, the row) of a captured utterance the caller may see, or a refusal."""
+        caller = self._caller(connection, request)
+        if isinstance(caller, Response):
+            return caller
+        capture = self.services.capture
+        if capture is None:
+            return _json(connection, 404, {"error": "capture is off on this server"})
+        found = capture.store.get(capture_id)
+        if found is None or (self.services.auth.required and found["key_id"] != caller.key_id):
+            return _json(connection, 404, {"error": f"no captured utterance {capture_id!r}"})
+        return capture.store, found
+
+    async def _capture_audio(self, connection: ServerConnection, request: Request,
+                             capture_id: str) -> Response:
+        """``GET /v1/capture/audio/ID``: a captured utterance's FLAC, for the review page."""
+        captured = self._captured(connection, request, capture_id)  # one indexed lookup
+        if isinstance(captured, Response):
+            return captured
+        store, found = captured
+        try:
+            data = await asyncio.to_thread((store.directory / found["audio_file"]).read_bytes)
+        except OSError:
+            return _json(connection, 404, {"error": "its audio is gone"})
+        headers = Headers([("Content-Type", "audio/flac"), ("Cache-Control", "no-store"),
+                           ("Content-Length", str(len(data)))])
+        return Response(200, "OK", headers, data)
+
+    async def _review(self, connection: ServerConnection, request: Request) -> Response:
+        """``POST /v1/capture/review`` {capture_id, action: accept | said | intent |
+        no_command | discard, text? (said), intent? slots? (intent)}: the review page."""
+        try:
+            body = _body(connection)
+            if not isinstance(body, dict) or not isinstance(body.get("capture_id"), str):
+                raise BodyError(400, "a JSON object with capture_id is required")
+            captured = self._captured(connection, request,
+                                               body["capture_id"])
+            if isinstance(captured, Response):
+                return captured
+            store, found = captured
+            key = (found["session_id"], found["utterance_id"])
+            action = body.get("action")
+            if action == "accept":
+                if not found["understood"]:
+                    raise BodyError(400, "nothing was understood to accept")
+                await asyncio.to_thread(store.feedback, *key, correct=True)
+            elif action == "said":
+                from assistant.grammar import parse
+
+                text = str(body.get("text") or "")
+                parsed = parse(self.services.catalog.context(found["model"]), text)
+                if parsed is None:
+                    raise BodyError(400, f"{text!r} is not a sentence of the grammar")
+                slots = dict(parsed.to_json()["slots"])
+                same = (found["understood"] and parsed.intent == found["intent"]
+                        and slots == found["slots"])
+                await asyncio.to_thread(store.feedback, *key, correct=same,
+                                        intent=parsed.intent, slots=slots, text=parsed.text)
+            elif action == "intent":
+                intent, slots = body.get("intent"), body.get("slots") or {}
+                entry = self.services.catalog.get(found["model"])
+                if intent not in entry.intents or not isinstance(slots, dict):
+                    raise BodyError(400, f"model {found['model']!r} has no intent {intent!r}")
+                await asyncio.to_thread(store.feedback, *key, correct=False, intent=intent,
+                                        slots=slots)
+            elif action == "no_command":
+                await asyncio.to_thread(store.feedback, *key, correct=not found["understood"],
+                                        intent=None)
+            elif action == "discard":
+                await asyncio.to_thread(store.delete, capture_id=found["capture_id"])
+            else:
+                raise BodyError(400, "action must be accept, said, intent, no_command or "
+                                     "discard")
+        except BodyError as e:
+            return _json(connection, e.status, {"error": str(e)})
+        except UnknownModel as e:
+            return _json(connection, 409, {"error": f"its model is no longer served: {e}"})
+        return _json(connection, 200, {"reviewed": found["capture_id"], "action": action})
 
     def _refused(self, connection: ServerConnection, request: Request) -> Response | None:
         """The response refusing an unauthenticated request, or None to go on."""

@@ -384,3 +384,46 @@ def test_that_was_wrong_sends_a_correction_that_capture_keeps(speak, vad, tmp_pa
     corrected = [r for r in rows if r["feedback_intent"] == "lightsOn"]
     assert len(corrected) == 1 and corrected[0]["session_id"] == session
     assert corrected[0]["kept_for"] == "corrected" and corrected[0]["intent"] == "lightsOff"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_the_review_page_labels_captured_utterances(speak, vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from serving.capture import CaptureConfig
+    from serving.capture_store import CapturedRow
+
+    wav = _mic(tmp_path, np.zeros(1600, np.float32))
+    settings = dataclasses.replace(make_settings(), capture=CaptureConfig(
+        capture_dir=str(tmp_path / "captured")))
+    with ServerThread(settings, vad) as server:
+        store = server.app.services.capture.store
+        for i, (understood, intent) in enumerate([(True, "lightsOff"), (False, None),
+                                                  (False, None)]):
+            store.add(CapturedRow("home", "s", i, "", "not_understood", understood, None,
+                                  intent, {"room": "bedroom"} if understood else {}, 0.4,
+                                  "", "turn of the lights"), speak("turn off the lights"),
+                      now_s=1000.0 + i)
+        with chromium_page(f"{server.http}/review", wav) as devtools:
+            deadline = time.monotonic() + 60
+            _wait_for(devtools, "document.querySelectorAll('#items li').length === 3", deadline)
+            audio = devtools.call(
+                "Runtime.evaluate", awaitPromise=True, returnByValue=True,
+                expression="fetch(document.querySelector('#items audio').src).then(r => "
+                           "r.headers.get('content-type') + ' ' + r.status)")["result"]["value"]
+            devtools.evaluate("document.querySelector('#items li button').click()")  # Right
+            _wait_for(devtools, "document.querySelectorAll('#items li').length === 2", deadline)
+            devtools.evaluate("""(() => { const li = document.querySelector('#items li');
+                li.querySelector('input').value = 'turn on the kitchen lights';
+                [...li.querySelectorAll('button')].find(b => b.textContent === 'It was this')
+                  .click(); })()""")
+            _wait_for(devtools, "document.querySelectorAll('#items li').length === 1", deadline)
+            devtools.evaluate("""[...document.querySelectorAll('#items li button')]
+                .find(b => b.textContent === 'Discard').click()""")
+            _wait_for(devtools, "document.querySelectorAll('#items li').length === 0", deadline)
+            status = _text(devtools, "status")
+        rows = {r["utterance_id"]: r for r in store.rows()}
+    assert audio == "audio/flac 200", audio
+    assert status == "0 left to review."
+    assert rows[0]["feedback_correct"] is True
+    assert (rows[1]["feedback_intent"], rows[1]["feedback_slots"], rows[1]["feedback_text"]) \
+        == ("lightsOn", {"room": "kitchen"}, "turn on the kitchen lights")
+    assert 2 not in rows

@@ -330,3 +330,31 @@ def test_a_scripted_review_labels_what_was_kept(tmp_path: Path) -> None:
     texts = [json.loads(x).get("text") for x in
              (tmp_path / "out" / "labels.jsonl").read_text().splitlines()]
     assert "turn on the kitchen lights" in texts
+
+
+def test_review_endpoints_refuse_what_they_cannot_do(vad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = dataclasses.replace(make_settings(), capture=CaptureConfig(
+        capture_dir=str(tmp_path / "cap")))
+    with ServerThread(settings, vad) as server:
+        store = server.app.services.capture.store
+        kept = store.add(row("s", 0), tone())
+        for body, status, says in (
+                ({"capture_id": "nope", "action": "accept"}, 404, "no captured"),
+                ({"capture_id": kept, "action": "accept"}, 400, "nothing was understood"),
+                ({"capture_id": kept, "action": "said", "text": "make me a sandwich"}, 400,
+                 "not a sentence"),
+                ({"capture_id": kept, "action": "intent", "intent": "orderPizza"}, 400,
+                 "no intent"),
+                ({"capture_id": kept, "action": "dance"}, 400, "action must be"),
+                ({"action": "accept"}, 400, "capture_id")):
+            got = _http(server, "POST", "/v1/capture/review", body)
+            assert got[0] == status and says in got[1]["error"], (body, got)
+        assert store.get(kept)["feedback_correct"] is None  # nothing changed
+        unreviewed = _http(server, "GET", "/v1/capture?unreviewed=1")[1]["recent"]
+        assert [r["capture_id"] for r in unreviewed] == [kept]
+        assert _http(server, "POST", "/v1/capture/review",
+                     {"capture_id": kept, "action": "no_command"})[0] == 200
+        assert _http(server, "GET", "/v1/capture?unreviewed=1")[1]["recent"] == []
+        assert _http(server, "GET", "/v1/capture/audio/nope")[0] == 404
+    with ServerThread(make_settings(), vad) as server:  # capture off
+        assert _http(server, "GET", f"/v1/capture/audio/{kept}")[0] == 404
