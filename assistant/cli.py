@@ -280,7 +280,8 @@ def _registry(args: argparse.Namespace) -> int:
         if args.gate_data is not None and current is not None:
             report = registry.gate(_labels(args.gate_data),
                                    _recognize(root / names[0] / current),
-                                   _recognize(root / names[0] / names[1]), args.margin)
+                                   _recognize(root / names[0] / names[1]), args.margin,
+                                   max_latency_ratio=args.max_latency_ratio)
             print(json.dumps({"gate": report.to_json()}, indent=1))
         entry = registry.promote(root, names[0], names[1], gate_report=report, force=args.force)
         print(json.dumps(entry))
@@ -307,6 +308,7 @@ def _recognize(model_dir: Path) -> Callable[[Path], tuple[bool, str | None, dict
     from .vad import SileroVad
 
     recognizer = Recognizer.from_model_dir(model_dir)
+    recognizer.warm_up()  # the gate times recognitions: not the first call's set-up
     vad = SileroVad()
 
     def run(path: Path) -> tuple[bool, str | None, dict[str, Any]]:
@@ -399,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "worse than the promoted version on it")
     p.add_argument("--margin", type=float, default=0.02, help="promote: how much worse "
                    "(acceptance, overall or per intent) is tolerated")
+    p.add_argument("--max-latency-ratio", type=float, default=1.5, help="promote: refuse a "
+                   "candidate whose p95 recognition time is over this multiple of the "
+                   "promoted one's (0: not judged)")
     p.add_argument("--force", action="store_true", help="promote even when the gate fails")
     p.set_defaults(func=cmd_models)
 

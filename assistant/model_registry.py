@@ -14,12 +14,14 @@ grammar hash, speech model and precision, training data and recordings versions 
 model's ``training`` record), its evaluation summary, and when and by what it was built.
 Promotion may be gated (:func:`gate`): the candidate and the promoted version recognize a
 labelled set (e.g. ``assistant capture export``), per intent; a candidate worse than the
-promoted one overall or on any intent by more than a margin is refused unless forced.
+promoted one overall or on any intent by more than a margin, or slower at the 95th
+percentile by more than a ratio, is refused unless forced.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -46,7 +48,9 @@ class GateReport:
     overall: tuple[float, float]  # (promoted, candidate) acceptance
     slices: Mapping[str, tuple[float, float, int]]  # intent -> (promoted, candidate, count)
     margin: float
-    worse: tuple[str, ...]  # "overall" and the intents worse by more than the margin
+    worse: tuple[str, ...]  # "overall", the intents worse by more than the margin, "latency"
+    p95_ms: tuple[float, float] = (0.0, 0.0)  # (promoted, candidate) recognition time
+    max_latency_ratio: float = 0.0  # candidate p95 / promoted p95 allowed (0: not judged)
 
     @property
     def passed(self) -> bool:
@@ -57,7 +61,9 @@ class GateReport:
                 "overall": {"promoted": self.overall[0], "candidate": self.overall[1]},
                 "slices": {k: {"promoted": a, "candidate": b, "utterances": n}
                            for k, (a, b, n) in self.slices.items()},
-                "margin": self.margin, "worse": list(self.worse), "passed": self.passed}
+                "margin": self.margin, "worse": list(self.worse), "passed": self.passed,
+                "p95_ms": {"promoted": self.p95_ms[0], "candidate": self.p95_ms[1]},
+                "max_latency_ratio": self.max_latency_ratio}
 
 
 def _folder(registry: Path, name: str) -> Path:
@@ -212,10 +218,14 @@ def diff(registry: Path, name: str, a: str, b: str) -> dict[str, Any]:
 
 def gate(labels_file: Path, recognize_promoted: Callable[[Path], tuple[bool, str | None, dict]],
          recognize_candidate: Callable[[Path], tuple[bool, str | None, dict]],
-         margin: float = 0.02, min_slice: int = 5) -> GateReport:
+         margin: float = 0.02, min_slice: int = 5,
+         max_latency_ratio: float = 0.0) -> GateReport:
     """Both models on every labelled recording: acceptance (assistant.evaluation's
     definition) overall and per intent ("(none)": speech that is no command); intents with
-    fewer than ``min_slice`` recordings count in the overall figure only."""
+    fewer than ``min_slice`` recordings count in the overall figure only. With
+    ``max_latency_ratio``, a candidate whose 95th-percentile recognition time (the whole
+    recording, as ``assistant recognize`` runs it) is over that multiple of the promoted
+    one's is refused too."""
     from .evaluation import command_accepted, read_labels
 
     labels = read_labels(labels_file)
@@ -223,9 +233,16 @@ def gate(labels_file: Path, recognize_promoted: Callable[[Path], tuple[bool, str
         raise ConfigError(f"{labels_file} lists no recordings")
     tallies: dict[str, list[int]] = {}
     totals = [0, 0]
+    times: tuple[list[float], list[float]] = ([], [])
     for label in labels:
-        a = command_accepted(label, *recognize_promoted(label.audio))
-        b = command_accepted(label, *recognize_candidate(label.audio))
+        started = time.perf_counter()
+        answer_a = recognize_promoted(label.audio)
+        middle = time.perf_counter()
+        answer_b = recognize_candidate(label.audio)
+        times[0].append(1000 * (middle - started))
+        times[1].append(1000 * (time.perf_counter() - middle))
+        a = command_accepted(label, *answer_a)
+        b = command_accepted(label, *answer_b)
         key = label.intent or "(none)"
         tally = tallies.setdefault(key, [0, 0, 0])
         tally[0] += a
@@ -239,7 +256,11 @@ def gate(labels_file: Path, recognize_promoted: Callable[[Path], tuple[bool, str
               for k, t in sorted(tallies.items())}
     worse = (["overall"] if overall[1] < overall[0] - margin else []) + [
         k for k, (a, b, count) in slices.items() if count >= min_slice and b < a - margin]
-    return GateReport(str(labels_file), n, overall, slices, margin, tuple(worse))
+    p95 = tuple(round(sorted(t)[max(0, math.ceil(0.95 * len(t)) - 1)], 1) for t in times)
+    if max_latency_ratio > 0 and p95[1] > max_latency_ratio * p95[0]:
+        worse.append("latency")
+    return GateReport(str(labels_file), n, overall, slices, margin, tuple(worse),
+                      (p95[0], p95[1]), max_latency_ratio)
 
 
 def _now() -> str:

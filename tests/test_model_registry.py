@@ -168,3 +168,21 @@ def test_the_server_switches_on_promotion_without_dropping_a_session(
     assert first["understood"] and first["intent"] == "lightsOff"
     assert not second["understood"] and second["transcript"]  # v2's strict threshold
     assert third["understood"] and third["intent"] == "lightsOff"
+
+
+def test_a_slower_candidate_fails_the_latency_bar(model_dirs: dict[str, Path],
+                                                  labelled: Path) -> None:
+    from assistant.cli import _recognize
+
+    served = _recognize(model_dirs["loose"])
+    same = _recognize(model_dirs["loose"])
+
+    def slower(path: Path) -> Any:  # the same answers, 0.3 s later each
+        time.sleep(0.3)
+        return same(path)
+
+    labels = labelled / "labels.jsonl"
+    report = registry.gate(labels, served, slower, max_latency_ratio=1.5)
+    assert report.worse == ("latency",) and not report.passed
+    assert report.p95_ms[1] > 1.5 * report.p95_ms[0] and report.overall[0] == report.overall[1]
+    assert registry.gate(labels, served, same, max_latency_ratio=0).passed  # not judged
