@@ -216,23 +216,34 @@ def diff(registry: Path, name: str, a: str, b: str) -> dict[str, Any]:
                            != meta_b.get("recognizer", {}).get(k)}}
 
 
+def sign_test_p(lost: int, gained: int) -> float:
+    """One-sided exact sign test on paired outcomes: the chance of losing at least ``lost``
+    of the ``lost + gained`` recordings where the two models differ, were neither better."""
+    n = lost + gained
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(lost, n + 1)) / 2 ** n
+
+
 def gate(labels_file: Path, recognize_promoted: Callable[[Path], tuple[bool, str | None, dict]],
          recognize_candidate: Callable[[Path], tuple[bool, str | None, dict]],
-         margin: float = 0.02, min_slice: int = 5,
-         max_latency_ratio: float = 0.0) -> GateReport:
+         margin: float = 0.02, min_slice: int = 5, max_latency_ratio: float = 0.0,
+         significance: float = 0.05) -> GateReport:
     """Both models on every labelled recording: acceptance (assistant.evaluation's
     definition) overall and per intent ("(none)": speech that is no command); intents with
-    fewer than ``min_slice`` recordings count in the overall figure only. With
-    ``max_latency_ratio``, a candidate whose 95th-percentile recognition time (the whole
-    recording, as ``assistant recognize`` runs it) is over that multiple of the promoted
-    one's is refused too."""
+    fewer than ``min_slice`` recordings count in the overall figure only. A figure is worse
+    when it dropped by more than ``margin`` *and* the drop is not chance: on the recordings
+    where the two models differ, the candidate lost more than an exact sign test allows at
+    ``significance`` (on 20 recordings one lost command is 5 points: more than any sensible
+    margin, and no evidence). With ``max_latency_ratio``, a candidate whose 95th-percentile
+    recognition time (the whole recording, as ``assistant recognize`` runs it) is over that
+    multiple of the promoted one's is refused too."""
     from .evaluation import command_accepted, read_labels
 
     labels = read_labels(labels_file)
     if not labels:
         raise ConfigError(f"{labels_file} lists no recordings")
-    tallies: dict[str, list[int]] = {}
-    totals = [0, 0]
+    tallies: dict[str, list[int]] = {}  # right (promoted, candidate), count, lost, gained
     times: tuple[list[float], list[float]] = ([], [])
     for label in labels:
         started = time.perf_counter()
@@ -243,19 +254,25 @@ def gate(labels_file: Path, recognize_promoted: Callable[[Path], tuple[bool, str
         times[1].append(1000 * (time.perf_counter() - middle))
         a = command_accepted(label, *answer_a)
         b = command_accepted(label, *answer_b)
-        key = label.intent or "(none)"
-        tally = tallies.setdefault(key, [0, 0, 0])
-        tally[0] += a
-        tally[1] += b
-        tally[2] += 1
-        totals[0] += a
-        totals[1] += b
+        for key in ("overall", label.intent or "(none)"):
+            tally = tallies.setdefault(key, [0, 0, 0, 0, 0])
+            tally[0] += a
+            tally[1] += b
+            tally[2] += 1
+            tally[3] += a and not b
+            tally[4] += b and not a
+
+    def worse_on(t: list[int]) -> bool:
+        dropped = t[1] / t[2] < t[0] / t[2] - margin
+        return dropped and sign_test_p(t[3], t[4]) < significance
+
+    total = tallies.pop("overall")
     n = len(labels)
-    overall = (round(totals[0] / n, 4), round(totals[1] / n, 4))
+    overall = (round(total[0] / n, 4), round(total[1] / n, 4))
     slices = {k: (round(t[0] / t[2], 4), round(t[1] / t[2], 4), t[2])
               for k, t in sorted(tallies.items())}
-    worse = (["overall"] if overall[1] < overall[0] - margin else []) + [
-        k for k, (a, b, count) in slices.items() if count >= min_slice and b < a - margin]
+    worse = (["overall"] if worse_on(total) else []) + [
+        k for k, t in sorted(tallies.items()) if t[2] >= min_slice and worse_on(t)]
     p95 = tuple(round(sorted(t)[max(0, math.ceil(0.95 * len(t)) - 1)], 1) for t in times)
     if max_latency_ratio > 0 and p95[1] > max_latency_ratio * p95[0]:
         worse.append("latency")

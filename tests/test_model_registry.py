@@ -47,6 +47,10 @@ def labelled(speak, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
             ("turn on the kitchen lights", "lightsOn", {"room": "kitchen"}),
             ("set a timer for five minutes", "setTimer", {}),
             ("what time is it", "getTime", {}),
+            ("pause the music", "mediaPause", {}),
+            ("turn the volume up", "volumeUp", {}),
+            ("what's the weather like", "getWeather", {}),
+            ("skip this song", "mediaNext", {}),
             ("the quarterly report is due on friday", None, {})]
     with (folder / "labels.jsonl").open("w") as labels:
         for i, (text, intent, slots) in enumerate(rows):
@@ -186,3 +190,10 @@ def test_a_slower_candidate_fails_the_latency_bar(model_dirs: dict[str, Path],
     assert report.worse == ("latency",) and not report.passed
     assert report.p95_ms[1] > 1.5 * report.p95_ms[0] and report.overall[0] == report.overall[1]
     assert registry.gate(labels, served, same, max_latency_ratio=0).passed  # not judged
+
+
+def test_the_sign_test_tells_a_lost_command_from_a_pattern() -> None:
+    assert registry.sign_test_p(1, 0) == 0.5  # one lost command: no evidence
+    assert registry.sign_test_p(0, 3) == 1.0
+    assert registry.sign_test_p(5, 0) == 1 / 32
+    assert abs(registry.sign_test_p(8, 2) - 56 / 1024) < 1e-12
