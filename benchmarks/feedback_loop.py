@@ -19,8 +19,9 @@ Synthesized speech only (the home grammar; voices held out from training; clips 
 5. **Shadow evaluation**: v1 and v2 on held-out clips of both conditions (other sentences,
    voices and seeds than the traffic): acceptance per condition and overall; then
    ``assistant models promote --gate-data`` (refused if v2 is worse overall or on an intent).
-6. **Promotion** switches the running server (``/v1/models`` names v2's directory, a session
-   open across it is answered by v2); **rollback** restores v1.
+6. **Promotion** switches the running server (``/v1/models`` names v2's directory; that a
+   session open across a switch goes on is tested in tests/test_model_registry.py);
+   **rollback** restores v1.
 
 Reports acceptance per condition for v1 and v2 and the time of every step.
 """
