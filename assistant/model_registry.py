@@ -67,8 +67,9 @@ class GateReport:
 
 
 def _folder(registry: Path, name: str) -> Path:
-    if not name or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise ConfigError(f"model name {name!r} must be letters, digits, '-', '_' or '.'")
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name or ""):
+        raise ConfigError(f"model name {name!r} must be letters, digits, '-', '_' or '.' "
+                          "(not first)")
     return Path(registry) / name
 
 
@@ -177,14 +178,21 @@ def promote(registry: Path, name: str, version: str, *, gate_report: GateReport 
 
 
 def rollback(registry: Path, name: str) -> dict[str, Any]:
-    """Promote the version that was promoted before the current one."""
+    """Promote the version that was promoted before the current one: the history replayed
+    as a stack (a promotion pushes, a rollback pops), so rolling back twice goes back two
+    promotions."""
     folder = _folder(registry, name)
-    now = promoted(registry, name)
-    previous = [h["from"] for h in _record(folder)["history"] if h["to"] == now and h["from"]]
-    if not previous:
-        raise ConfigError(f"{name}: nothing to roll back to (promoted {now!r} has no "
-                          "predecessor)")
-    return promote(registry, name, previous[-1], force=True, action="rollback")
+    stack: list[str] = []
+    for entry in _record(folder)["history"]:
+        if entry["action"] == "rollback":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(entry["to"])
+    if len(stack) < 2:
+        raise ConfigError(f"{name}: nothing to roll back to (promoted "
+                          f"{promoted(registry, name)!r} has no predecessor)")
+    return promote(registry, name, stack[-2], force=True, action="rollback")
 
 
 def listing(registry: Path, name: str | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ capture is on (``assistant_feedback_total``), and stored only when it is.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import random
@@ -43,6 +44,8 @@ logger = logging.getLogger("assistant.serving.capture")
 
 CLASSES = ("not_understood", "low_confidence", "sample", "corrected")
 HELD_FOR_FEEDBACK = 500  # answers whose audio waits in memory for a correction
+QUEUE_LIMIT = 1000  # writes waiting for the writer thread; more are dropped (a stalled disk
+# or database must not fill the memory with audio)
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,9 @@ class _Held:
 
 
 class CaptureSink:
-    """See module docs. ``on_result`` and ``feedback`` are called from the event loop; the
-    store is written from this sink's own thread."""
+    """See module docs. ``on_result`` runs in the server's feeder thread, ``feedback`` and
+    ``delete`` on its event loop; the store is written from this sink's own thread, in
+    order."""
 
     name = "capture"
 
@@ -124,9 +128,14 @@ class CaptureSink:
                                        database=config.capture_database)
         self.key_of = key_of  # session id -> the API key id it authenticated with
         self.on_kept = on_kept  # (model, class) of each answer kept: the metrics count it
+        # Answers arrive from the server's feeder thread, feedback and deletions from the
+        # event loop: the held audio is guarded.
         self._held: OrderedDict[tuple[str, int], _Held] = OrderedDict()
+        self._held_lock = threading.Lock()
         self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = \
-            queue.Queue()
+            queue.Queue(QUEUE_LIMIT)
+        self._closed = False
+        self.dropped = 0
         self._last_enforced = 0.0
         self._thread = threading.Thread(target=self._write, name="assistant-capture",
                                         daemon=True)
@@ -143,15 +152,16 @@ class CaptureSink:
             return
         kept_for = self.kept_for(completed)
         now = self.clock()
-        self._expire(now)
         if kept_for is not None:
             self._keep(completed, key_id, kept_for)
         elif "corrected" in self.config.capture_classes:
             key = (completed.stream_id, completed.utterance.utterance_id)
-            self._held[key] = _Held(completed, key_id,
-                                    now + self.config.capture_feedback_window_s)
-            while len(self._held) > HELD_FOR_FEEDBACK:
-                self._held.popitem(last=False)
+            with self._held_lock:
+                self._expire(now)
+                self._held[key] = _Held(completed, key_id,
+                                        now + self.config.capture_feedback_window_s)
+                while len(self._held) > HELD_FOR_FEEDBACK:
+                    self._held.popitem(last=False)
 
     def kept_for(self, completed: Completed) -> str | None:
         """The class an answer is kept for, or None."""
@@ -171,11 +181,41 @@ class CaptureSink:
         """Store feedback on an answer. The future says, once written, whether the answer is
         kept (it was, or it is now because this feedback corrected it)."""
         key = (session_id, utterance_id)
-        held = self._held.pop(key, None)
+        with self._held_lock:
+            self._expire(self.clock())
+            held = self._held.pop(key, None)
         if held is not None and not correct:
             self._keep(held.completed, held.key_id, "corrected")
         done: concurrent.futures.Future[bool] = concurrent.futures.Future()
-        self._submit(self._feedback, session_id, utterance_id, correct, intent, slots, done)
+        self._submit(self._feedback, session_id, utterance_id, correct, intent, slots, done,
+                     future=done)
+        return done
+
+    def delete(self, *, capture_id: str | None = None, session_id: str | None = None,
+               utterance_id: int | None = None, key_id: str | None = None,
+               owner: str | None = None) -> concurrent.futures.Future[int]:
+        """Delete kept utterances (as :meth:`CaptureStore.delete`) after every write already
+        queued, and forget held audio of the same answers, so nothing deleted comes back."""
+        with self._held_lock:
+            for key in [k for k, h in self._held.items()
+                        if (session_id is not None and k[0] == session_id
+                            and utterance_id in (None, k[1]))
+                        or (key_id is not None and h.key_id == key_id)]:
+                if owner is None or self._held[key].key_id == owner:
+                    del self._held[key]
+        done: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                deleted = self.store.delete(capture_id=capture_id, session_id=session_id,
+                                            utterance_id=utterance_id, key_id=key_id,
+                                            owner=owner)
+            except Exception as e:
+                _settle(done, exception=e)
+                return
+            _settle(done, result=deleted)
+
+        self._submit(run, future=done)
         return done
 
     def _keep(self, completed: Completed, key_id: str, kept_for: str) -> None:
@@ -202,8 +242,20 @@ class CaptureSink:
 
     # -- the writer thread --------------------------------------------------------------
 
-    def _submit(self, call: Callable[..., Any], *args: Any) -> None:
-        self._queue.put((call, args))
+    def _submit(self, call: Callable[..., Any], *args: Any,
+                future: concurrent.futures.Future[Any] | None = None) -> None:
+        if self._closed:
+            if future is not None:
+                _settle(future, exception=ConfigError("capture is closed (shutting down)"))
+            return
+        try:
+            self._queue.put_nowait((call, args))
+        except queue.Full:
+            self.dropped += 1
+            logger.warning("capture: the writer is %d writes behind; dropped %s",
+                           QUEUE_LIMIT, getattr(call, "__name__", "a write"))
+            if future is not None:
+                _settle(future, exception=ConfigError("capture store is not keeping up"))
 
     def _add(self, row: CapturedRow, audio: np.ndarray) -> None:
         self.store.add(row, audio, self.clock())
@@ -213,12 +265,12 @@ class CaptureSink:
                   intent: str | None, slots: dict[str, Any] | None,
                   done: concurrent.futures.Future[bool]) -> None:
         try:
-            done.set_result(self.store.feedback(session_id, utterance_id, correct=correct,
-                                                intent=intent, slots=slots,
-                                                now_s=self.clock()))
+            stored = self.store.feedback(session_id, utterance_id, correct=correct,
+                                         intent=intent, slots=slots, now_s=self.clock())
         except Exception as e:
-            done.set_exception(e)
+            _settle(done, exception=e)
             raise
+        _settle(done, result=stored)
 
     def _enforce(self, force: bool = False) -> None:
         now = self.clock()
@@ -254,6 +306,20 @@ class CaptureSink:
         self._queue.join()
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._closed = True
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=30)
         self._thread.join(timeout=30)
         self.store.close()
+
+
+def _settle(future: concurrent.futures.Future[Any], result: Any = None,
+            exception: BaseException | None = None) -> None:
+    """Resolve a future unless its waiter gave up (cancelled) already."""
+    if future.done():
+        return
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)

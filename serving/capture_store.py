@@ -20,8 +20,10 @@ writes. Everything here is synchronous: the server calls it from its writer thre
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -196,8 +198,15 @@ class CaptureStore:
         relative = f"{AUDIO_DIR}/{capture_id}.flac"
         path = self.directory / relative
         pcm = np.clip(np.asarray(audio, np.float32), -1.0, 1.0)
-        sf.write(path, pcm, SAMPLE_RATE_HZ, format="FLAC", subtype="PCM_16")
-        size = path.stat().st_size
+        # The audio goes to a temporary name and becomes the row's file only once the row is
+        # in: a failed write or insert (full disk, database down) leaves no recording behind.
+        partial = path.with_suffix(".flac.part")
+        try:
+            sf.write(partial, pcm, SAMPLE_RATE_HZ, format="FLAC", subtype="PCM_16")
+            size = partial.stat().st_size
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         try:
             with self._lock:
                 self._db.execute(
@@ -209,9 +218,15 @@ class CaptureStore:
                      row.kept_for, int(row.understood), row.reason, row.intent,
                      json.dumps(dict(row.slots)), row.confidence, row.sentence, row.heard,
                      relative, size, pcm.size / SAMPLE_RATE_HZ))
+            os.replace(partial, path)
         except self._db.integrity_errors:
-            path.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             return self._capture_id(row.session_id, row.utterance_id) or ""
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            with contextlib.suppress(Exception), self._lock:  # the row, if it got in
+                self._db.execute("DELETE FROM utterances WHERE capture_id = ?", (capture_id,))
+            raise
         return capture_id
 
     def feedback(self, session_id: str, utterance_id: int, *, correct: bool,
@@ -229,9 +244,10 @@ class CaptureStore:
                  text, now, session_id, utterance_id))
         return cursor.rowcount > 0
 
-    def unreviewed(self) -> list[dict[str, Any]]:
-        """Kept utterances nobody has said anything about yet, oldest first."""
-        return [r for r in reversed(self.rows()) if r["feedback_correct"] is None]
+    def unreviewed(self, owner: str | None = None) -> list[dict[str, Any]]:
+        """Kept utterances nobody has said anything about yet, oldest first (``owner``: of
+        that API key id only)."""
+        return [r for r in reversed(self.rows(owner=owner)) if r["feedback_correct"] is None]
 
     def delete(self, *, capture_id: str | None = None, session_id: str | None = None,
                utterance_id: int | None = None, key_id: str | None = None,
@@ -299,22 +315,29 @@ class CaptureStore:
                                      (capture_id,)).fetchone()
         return None if found is None else _plain(found)
 
-    def rows(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The kept utterances, newest first, as plain dicts (slots decoded)."""
-        sql = "SELECT * FROM utterances ORDER BY created_s DESC, capture_id DESC"
+    def rows(self, limit: int | None = None, owner: str | None = None
+             ) -> list[dict[str, Any]]:
+        """The kept utterances, newest first, as plain dicts (slots decoded); ``owner``: of
+        that API key id only."""
+        args: list[Any] = [owner] if owner is not None else []
+        where = "WHERE key_id = ? " if owner is not None else ""
+        sql = f"SELECT * FROM utterances {where}ORDER BY created_s DESC, capture_id DESC"
+        if limit:
+            sql, args = sql + " LIMIT ?", [*args, limit]
         with self._lock:
-            found = self._db.execute(sql + (" LIMIT ?" if limit else ""),
-                                     (limit,) if limit else ()).fetchall()
+            found = self._db.execute(sql, args).fetchall()
         return [_plain(r) for r in found]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, owner: str | None = None) -> dict[str, Any]:
+        """Counts and sizes (``owner``: of that API key id's utterances only)."""
+        where, args = ("WHERE key_id = ? ", [owner]) if owner is not None else ("", [])
         with self._lock:
             row = self._db.execute(
                 "SELECT COUNT(*) AS n, COALESCE(SUM(audio_bytes), 0) AS bytes, "
                 "COALESCE(SUM(duration_s), 0) AS seconds, "
-                "COUNT(feedback_correct) AS feedback FROM utterances").fetchone()
-            kept = self._db.execute("SELECT kept_for, COUNT(*) AS n FROM utterances "
-                                    "GROUP BY kept_for").fetchall()
+                f"COUNT(feedback_correct) AS feedback FROM utterances {where}", args).fetchone()
+            kept = self._db.execute(f"SELECT kept_for, COUNT(*) AS n FROM utterances {where}"
+                                    "GROUP BY kept_for", args).fetchall()
         return {"directory": str(self.directory), "utterances": int(row["n"]),
                 "audio_bytes": int(row["bytes"]), "audio_s": round(float(row["seconds"]), 1),
                 "with_feedback": int(row["feedback"]),
@@ -332,7 +355,8 @@ class CaptureStore:
             if correct:
                 if not row["understood"]:
                     continue  # "right" about a not-understood answer: nothing to learn
-                yield row, row["intent"], row["slots"], row["sentence"] or None
+                yield (row, row["intent"], row["slots"],
+                       row["feedback_text"] or row["sentence"] or None)
             else:
                 yield (row, row["feedback_intent"], row["feedback_slots"] or {},
                        row["feedback_text"] or None)

@@ -188,7 +188,10 @@ class ModelCatalog:
         if source.kind == "model":
             # Read (and have the workers load) the directory the path names now, so that a
             # symlink flipped later (a registry promotion) changes nothing until a reload.
-            resolved = source.path.resolve()
+            resolved = source.path.resolve() if reread or previous is None \
+                or previous.resolved is None else previous.resolved
+            # (a slot change keeps the version being served: a promotion since then is the
+            # watcher's to load, with its own files)
             metadata = read_metadata(resolved)
             context = model_dir_context(resolved, metadata)
             config = model_dir_config(resolved, metadata, self.overrides)

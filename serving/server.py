@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from assistant.errors import ConfigError
@@ -143,15 +144,21 @@ class App:
     async def _watch_models(self, every_s: float) -> None:
         """Reload a model whose directory path was pointed elsewhere (a registry promotion):
         sessions keep running; their next utterance uses the new version."""
+        failed: dict[str, Path] = {}  # a target that failed to load, until the link moves
         while not self.services.draining:
             await asyncio.sleep(every_s)
             for name in await asyncio.to_thread(self.services.moved_models):
-                logger.info("model %r: its directory now names %s; reloading", name,
-                            self.services.catalog.get(name).source.path.resolve())
+                target = self.services.catalog.get(name).source.path.resolve()
+                if failed.get(name) == target:
+                    continue
+                logger.info("model %r: its directory now names %s; reloading", name, target)
                 try:
                     await asyncio.to_thread(self.services.reload, name)
-                except Exception:  # a broken version: keep serving the old one, say so
-                    logger.exception("reloading %r after its directory moved failed", name)
+                    failed.pop(name, None)
+                except Exception:  # a broken version: keep serving the old one, say so once
+                    failed[name] = target
+                    logger.exception("reloading %r from %s failed; still serving the "
+                                     "previous version", name, target)
 
     async def serve_until(self, stop: asyncio.Event) -> None:
         await stop.wait()

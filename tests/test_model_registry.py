@@ -92,6 +92,16 @@ def test_versions_lineage_promotion_rollback_and_diff(model_dirs: dict[str, Path
         registry.promote(reg, "home", "v3")
     with pytest.raises(ConfigError, match="not a model directory"):
         registry.add(reg, "home", tmp_path)
+    with pytest.raises(ConfigError, match="must be letters"):
+        registry.add(reg, "..", model_dirs["loose"])
+    # Rolling back twice goes back two promotions (a stack), not forth again.
+    registry.add(reg, "home", model_dirs["loose"])  # v3
+    for version in ("v2", "v3"):
+        registry.promote(reg, "home", version)
+    assert registry.rollback(reg, "home")["to"] == "v2"
+    assert registry.rollback(reg, "home")["to"] == "v1"
+    with pytest.raises(ConfigError, match="nothing to roll back"):
+        registry.rollback(reg, "home")
 
 
 def test_a_worse_candidate_is_refused_unless_forced(model_dirs: dict[str, Path],
@@ -164,6 +174,13 @@ def test_the_server_switches_on_promotion_without_dropping_a_session(
         assert served("v1")["threshold"] == 0.5
         first = _utterance(ws, command)
         registry.promote(reg, "home", "v2")
+        # A slot change right after the promotion keeps what is served (v1) and does not
+        # hide the promotion from the watcher.
+        request = urllib.request.Request(f"{server.http}/v1/models/home/slots/room",
+                                         data=json.dumps(["kitchen", "bedroom", "hall"]).encode(),
+                                         method="PUT")
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert r.status == 200
         assert served("v2")["threshold"] == 0.9999
         second = _utterance(ws, command)  # the same session, now on v2
         registry.rollback(reg, "home")

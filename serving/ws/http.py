@@ -36,6 +36,7 @@ from .body import MAX_BODY_BYTES
 logger = logging.getLogger("assistant.serving.http")
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"  # package data
+STORE_TIMEOUT_S = 10.0  # how long a request waits for the capture store before a 503
 STREAM_PATHS = frozenset({"/", "/v1/stream"})
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml",
@@ -112,7 +113,7 @@ class Router:
                             "text/plain; charset=utf-8")
         if path == "/metrics" and method == "GET":
             self.services.refresh_gauges()
-            self.services.refresh_capture_gauges()
+            await asyncio.to_thread(self.services.refresh_capture_gauges)  # a query
             self.services.quality.refresh()
             self.services.metrics.loop_tasks.set(len(asyncio.all_tasks()))
             return _respond(connection, 200, self.services.metrics.render().decode(),
@@ -200,8 +201,12 @@ class Router:
         services.metrics.feedback.labels(model, "true" if correct else "false").inc()
         stored = False
         if services.capture is not None:
-            stored = await asyncio.wrap_future(services.capture.feedback(
-                session_id, utterance_id, correct, intent, slots))
+            try:
+                stored = await asyncio.wait_for(asyncio.wrap_future(services.capture.feedback(
+                    session_id, utterance_id, correct, intent, slots)), STORE_TIMEOUT_S)
+            except (TimeoutError, AssistantError) as e:  # counted above; not stored
+                return _json(connection, 503, {"error": f"feedback counted but not stored: "
+                                                        f"{e or 'the store is busy'}"})
         return _json(connection, 200, {"stored": stored,
                                        "capture": services.capture is not None})
 
@@ -221,27 +226,39 @@ class Router:
             return _json(connection, 200, {"capture": False})
         if method == "GET":
             unreviewed = query(request).get("unreviewed") in ("1", "true")
-            rows = await asyncio.to_thread(capture.store.unreviewed if unreviewed
-                                           else lambda: capture.store.rows(200))
-            recent = [r for r in rows if owner is None or r["key_id"] == owner][:50]
-            stats = await asyncio.to_thread(capture.store.stats)
-            return _json(connection, 200, {"capture": True,
-                                           "config": dataclasses.asdict(capture.config),
-                                           "stats": stats, "recent": recent})
+            store = capture.store
+            rows = await asyncio.to_thread(
+                (lambda: store.unreviewed(owner)[:50]) if unreviewed
+                else (lambda: store.rows(50, owner)))
+            stats = await asyncio.to_thread(store.stats, owner)
+            # The settings a client may see: not the database URL (a password), not other
+            # keys' ids.
+            shown = {k: v for k, v in dataclasses.asdict(capture.config).items()
+                     if k not in ("capture_database", "capture_keys", "capture_dir")}
+            return _json(connection, 200, {"capture": True, "config": shown,
+                                           "stats": {k: v for k, v in stats.items()
+                                                     if k != "directory"},
+                                           "recent": rows})
         params = query(request)
+        named = [k for k in ("capture_id", "session_id", "key_id") if params.get(k)]
+        if not named:
+            return _json(connection, 400, {"error": "say what to delete: capture_id, "
+                                                    "session_id (and utterance_id) or key_id"})
         try:
             utterance = params.get("utterance_id")
-            deleted = await asyncio.to_thread(
-                capture.store.delete, capture_id=params.get("capture_id"),
-                session_id=params.get("session_id"),
+            deleted = await asyncio.wait_for(asyncio.wrap_future(capture.delete(
+                capture_id=params.get("capture_id"), session_id=params.get("session_id"),
                 utterance_id=None if utterance is None else int(utterance),
-                key_id=params.get("key_id"), owner=owner)
-        except (AssistantError, ValueError) as e:  # nothing named; a bad utterance id
+                key_id=params.get("key_id"), owner=owner)), STORE_TIMEOUT_S)
+        except ValueError as e:  # a bad utterance id
             return _json(connection, 400, {"error": str(e)})
+        except (TimeoutError, AssistantError) as e:
+            return _json(connection, 503, {"error": f"not deleted yet: "
+                                                    f"{e or 'the store is busy'}; try again"})
         return _json(connection, 200, {"deleted": deleted, "capture": True})
 
-    def _captured(self, connection: ServerConnection, request: Request, capture_id: str
-                  ) -> tuple[Any, dict[str, Any]] | Response:
+    async def _captured(self, connection: ServerConnection, request: Request,
+                        capture_id: str) -> tuple[Any, dict[str, Any]] | Response:
         """(the store, the row) of a captured utterance the caller may see, or a refusal."""
         caller = self._caller(connection, request)
         if isinstance(caller, Response):
@@ -249,7 +266,7 @@ class Router:
         capture = self.services.capture
         if capture is None:
             return _json(connection, 404, {"error": "capture is off on this server"})
-        found = capture.store.get(capture_id)
+        found = await asyncio.to_thread(capture.store.get, capture_id)
         if found is None or (self.services.auth.required and found["key_id"] != caller.key_id):
             return _json(connection, 404, {"error": f"no captured utterance {capture_id!r}"})
         return capture.store, found
@@ -257,7 +274,7 @@ class Router:
     async def _capture_audio(self, connection: ServerConnection, request: Request,
                              capture_id: str) -> Response:
         """``GET /v1/capture/audio/ID``: a captured utterance's FLAC, for the review page."""
-        captured = self._captured(connection, request, capture_id)  # one indexed lookup
+        captured = await self._captured(connection, request, capture_id)
         if isinstance(captured, Response):
             return captured
         store, found = captured
@@ -276,8 +293,7 @@ class Router:
             body = _body(connection)
             if not isinstance(body, dict) or not isinstance(body.get("capture_id"), str):
                 raise BodyError(400, "a JSON object with capture_id is required")
-            captured = self._captured(connection, request,
-                                               body["capture_id"])
+            captured = await self._captured(connection, request, body["capture_id"])
             if isinstance(captured, Response):
                 return captured
             store, found = captured
@@ -310,7 +326,10 @@ class Router:
                 await asyncio.to_thread(store.feedback, *key, correct=not found["understood"],
                                         intent=None)
             elif action == "discard":
-                await asyncio.to_thread(store.delete, capture_id=found["capture_id"])
+                capture = self.services.capture
+                assert capture is not None
+                await asyncio.wait_for(asyncio.wrap_future(capture.delete(
+                    capture_id=found["capture_id"])), STORE_TIMEOUT_S)
             else:
                 raise BodyError(400, "action must be accept, said, intent, no_command or "
                                      "discard")
@@ -318,6 +337,8 @@ class Router:
             return _json(connection, e.status, {"error": str(e)})
         except UnknownModel as e:
             return _json(connection, 409, {"error": f"its model is no longer served: {e}"})
+        except (TimeoutError, AssistantError) as e:
+            return _json(connection, 503, {"error": f"not done: {e or 'the store is busy'}"})
         return _json(connection, 200, {"reviewed": found["capture_id"], "action": action})
 
     def _refused(self, connection: ServerConnection, request: Request) -> Response | None:

@@ -242,6 +242,7 @@ def test_a_server_captures_corrects_lists_and_deletes(vad, traffic: np.ndarray, 
             assert status == status_wanted and says in body["error"], (bad, body)
         status, listing = _http(server, "GET", "/v1/capture")
         assert status == 200 and listing["capture"] is True
+        assert not {"capture_database", "capture_dir", "capture_keys"} & set(listing["config"])
         kept = {r["utterance_id"]: r for r in listing["recent"]}
         assert kept[right["utterance_id"]]["kept_for"] == "corrected"
         assert kept[right["utterance_id"]]["feedback_intent"] == "lightsOn"
@@ -358,3 +359,36 @@ def test_review_endpoints_refuse_what_they_cannot_do(vad, tmp_path: Path) -> Non
         assert _http(server, "GET", "/v1/capture/audio/nope")[0] == 404
     with ServerThread(make_settings(), vad) as server:  # capture off
         assert _http(server, "GET", f"/v1/capture/audio/{kept}")[0] == 404
+
+
+def test_a_failed_write_leaves_no_recording_behind(tmp_path: Path) -> None:
+    store = CaptureStore.open(tmp_path / "cap")
+    store.add(row("s", 0), tone())
+    store._db.close()  # the database goes away under it (a full disk, a dropped server)
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.add(row("s", 1), tone(seed=1))
+    assert len(list((tmp_path / "cap" / "audio").iterdir())) == 1  # only the row's file
+
+
+def test_confirmed_answers_export_the_words_a_reviewer_typed(tmp_path: Path) -> None:
+    store = CaptureStore.open(tmp_path / "cap")
+    store.add(row("s", 0, understood=True), tone())
+    store.feedback("s", 0, correct=True, intent="lightsOff", slots={"room": "bedroom"},
+                   text="switch the bedroom light off")
+    store.export(tmp_path / "out")
+    (label,) = [json.loads(x) for x in (tmp_path / "out" / "labels.jsonl").read_text()
+                .splitlines()]
+    assert label["text"] == "switch the bedroom light off"
+
+
+def test_a_delete_also_removes_writes_still_queued_and_held_audio(tmp_path: Path) -> None:
+    sink = CaptureSink(CaptureConfig(capture_dir=str(tmp_path)))
+    sink.on_result(completed(answer(False), 0))  # queued for the writer
+    sink.on_result(completed(answer(True), 1))  # held for a correction
+    assert sink.delete(session_id="s1").result(10) == 1
+    assert sink.feedback("s1", 1, False, "lightsOn", None).result(10) is False  # forgotten
+    sink.flush()
+    assert sink.store.rows() == [] and list((tmp_path / "audio").iterdir()) == []
+    sink.close()
+    with pytest.raises(ConfigError, match="closed"):
+        sink.feedback("s1", 0, True, None, None).result(10)  # answered, never left hanging
