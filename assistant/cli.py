@@ -279,8 +279,9 @@ def _registry(args: argparse.Namespace) -> int:
         current = registry.promoted(root, names[0])
         if args.gate_data is not None and current is not None:
             report = registry.gate(_labels(args.gate_data),
-                                   _recognize(root / names[0] / current),
-                                   _recognize(root / names[0] / names[1]), args.margin,
+                                   registry.answers_of(root / names[0] / current),
+                                   registry.answers_of(root / names[0] / names[1]),
+                                   args.margin,
                                    max_latency_ratio=args.max_latency_ratio)
             print(json.dumps({"gate": report.to_json()}, indent=1))
         entry = registry.promote(root, names[0], names[1], gate_report=report, force=args.force)
@@ -299,23 +300,6 @@ def _registry(args: argparse.Namespace) -> int:
 def _labels(data: Path) -> Path:
     return data / "labels.jsonl" if data.is_dir() else data
 
-
-def _recognize(model_dir: Path) -> Callable[[Path], tuple[bool, str | None, dict[str, Any]]]:
-    """A model directory's answer to a recording (as ``assistant recognize`` cuts it)."""
-    from .audio import read_audio
-    from .recognizer import Recognizer
-    from .recording import recognize_recording
-    from .vad import SileroVad
-
-    recognizer = Recognizer.from_model_dir(model_dir)
-    recognizer.warm_up()  # the gate times recognitions: not the first call's set-up
-    vad = SileroVad()
-
-    def run(path: Path) -> tuple[bool, str | None, dict[str, Any]]:
-        result = recognize_recording(recognizer, vad, read_audio(path))
-        return result.understood, result.intent, result.to_dict().get("slots") or {}
-
-    return run
 
 
 # -- grammar -------------------------------------------------------------------------------

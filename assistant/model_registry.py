@@ -224,6 +224,28 @@ def diff(registry: Path, name: str, a: str, b: str) -> dict[str, Any]:
                            != meta_b.get("recognizer", {}).get(k)}}
 
 
+Answerer = Callable[[Path], tuple[bool, str | None, dict[str, Any]]]
+
+
+def answers_of(model_dir: Path) -> Answerer:
+    """A model directory's answer (understood, intent, slots) to a recording, cut as
+    ``assistant recognize`` cuts it: what :func:`gate` compares."""
+    from .audio import read_audio
+    from .recognizer import Recognizer
+    from .recording import recognize_recording
+    from .vad import SileroVad
+
+    recognizer = Recognizer.from_model_dir(model_dir)
+    recognizer.warm_up()  # the gate times recognitions: not the first call's set-up
+    vad = SileroVad()
+
+    def run(path: Path) -> tuple[bool, str | None, dict[str, Any]]:
+        result = recognize_recording(recognizer, vad, read_audio(path))
+        return result.understood, result.intent, result.to_dict().get("slots") or {}
+
+    return run
+
+
 def sign_test_p(lost: int, gained: int) -> float:
     """One-sided exact sign test on paired outcomes: the chance of losing at least ``lost``
     of the ``lost + gained`` recordings where the two models differ, were neither better."""
@@ -233,8 +255,7 @@ def sign_test_p(lost: int, gained: int) -> float:
     return sum(math.comb(n, k) for k in range(lost, n + 1)) / 2 ** n
 
 
-def gate(labels_file: Path, recognize_promoted: Callable[[Path], tuple[bool, str | None, dict]],
-         recognize_candidate: Callable[[Path], tuple[bool, str | None, dict]],
+def gate(labels_file: Path, recognize_promoted: Answerer, recognize_candidate: Answerer,
          margin: float = 0.02, min_slice: int = 5, max_latency_ratio: float = 0.0,
          significance: float = 0.05) -> GateReport:
     """Both models on every labelled recording: acceptance (assistant.evaluation's

@@ -129,11 +129,16 @@ def _get(url: str) -> dict[str, Any]:
         return data
 
 
-def acceptance(model_dir: Path, rows: list[tuple[Path, Any]]) -> float:
-    from assistant.cli import _recognize
+def acceptance(model_dir: Path, sets: dict[str, list[tuple[Path, Any]]]) -> dict[str, float]:
+    """Acceptance per set and over all of them (each clip recognized once)."""
+    from assistant.model_registry import answers_of
 
-    recognize = _recognize(model_dir)
-    return round(sum(right(label, *recognize(path)) for path, label in rows) / len(rows), 4)
+    recognize = answers_of(model_dir)
+    right_by_set = {k: [right(label, *recognize(path)) for path, label in rows]
+                    for k, rows in sets.items()}
+    everything = [ok for oks in right_by_set.values() for ok in oks]
+    return {**{k: round(sum(oks) / len(oks), 4) for k, oks in right_by_set.items()},
+            "overall": round(sum(everything) / len(everything), 4)}
 
 
 def wait_for(condition: Any, timeout_s: float = 120) -> None:
@@ -223,13 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         registry.add(reg, "home", work / "v2", parent="v1")
 
         t = time.monotonic()
-        evaluation = {}
-        for version in ("v1", "v2"):
-            evaluation[version] = {k: acceptance(reg / "home" / version, rows)
-                                   for k, rows in held_out.items()}
-            everything = [r for rows in held_out.values() for r in rows]
-            evaluation[version]["overall"] = acceptance(reg / "home" / version, everything)
-        report["held_out_acceptance"] = evaluation
+        report["held_out_acceptance"] = {
+            version: acceptance(reg / "home" / version, held_out) for version in ("v1", "v2")}
         step("shadow evaluation on held-out clips (v1 and v2)", t)
 
         t = time.monotonic()

@@ -193,10 +193,8 @@ def test_the_server_switches_on_promotion_without_dropping_a_session(
 
 def test_a_slower_candidate_fails_the_latency_bar(model_dirs: dict[str, Path],
                                                   labelled: Path) -> None:
-    from assistant.cli import _recognize
-
-    served = _recognize(model_dirs["loose"])
-    same = _recognize(model_dirs["loose"])
+    served = registry.answers_of(model_dirs["loose"])
+    same = registry.answers_of(model_dirs["loose"])
 
     def slower(path: Path) -> Any:  # the same answers, three times as long (whatever the load)
         started = time.perf_counter()
