@@ -217,23 +217,33 @@ def analyse(segments: list[Segment], bounds: list[tuple[int, int]],
     return rows
 
 
-def simulated_days(profile_path: Path, log: Path, answers: int, days: int, per_day: int,
-                   seed: int = 0) -> dict[str, Any]:
-    """False alarms per simulated day on resampled in-distribution answers (module docs)."""
-    from assistant.monitor import DriftMonitor, Observation
-    from assistant.profile import ReferenceProfile
+def replay_days(profile: Any, config: Any, pool: list[Any], days: int, per_day: int,
+                seed: int = 0) -> list[tuple[int, str]]:
+    """The alarms (day, signal) a monitor raises on ``days`` of ``per_day`` answers drawn
+    from ``pool``, spread evenly over each day (quiet and busy windows both occur)."""
+    from assistant.monitor import DriftMonitor
 
-    profile = ReferenceProfile.load(profile_path)
-    lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()][:answers]
-    pool = [Observation.from_json(row) for row in lines]
     rng = np.random.default_rng(seed)
-    monitor = DriftMonitor(profile)
+    monitor = DriftMonitor(profile, config)
     gap_s = 86400.0 / per_day
     raised = []
     for day in range(days):
         for i in rng.integers(0, len(pool), per_day):
             now = monitor.observed * gap_s
             raised += [(day, e.signal) for e in monitor.observe(pool[int(i)], now) if e.raised]
+    return raised
+
+
+def simulated_days(profile_path: Path, log: Path, answers: int, days: int, per_day: int,
+                   seed: int = 0) -> dict[str, Any]:
+    """False alarms per simulated day on resampled in-distribution answers (module docs)."""
+    from assistant.monitor import Observation
+    from assistant.profile import ReferenceProfile
+
+    profile = ReferenceProfile.load(profile_path)
+    lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()][:answers]
+    pool = [Observation.from_json(row) for row in lines]
+    raised = replay_days(profile, None, pool, days, per_day, seed)
     return {"days": days, "answers_per_day": per_day, "pool": len(pool),
             "false_alarms": len(raised), "false_alarms_per_day": round(len(raised) / days, 3),
             "signals": sorted({s for _, s in raised}), "by_day": [d for d, _ in raised]}

@@ -38,12 +38,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.drift import HOME, Segment, render_segment  # noqa: E402
+from benchmarks.drift import HOME, Segment, render_segment, replay_days  # noqa: E402
 
 GRID = {
     "drift_window_utterances": (100, 150),
@@ -99,16 +97,7 @@ def replay_shift(profile: Any, config: Any, base: list[Any], shift: list[Any]
 
 def false_per_day(profile: Any, config: Any, pool: list[Any], days: int, per_day: int,
                   seed: int = 0) -> float:
-    from assistant.monitor import DriftMonitor
-
-    rng = np.random.default_rng(seed)
-    monitor = DriftMonitor(profile, config)
-    gap_s = 86400.0 / per_day
-    raised = 0
-    for i in rng.integers(0, len(pool), days * per_day):
-        raised += sum(e.raised for e in monitor.observe(pool[int(i)],
-                                                        monitor.observed * gap_s))
-    return raised / days
+    return len(replay_days(profile, config, pool, days, per_day, seed)) / days
 
 
 def choose(rows: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
