@@ -15,6 +15,7 @@ listeners' lifecycle.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import os
@@ -25,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -60,6 +61,28 @@ class ServerState(StrEnum):
 def serving_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """One onnxruntime intra-op thread per recognition unless set: the pool gives parallelism."""
     return {"threads": 1, **overrides}
+
+
+T = TypeVar("T")
+
+
+class SessionCalls:
+    """Calls into one session, one at a time: at once in the caller's thread (``now``) or
+    off the event loop in the services' feeder thread (``off_loop``). Every listener's
+    connection holds one."""
+
+    def __init__(self, feeder: concurrent.futures.Executor):
+        self._feeder = feeder
+        self._lock = threading.Lock()
+
+    def now(self, call: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            return call(*args)
+
+    async def off_loop(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` under the session lock in the feeder thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._feeder, self.now, call, *args)
 
 
 class Services:

@@ -22,11 +22,8 @@ import asyncio
 import collections
 import contextlib
 import logging
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -35,14 +32,13 @@ from assistant import protocol as p
 from assistant.recognizer import Result
 
 from ..logs import ConnectionLogger
-from ..services import Services
+from ..services import Services, SessionCalls
 from .session import Action, Cancelled, Close, Finish, Recognize, Send, Session, SessionState
 
 logger = logging.getLogger("assistant.serving.connection")
 
 MAX_PENDING_FINALS = 4  # per connection; the processor waits beyond this (backpressure)
 INBOX_FRAMES = 32  # frames received and not yet processed; the reader waits beyond this
-T = TypeVar("T")
 
 
 @dataclass
@@ -89,18 +85,7 @@ class Connection:
         self._reading = True  # the reader goes on (False: drain, fatal error, slow consumer)
         self._received_all = False  # the reader has stopped
         self._last_frame_s = time.perf_counter()
-        self._lock = threading.Lock()  # one call into the session at a time
-
-    # -- calls into the session -----------------------------------------------------------
-
-    def _locked(self, call: Callable[..., T], *args: Any) -> T:
-        with self._lock:
-            return call(*args)
-
-    async def _off_loop(self, call: Callable[..., T], *args: Any) -> T:
-        """``call(*args)`` under the session lock in the services' feeder thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.services.feeder, self._locked, call, *args)
+        self._calls = SessionCalls(services.feeder)  # one call into the session at a time
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -123,7 +108,7 @@ class Connection:
                     item.task.cancel()
             for pending in self._finals:
                 pending.task.cancel()
-            self._locked(self.session.end)
+            self._calls.now(self.session.end)
             if self._closing is not None and not self._gone:
                 # Frames the client still sends would fill the receive queue and hide its
                 # close frame from us: throw them away while the closing handshake runs.
@@ -206,7 +191,7 @@ class Connection:
             self._inbox.clear()
             self._inbox_room.set()
             if batch and self.session.open:
-                await self._apply(await self._off_loop(self._feed, batch))
+                await self._apply(await self._calls.off_loop(self._feed, batch))
                 if not self.session.open:
                     self._stop_reading()
                 if self.outbox.qsize() > self.session.limits.outbox_size:
@@ -215,7 +200,7 @@ class Connection:
             if self._received_all and not self._inbox:
                 break
         if self.draining and self._closing is None:
-            await self._apply(await self._off_loop(self.session.drain, time.perf_counter()))
+            await self._apply(await self._calls.off_loop(self.session.drain, time.perf_counter()))
 
     def _feed(self, batch: list[InboxItem]) -> list[Action]:
         """The session's actions for ``batch`` (runs in the feeder thread, lock held)."""
@@ -236,7 +221,7 @@ class Connection:
     def _close_slow_consumer(self) -> None:
         self.services.metrics.errors.labels(p.ErrorCode.SLOW_CONSUMER.value).inc()
         self.log.warning("client does not read its events: %d waiting", self.outbox.qsize())
-        self._closing = self._locked(self.session.close_slow_consumer)
+        self._closing = self._calls.now(self.session.close_slow_consumer)
         self._slow = True
         self._stop_reading()
 
@@ -376,7 +361,8 @@ class Connection:
             return []
         if work.partial:
             metrics.partials.labels("sent").inc()
-        actions = await self._off_loop(self.session.complete, work, result, time.perf_counter())
+        actions = await self._calls.off_loop(self.session.complete, work, result,
+                                             time.perf_counter())
         return [a.message for a in actions if isinstance(a, Send)]
 
     async def _send(self, message: p.Message) -> None:

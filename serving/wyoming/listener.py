@@ -18,11 +18,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import threading
 import time
-from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from wyoming.error import Error
@@ -33,11 +30,10 @@ from wyoming.server import AsyncEventHandler
 from assistant.errors import ConfigError
 
 from ..logs import ConnectionLogger, ResultLog
-from ..services import Services
+from ..services import Services, SessionCalls
 from .session import LANGUAGES, Action, Recognition, Send, WyomingSession
 
 logger = logging.getLogger("assistant.serving.wyoming")
-T = TypeVar("T")
 ATTRIBUTION = Attribution(name="voice-assistant", url="https://github.com/")
 
 
@@ -99,22 +95,14 @@ class WyomingHandler(AsyncEventHandler):
             self.session_id, services.catalog.get, services.catalog.context,
             lambda: info_event(services), services.vad, services.limits, services.gates,
             (*services.sinks, ResultLog(self.log)), services.settings.server.wyoming_fallback)
-        self._lock = threading.Lock()
-
-    def _locked(self, call: Callable[..., T], *args: Any) -> T:
-        with self._lock:
-            return call(*args)
-
-    async def _off_loop(self, call: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.services.feeder, self._locked, call, *args)
+        self._calls = SessionCalls(services.feeder)  # one call into the session at a time
 
     async def handle_event(self, event: Event) -> bool:
         if self.listener.draining and self.session.pipeline is None:  # nothing in progress
             await self.write_event(Error(text="the server is shutting down",
                                          code="shutting_down").event())
             return False
-        await self._apply(await self._off_loop(self.session.on_event, event,
+        await self._apply(await self._calls.off_loop(self.session.on_event, event,
                                                time.perf_counter()))
         return True
 
@@ -135,11 +123,11 @@ class WyomingHandler(AsyncEventHandler):
             result = await self.services.pool.recognize(entry, work.request)
         except Exception as e:  # one utterance failed; the connection goes on
             self.log.error("recognition failed: %s", e, exc_info=e)
-            return self._locked(self.session.failed, work, str(e))
-        return await self._off_loop(self.session.complete, work, result, time.perf_counter())
+            return self._calls.now(self.session.failed, work, str(e))
+        return await self._calls.off_loop(self.session.complete, work, result, time.perf_counter())
 
     async def disconnect(self) -> None:
-        self._locked(self.session.end)
+        self._calls.now(self.session.end)
 
 
 class WyomingListener:
