@@ -43,6 +43,10 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.devtools import DevTools  # noqa: E402
+
 HOME = REPO / "assistant" / "contexts" / "home.yaml"
 VOICES = ("en-us+m3", "en-us+f2", "en-gb+m1", "en-us+f4")
 RATE_HZ = 16000
@@ -156,29 +160,6 @@ def noisy(clip: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarr
     return np.clip(clip + noise, -1, 1)
 
 
-class DevTools:
-    """The Chrome DevTools protocol over its WebSocket (websockets' sync client)."""
-
-    def __init__(self, ws: Any):
-        self.ws = ws
-        self.next_id = 0
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(self.ws.recv(timeout=60))
-            if reply.get("id") == self.next_id:
-                if "error" in reply:
-                    raise RuntimeError(reply["error"])
-                result: dict[str, Any] = reply["result"]
-                return result
-
-    def evaluate(self, expression: str) -> Any:
-        return self.call("Runtime.evaluate", expression=expression,
-                         returnByValue=True)["result"].get("value")
-
-
 @contextlib.contextmanager
 def chromium() -> Iterator[DevTools]:
     """Headless Chromium on a blank page, driven over DevTools."""
@@ -205,7 +186,7 @@ def chromium() -> Iterator[DevTools]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
             target = next(t for t in json.load(r) if t.get("type") == "page")
         with connect(target["webSocketDebuggerUrl"], max_size=2**26) as ws:
-            yield DevTools(ws)
+            yield DevTools(ws, timeout_s=60)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(browser.pid, signal.SIGTERM)

@@ -20,33 +20,10 @@ import pytest
 import soundfile
 from websockets.sync.client import connect
 
+from benchmarks.devtools import DevTools
 from tests.serving.conftest import ServerThread, make_settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-class DevTools:
-    """The Chrome DevTools protocol over its WebSocket (websockets' sync client)."""
-
-    def __init__(self, ws: Any):
-        self.ws = ws
-        self.next_id = 0
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(self.ws.recv(timeout=30))
-            if reply.get("id") == self.next_id:
-                if "error" in reply:
-                    raise RuntimeError(reply["error"])
-                result: dict[str, Any] = reply["result"]
-                return result
-
-    def evaluate(self, expression: str) -> Any:
-        reply = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return reply["result"].get("value")
-
 
 
 def _page_target(port: int, deadline: float) -> str:

@@ -40,25 +40,8 @@ COFFEE = Path(__file__).resolve().parents[2] / "examples" / "coffee.yaml"
 
 
 class Recorder(DevTools):
-    """DevTools that keeps the events (console messages, exceptions, log entries) that
-    arrive while it waits for its replies."""
-
-    def __init__(self, ws: Any):
-        super().__init__(ws)
-        self.events: list[dict[str, Any]] = []
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=30))
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(message["error"])
-                result: dict[str, Any] = message["result"]
-                return result
-            if "method" in message:
-                self.events.append(message)
+    """DevTools that reads the problems out of the events it kept (console messages,
+    exceptions, log entries)."""
 
     def problems(self, allow: Callable[[str], bool] = lambda text: False) -> list[str]:
         """Exceptions, console errors and warnings, and error log entries (failed loads),
