@@ -228,60 +228,50 @@ def profile_from_observations(observations: Sequence[Observation],
     spread is what unseen in-distribution audio gives, not the fit's own). ``embedded``: the
     indices of the observations the embeddings belong to (default: all, in order)."""
     encoder = None
-    encoder_values: dict[str, list[float]] = {"encoder_distance": [], "encoder_residual": []}
-    encoder_rows: dict[str, np.ndarray] = {}  # per observation, NaN where none
+    # Every numeric signal as one value per observation (NaN where it has none): the
+    # reference's bins and the joint test's rank correlation both read these.
+    columns: dict[str, np.ndarray] = {}
     if embeddings is not None and len(embeddings) >= ENCODER_MIN_UTTERANCES:
         x = np.asarray(embeddings, np.float64)
         rows = np.arange(len(x)) if embedded is None else np.asarray(embedded, np.intp)
         if len(rows) != len(x):
             raise ConfigError(f"{len(x)} embeddings for {len(rows)} embedded observations")
-        per_row = {name: np.full(len(observations), np.nan) for name in encoder_values}
+        measured = np.full((2, len(observations)), np.nan)
         # Ten folds: each utterance measured against a fit on the other 90 %, as a live one
         # is measured against the fit on all of them (two folds read systematically far).
         folds = np.arange(len(x)) % ENCODER_FOLDS
         for fold in range(ENCODER_FOLDS):
             fitted = EncoderReference.fit(x[folds != fold])
             for k in np.flatnonzero(folds == fold):
-                distance, residual = fitted.distances(x[k])
-                encoder_values["encoder_distance"].append(distance)
-                encoder_values["encoder_residual"].append(residual)
-                per_row["encoder_distance"][rows[k]] = distance
-                per_row["encoder_residual"][rows[k]] = residual
+                measured[:, rows[k]] = fitted.distances(x[k])
         encoder = EncoderReference.fit(x)
-        encoder_rows = per_row
+        columns = {"encoder_distance": measured[0], "encoder_residual": measured[1]}
+    for name in NUMERIC_SIGNALS:
+        if name not in ("encoder_distance", "encoder_residual"):
+            columns[name] = np.asarray([np.nan if o.value(name) is None else o.value(name)
+                                        for o in observations], np.float64)
     signals: dict[str, SignalReference] = {}
     for name in SIGNALS:
-        if name in encoder_values:
-            values: list[Any] = encoder_values[name]
-        elif name == "intent":
-            values = [o.intent for o in observations if o.intent is not None]
-        else:
-            values = [o.value(name) for o in observations if o.value(name) is not None]
-        if not values:
-            continue
-        signals[name] = categorical_reference(values) if name in CATEGORICAL_SIGNALS \
-            else numeric_reference(values)
+        if name in CATEGORICAL_SIGNALS:
+            values = [o.intent if name == "intent" else o.value(name) for o in observations]
+            if any(v is not None for v in values):
+                signals[name] = categorical_reference([v for v in values if v is not None])
+        elif name in columns and np.isfinite(columns[name]).any():
+            signals[name] = numeric_reference(list(columns[name]))  # NaN left out
     joint = None
     if len(observations) >= JOINT_MIN_UTTERANCES:
-        names, columns = [], []
+        names, ranks = [], []
         for name, ref in signals.items():
-            if not isinstance(ref, NumericReference) or name in INFORMATIONAL:
-                continue
-            column = encoder_rows.get(name)
-            if column is None:
-                if name in encoder_values:  # no encoder summary: no encoder signals
-                    continue
-                column = np.asarray([np.nan if o.value(name) is None else o.value(name)
-                                     for o in observations], np.float64)
-            ranks = np.where(np.isnan(column), np.nan,
-                             ref.bin_of(np.nan_to_num(column)).astype(np.float64))
-            names.append(name)
-            columns.append(ranks)
+            if isinstance(ref, NumericReference) and name not in INFORMATIONAL:
+                column = columns[name]
+                names.append(name)
+                ranks.append(np.where(np.isnan(column), np.nan,
+                                      ref.bin_of(np.nan_to_num(column)).astype(np.float64)))
         if "outcome" in signals:
             names.append(NOT_UNDERSTOOD)
-            columns.append(np.asarray([float(o.outcome != UNDERSTOOD) for o in observations]))
+            ranks.append(np.asarray([float(o.outcome != UNDERSTOOD) for o in observations]))
         if len(names) >= 2:
-            joint = JointReference.fit(names, np.stack(columns, axis=1))
+            joint = JointReference.fit(names, np.stack(ranks, axis=1))
     return ReferenceProfile(signals, encoder, speech_model, precision, grammar_sha256,
                             len(observations), source, joint)
 
