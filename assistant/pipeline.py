@@ -11,7 +11,9 @@ The pipeline owns what every shell needs the same way: utterance ids that stay i
 across ``cancel()``, the gates (:mod:`assistant.gates`), the answers given without recognizing
 (nothing said, dropped by a gate), dropping the results of cancelled requests, and handing
 every answer to the result sinks (:mod:`assistant.sinks`) with its latency on the shell's
-clock. It recognizes nothing itself: :class:`~assistant.stream.RecognizerSession` (in
+clock, and grammar-aware endpointing (:mod:`assistant.endpointing`): a speculation's result
+decides when the segmenter ends the utterance, and the answer is that result, not a second
+recognition. It recognizes nothing itself: :class:`~assistant.stream.RecognizerSession` (in
 process), the server's sessions (worker pool) and :func:`~assistant.recording.
 recognize_recording` (whole files, through :meth:`Pipeline.submit`) carry requests out.
 """
@@ -25,12 +27,21 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .endpointing import GrammarEndpointing
 from .errors import ConfigError
 from .gates import create_gates
 from .levels import level_dbfs
 from .recognizer import Reason, Recognizer, Result
 from .registry import Spec, options_of
-from .segmenter import EndReason, Segment, Segmenter, SpeechEnded, SpeechStarted, UtteranceAudio
+from .segmenter import (
+    EndReason,
+    Segment,
+    Segmenter,
+    Speculation,
+    SpeechEnded,
+    SpeechStarted,
+    UtteranceAudio,
+)
 from .sinks import SINKS, create_sinks
 from .utterance import Completed, Gate, RecognitionRequest, ResultSink, Utterance, stage_name
 
@@ -101,6 +112,9 @@ class Pipeline:
         self.epoch = 0
         self._offset = 0  # stream utterance id = offset + segmenter utterance id
         self._outstanding: dict[int, RecognitionRequest] = {}  # finals not yet completed
+        # Grammar endpointing: the speculation in flight, and the last one's result.
+        self._speculation: tuple[RecognitionRequest, Speculation] | None = None
+        self._speculated: tuple[Utterance, Result] | None = None
 
     # -- a stream of audio ----------------------------------------------------------------
 
@@ -124,6 +138,7 @@ class Pipeline:
         segmenter.reset()
         self._drop_outstanding()
         self._reset_gates()
+        self._speculation = self._speculated = None
 
     def reset(self) -> None:
         """Start afresh: time and utterance ids from zero, answers not yet given dropped."""
@@ -132,6 +147,7 @@ class Pipeline:
         self._offset = 0
         self._drop_outstanding()
         self._reset_gates()
+        self._speculation = self._speculated = None
 
     def close(self) -> None:
         """The stream is gone: answers still owed are reported to the sinks as cancelled."""
@@ -142,16 +158,75 @@ class Pipeline:
             raise ConfigError("this pipeline has no segmenter: submit() whole utterances")
         return self.segmenter
 
-    def _segments(self, segments: list[Segment], now_s: float | None) -> list[Event]:
+    def _segments(self, segments: list[Segment], now_s: float | None,
+                  ended_s: float | None = None) -> list[Event]:
+        """The pipeline events of segments; ``ended_s`` (default ``now_s``) is when the
+        audio that ended an utterance came."""
         events: list[Event] = []
+        ended_s = now_s if ended_s is None else ended_s
         for segment in segments:
             uid = self._offset + segment.utterance_id
-            if isinstance(segment, UtteranceAudio):
-                events += self.submit(Utterance(uid, segment.audio, segment.start_ms,
-                                                segment.end_ms, segment.ended, now_s))
+            if isinstance(segment, Speculation):
+                events += self._speculate(segment, uid, now_s)
+            elif isinstance(segment, UtteranceAudio):
+                utterance = Utterance(uid, segment.audio, segment.start_ms, segment.end_ms,
+                                      segment.ended, None if segment.partial else ended_s)
+                known = self._known_result(utterance)
+                events += (self.submit(utterance) if known is None
+                           else self._answer(known[0], known[1], now_s))
             else:
                 events.append(replace(segment, utterance_id=uid))
         return events
+
+    # -- grammar-aware endpointing ----------------------------------------------------------
+
+    def _speculate(self, segment: Speculation, uid: int, now_s: float | None) -> list[Event]:
+        utterance = Utterance(uid, segment.audio, segment.start_ms, segment.end_ms,
+                              EndReason.COMPLETE, now_s, speculative=True)
+        for gate in self.gates:
+            admitted = gate.admit(utterance)
+            if admitted is None:
+                return []
+            utterance = admitted
+        request = RecognitionRequest(utterance, self.epoch)
+        self._speculation = (request, segment)
+        return [request]
+
+    def _speculation_done(self, request: RecognitionRequest, result: Result,
+                          now_s: float | None) -> list[Event]:
+        """A speculation's result: end the utterance at its pause (now or once the pause
+        lasts long enough), or nothing when speech has resumed or the grammar says wait."""
+        if self._speculation is None or self._speculation[0] is not request:
+            return []  # a newer speculation (or none) counts now
+        segment = self._speculation[1]
+        self._speculation = None
+        segmenter = self._stream()
+        if (self._offset + segmenter.utterance_id != request.utterance_id
+                or segmenter.pause_sample != segment.pause_sample):
+            return []  # speech came back, or the utterance ended another way meanwhile
+        self._speculated = (request.utterance, result)
+        wait_ms = self._policy.wait_ms(result)
+        if wait_ms is None:
+            return []
+        ended = segmenter.commit(segment.pause_sample, wait_ms, segment.end_sample)
+        return self._segments(ended, now_s, ended_s=request.utterance.end_of_speech_s)
+
+    @property
+    def _policy(self) -> GrammarEndpointing:
+        return self._stream().config.grammar
+
+    def _known_result(self, utterance: Utterance) -> tuple[Utterance, Result] | None:
+        """The speculation's result for a final utterance with the very same audio (the
+        grammar ended it, or the endpointer did at the same point): no second recognition."""
+        if self._speculated is None or utterance.partial:
+            return None
+        speculated, result = self._speculated
+        if (speculated.utterance_id, speculated.start_ms, speculated.end_ms) != (
+                utterance.utterance_id, utterance.start_ms, utterance.end_ms):
+            return None
+        self._speculated = None
+        return replace(speculated, ended=utterance.ended, speculative=False,
+                       end_of_speech_s=utterance.end_of_speech_s), result
 
     # -- one utterance ----------------------------------------------------------------------
 
@@ -181,6 +256,8 @@ class Pipeline:
         the request was cancelled since."""
         if not self.is_current(request):
             return []
+        if request.utterance.speculative:
+            return self._speculation_done(request, result, now_s)
         if not request.partial:
             self._outstanding.pop(request.utterance_id, None)
         return self._answer(request.utterance, result, now_s)

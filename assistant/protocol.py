@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, ClassVar, TypeVar
 
+from .endpointing import POLICIES as ENDPOINTING
 from .errors import AssistantError
 from .pcm import SAMPLE_RATE_HZ
 
@@ -255,6 +256,10 @@ class Start(Message):
     mode: str = "vad"  # "vad": the server ends utterances; "push_to_talk": only finalize does
     min_silence_ms: int | None = None  # trailing silence that ends an utterance (vad mode)
     client: str = ""  # free text naming the client, for the server's logs
+    # "fixed": end after min_silence_ms; "grammar": sooner once the grammar says the command
+    # is complete (min_silence_ms is then the wait for an incomplete one); None: the server's
+    # default (its endpointing setting). vad mode only.
+    endpointing: str | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None and not self.model.strip():
@@ -265,6 +270,9 @@ class Start(Message):
         if self.min_silence_ms is not None and not 100 <= self.min_silence_ms <= 5000:
             raise ProtocolError(f"min_silence_ms must be in [100, 5000], got "
                                 f"{self.min_silence_ms}")
+        if self.endpointing is not None and self.endpointing not in ENDPOINTING:
+            raise ProtocolError(f"endpointing must be one of {list(ENDPOINTING)}, got "
+                                f"{_short(self.endpointing)}")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from .grammar import (
     parse_words,
     sample_sentences,
 )
+from .grammar.extension import Extension, extension_of, unfinished
 from .intent_classifier import IntentClassifier, IntentScores
 from .levels import level_dbfs, snr_estimate_db
 from .numbers import int_to_words, words_to_int
@@ -42,6 +43,7 @@ from .speech_model import SpeechModel
 logger = logging.getLogger("assistant.recognizer")
 
 SlotValue = str | int
+EXTENSION_CACHE = 4096  # sentences whose extensions are remembered
 MAX_UTTERANCE_S = 28.0  # the encoder's window is 30 s; the trailing pad needs the rest
 
 
@@ -143,6 +145,15 @@ class Result:
     # The encoder's states over the utterance's audio, mean-pooled (for monitoring: compared
     # with the model's reference profile, :mod:`assistant.profile`); not serialized.
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # What the grammar's longer sentences beginning with ``transcript`` do to its meaning
+    # (:class:`~assistant.grammar.extension.Extension`: nothing, as a trailing "please"; add
+    # something, "... in the kitchen"; continue a slot's value, "eighty" ... "seven"):
+    # grammar-aware endpointing waits longer for the last two (:mod:`assistant.endpointing`).
+    # None: no sentence.
+    extension: Extension | None = None
+    # Whether what the model heard freely begins a sentence of the grammar but stops before
+    # it ends ("set a timer for"): the speaker is likely to go on.
+    heard_unfinished: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -184,6 +195,8 @@ class Analysis:
     intent_scores: IntentScores | None = None  # the intent classifier's view, if the model has one
     out_of_domain: bool = False  # the classifier's out-of-domain gate skipped decoding
     embedding: np.ndarray | None = None  # encoder states over the audio, mean-pooled
+    extension: Extension | None = None  # what its longer sentences do to its meaning
+    heard_unfinished: bool = False  # the free decode begins a sentence but stops before its end
 
 
 class Recognizer:
@@ -203,6 +216,7 @@ class Recognizer:
         self.config = config or RecognizerConfig()
         self.calibration = calibration or builtin_calibration(model.name)
         self.graph = compile_word_graph(context)
+        self._extensions: dict[tuple[str, ...], Extension] = {}
         self.constraint = TokenConstraint(
             self.graph, model.tokenizer, model.special.eot, words_to_int, int_to_words
         )
@@ -257,6 +271,15 @@ class Recognizer:
             classifier = IntentClassifier(directory / info["file"], info["labels"])
         config = model_dir_config(directory, model.metadata, given)
         return cls(context, model, config, calibration, classifier)
+
+    def _extension(self, words: tuple[str, ...]) -> Extension:
+        """See :func:`assistant.grammar.extension.extension_of` (cached per sentence)."""
+        cached = self._extensions.get(words)
+        if cached is None:
+            if len(self._extensions) >= EXTENSION_CACHE:
+                self._extensions.clear()
+            cached = self._extensions[words] = extension_of(self.context, self.graph, words)
+        return cached
 
     def warm_up(self, sentences: int = 24) -> float:
         """Run the models once and precompute the grammar constraint along sample sentences.
@@ -323,6 +346,7 @@ class Recognizer:
         heard = self.model.tokenizer.decode(decoded.free_tokens).strip()
         annotation = None
         transcript = ""
+        extension = None
         if decoded.hypotheses:
             best = decoded.hypotheses[0].tokens
             transcript = self.model.tokenizer.decode(best).strip()
@@ -330,10 +354,14 @@ class Recognizer:
             annotation = parse_words(self.context, words) if words else None
             if annotation is None:  # cannot happen for a grammar the constraint accepts
                 logger.error("constrained transcript %r does not parse", transcript)
-        values = features(decoded, annotation.intent, scores, normalize_text(heard),
+            else:
+                extension = self._extension(tuple(words or ()))
+        heard_words = normalize_text(heard)
+        values = features(decoded, annotation.intent, scores, heard_words,
                           words or ()) if annotation else None
         return Analysis(audio_ms, values, annotation, transcript, heard, timing, scores,
-                        embedding=embedding)
+                        embedding=embedding, extension=extension,
+                        heard_unfinished=unfinished(self.graph, heard_words))
 
     def partial(self, audio: np.ndarray) -> Result:
         """A quick guess while the user still speaks: the intent classifier when the model has
@@ -376,6 +404,8 @@ class Recognizer:
             reason=None if understood else _reason(analysis),
             snr_db=snr_estimate_db(samples),
             embedding=analysis.embedding,
+            extension=analysis.extension,
+            heard_unfinished=analysis.heard_unfinished,
         )
 
 

@@ -11,15 +11,23 @@ and segmented by the :class:`~assistant.vad.Endpointer` (speech start; end after
 sample counts only, never on how the audio was chunked or on the wall clock, so the same
 audio gives the same events whatever the chunking. No recognition, no I/O: the utterance
 pipeline (:mod:`assistant.pipeline`) takes :class:`UtteranceAudio` from here.
+
+Under the ``grammar`` endpointing policy (:mod:`assistant.endpointing`) a pause that reaches
+``speculate_ms`` also gives a :class:`Speculation` (the audio so far, to recognize ahead of
+time), and :meth:`Segmenter.commit` ends the utterance at that pause once its result says
+the command is complete: at once, or when the pause has lasted long enough.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import collections
+import math
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
 
+from .endpointing import DEFAULT_GRAMMAR_ENDPOINTING, EndpointingPolicy, GrammarEndpointing
 from .errors import ConfigError
 from .pcm import SAMPLE_RATE_HZ, as_float32, pcm16le_to_float
 from .resample import Resampler, check_rate
@@ -36,6 +44,11 @@ from .vad import (
 # Streams wait 400 ms of trailing silence and keep 200 ms of padding around the speech.
 DEFAULT_ENDPOINT = EndpointConfig(min_silence_ms=400, speech_pad_ms=200)
 IDLE_HISTORY_S = 2.0  # audio kept while nobody speaks, so a speech start can point back
+LEVEL_FRAMES = 64  # frame levels kept for grammar endpointing (2 s)
+
+
+def _frame_db(frame: np.ndarray) -> float:
+    return 10.0 * math.log10(float(np.dot(frame, frame)) / frame.size + 1e-12)
 
 
 def samples_to_ms(samples: int) -> float:
@@ -48,6 +61,7 @@ class EndReason(StrEnum):
     SILENCE = "silence"  # the endpointer heard min_silence_ms of trailing silence
     MAX_LENGTH = "max_length"  # cut at max_utterance_s
     FINALIZE = "finalize"  # the caller ended it (push-to-talk release, stop, drain)
+    COMPLETE = "complete"  # grammar endpointing: a pause after a complete command
     FILE = "file"  # a whole recording, cut to the span of its speech
 
 
@@ -59,12 +73,28 @@ class StreamConfig:
     endpoint: EndpointConfig = DEFAULT_ENDPOINT
     partials: bool = False  # recognize the utterance so far while the user speaks
     partial_interval_ms: int = 500  # of speech between partial results
+    endpointing: EndpointingPolicy = EndpointingPolicy.FIXED
+    # The grammar policy's waits; its incomplete_ms replaces endpoint.min_silence_ms.
+    grammar: GrammarEndpointing = DEFAULT_GRAMMAR_ENDPOINTING
 
     def __post_init__(self) -> None:
         check_rate(self.sample_rate_hz, "stream sample rate")
         if self.partial_interval_ms < 100:
             raise ConfigError(f"partial_interval_ms must be >= 100, got "
                               f"{self.partial_interval_ms}")
+        object.__setattr__(self, "endpointing", EndpointingPolicy(self.endpointing))
+
+    @property
+    def speculative(self) -> bool:
+        return self.endpointing is EndpointingPolicy.GRAMMAR
+
+    @property
+    def effective_endpoint(self) -> EndpointConfig:
+        """What the endpointer runs with: ``endpoint``, whose trailing silence the grammar
+        policy replaces by its ``incomplete_ms``."""
+        if not self.speculative:
+            return self.endpoint
+        return replace(self.endpoint, min_silence_ms=self.grammar.incomplete_ms)
 
 
 @dataclass(frozen=True)
@@ -93,7 +123,20 @@ class UtteranceAudio:
     ended: EndReason | None = None  # None for partials
 
 
-Segment = SpeechStarted | SpeechEnded | UtteranceAudio
+@dataclass(frozen=True)
+class Speculation:
+    """Grammar endpointing: the utterance so far, in a pause of ``speculate_ms``; recognize it
+    and hand the result's wait to :meth:`Segmenter.commit` with ``pause_sample``."""
+
+    utterance_id: int
+    audio: np.ndarray = field(repr=False, compare=False)
+    start_ms: float
+    end_ms: float
+    pause_sample: int  # the first silent sample of the pause (16 kHz, from the stream start)
+    end_sample: int  # where the audio ends; the utterance ends there if committed
+
+
+Segment = SpeechStarted | SpeechEnded | UtteranceAudio | Speculation
 
 
 class AudioBuffer:
@@ -166,7 +209,7 @@ class Segmenter:
     def reset(self) -> None:
         """Forget all audio and state; the next sample is time zero again."""
         self._vad_state = VadState()
-        self._endpointer = Endpointer(self.config.endpoint)
+        self._endpointer = Endpointer(self.config.effective_endpoint)
         if self._resampler is not None:
             self._resampler.reset()
         self._pending = np.zeros(0, np.float32)  # < one frame, not yet seen by the VAD
@@ -176,6 +219,9 @@ class Segmenter:
         self._open: int | None = None  # start sample of the utterance in progress
         self._next_partial = 0
         self._ended_since_finalize = False
+        self._speculated: int | None = None  # the pause last speculated on
+        self._levels: collections.deque[float] = collections.deque(maxlen=LEVEL_FRAMES)
+        self._commit: tuple[int, int, int] | None = None  # (pause, at sample, end sample)
 
     @property
     def utterance_id(self) -> int:
@@ -215,8 +261,12 @@ class Segmenter:
             frame = audio[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
             probability = self.vad.process(frame, self._vad_state)
             self._samples += FRAME_SAMPLES
+            if self.config.speculative:
+                self._levels.append(_frame_db(frame))
             for event in self._endpointer.feed(probability):
                 events.extend(self._on_vad(event))
+            if self.config.speculative:
+                events.extend(self._grammar_endpointing())
             if (
                 self.config.partials
                 and self._open is not None
@@ -229,11 +279,71 @@ class Segmenter:
         self._trim()
         return events
 
+    def _grammar_endpointing(self) -> list[Segment]:
+        pause = self._endpointer.pause_start
+        if pause is None or self._open is None:
+            self._commit = None
+            return []
+        if self._commit is not None and self._commit[0] != pause:
+            self._commit = None  # speech came back: that pause is over
+        if self._commit is not None and self._samples >= self._commit[1]:
+            return self._close_pause(self._commit[2])
+        grammar = self.config.grammar
+        speculate = grammar.speculate_ms * SAMPLE_RATE_HZ // 1000
+        paused = self._samples - pause
+        if self._speculated == pause or paused < speculate:
+            return []
+        padding = self.config.endpoint.pad_samples
+        if paused < padding and not self._quiet_tail(speculate, pause):
+            return []  # a soft last sound still going on: wait for it
+        self._speculated = pause
+        end = min(pause + padding, self._samples)
+        return [Speculation(self._utterance_id, self._slice(self._open, end),
+                            samples_to_ms(self._open), samples_to_ms(end), pause, end)]
+
+    def _quiet_tail(self, speculate: int, pause: int) -> bool:
+        """Whether the last ``speculate`` samples are quiet (see GrammarEndpointing)."""
+        levels = np.asarray(self._levels)
+        tail = max(1, -(-speculate // FRAME_SAMPLES))
+        since_open = (self._samples - (self._open or 0)) // FRAME_SAMPLES
+        speech = levels[-min(since_open, levels.size):-tail] if since_open > tail else levels[:0]
+        if speech.size == 0:
+            return False
+        grammar = self.config.grammar
+        quiet = max(float(speech.max()) - grammar.quiet_db,
+                    float(np.percentile(levels, 10)) + grammar.floor_margin_db)
+        return bool(levels[-tail:].max() <= quiet)
+
+    @property
+    def pause_sample(self) -> int | None:
+        """The first silent sample of the pause the utterance in progress is in, or None."""
+        return self._endpointer.pause_start if self._open is not None else None
+
+    def commit(self, pause_sample: int, wait_ms: int, end_sample: int) -> list[Segment]:
+        """End the utterance in progress at its pause that began at ``pause_sample``, once that
+        pause has lasted ``wait_ms`` (now, if it has), with its audio ending at ``end_sample``.
+        Nothing happens if speech has resumed or the utterance has ended since."""
+        if self.pause_sample != pause_sample:
+            return []
+        at = pause_sample + wait_ms * SAMPLE_RATE_HZ // 1000
+        if self._samples >= at:
+            return self._close_pause(end_sample)
+        self._commit = (pause_sample, at, end_sample)
+        return []
+
+    def _close_pause(self, end_sample: int) -> list[Segment]:
+        self._commit = None
+        events: list[Segment] = []
+        for event in self._endpointer.close_pause(end_sample):
+            events.extend(self._on_vad(event, complete=True))
+        return events
+
     @property
     def _partial_step(self) -> int:
         return self.config.partial_interval_ms * SAMPLE_RATE_HZ // 1000
 
-    def _on_vad(self, event: SpeechStart | SpeechEnd, finalizing: bool = False) -> list[Segment]:
+    def _on_vad(self, event: SpeechStart | SpeechEnd, finalizing: bool = False,
+                complete: bool = False) -> list[Segment]:
         if isinstance(event, SpeechStart):
             self._open = event.start_sample
             self._next_partial = self._samples + self._partial_step
@@ -244,7 +354,7 @@ class Segmenter:
         self._open = None
         self._ended_since_finalize = True
         start_ms, end_ms = samples_to_ms(event.start_sample), samples_to_ms(event.end_sample)
-        ended = (EndReason.FINALIZE if finalizing
+        ended = (EndReason.FINALIZE if finalizing else EndReason.COMPLETE if complete
                  else EndReason.MAX_LENGTH if event.forced else EndReason.SILENCE)
         return [
             SpeechEnded(utterance, start_ms, end_ms, event.forced or finalizing),
@@ -275,7 +385,8 @@ class Segmenter:
         events = self._frames(np.concatenate([audio, np.zeros(remainder, np.float32)]))
         for event in self._endpointer.finalize(self._samples):
             events.extend(self._on_vad(event, finalizing=True))
-        events = [e for e in events if not (isinstance(e, UtteranceAudio) and e.partial)]
+        events = [e for e in events if not ((isinstance(e, UtteranceAudio) and e.partial)
+                                            or isinstance(e, Speculation))]
         ended_now = any(isinstance(e, UtteranceAudio) for e in events)
         if answer_silence and not ended_now and (always or not self._ended_since_finalize):
             at_ms = samples_to_ms(self._samples)

@@ -37,10 +37,13 @@ class Utterance:
     ended: EndReason | None = EndReason.SILENCE
     end_of_speech_s: float | None = None  # the shell's clock when the audio that ended it came
     timing_ms: dict[str, float] = field(default_factory=dict, compare=False)  # stages so far
+    # Grammar endpointing: recognized ahead of its end, in a pause (its result decides
+    # whether the utterance ends there; see assistant.endpointing). Not partial.
+    speculative: bool = False
 
     @property
     def partial(self) -> bool:
-        return self.ended is None
+        return self.ended is None and not self.speculative
 
     @property
     def duration_ms(self) -> float:

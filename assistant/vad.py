@@ -346,6 +346,20 @@ class Endpointer:
     def samples_seen(self) -> int:
         return self._frames * FRAME_SAMPLES
 
+    @property
+    def pause_start(self) -> int | None:
+        """The first silent sample of the pause the open segment is in, or None (no segment,
+        or speech now)."""
+        return self._temp_end if self._started is not None and self._temp_end else None
+
+    def close_pause(self, limit: int) -> list[SpeechEvent]:
+        """End the open segment at its current pause now, its padding cut at ``limit`` (the
+        grammar said the command is complete); [] when there is no such pause."""
+        events: list[SpeechEvent] = []
+        if self.pause_start is not None:
+            self._close(events, self._temp_end, forced=False, limit=limit)
+        return events
+
     def feed(self, speech_prob: float) -> list[SpeechEvent]:
         """Advance by one frame with its speech probability; return the events it causes."""
         cfg = self.config
