@@ -202,7 +202,7 @@ async def _session(args: argparse.Namespace, view: View, source: FileSource | No
     client = AsyncClient(args.url, api_key=args.api_key, model=args.model,
                          sample_rate_hz=args.sample_rate_hz, partials=args.partials,
                          mode="push_to_talk" if args.push_to_talk else "vad",
-                         client_name="assistant-mic")
+                         client_name="assistant-mic", endpointing=args.endpointing)
     async with client:
         assert client.ready is not None
         on_ready()
@@ -306,6 +306,10 @@ def register(subparsers: Any) -> None:
                         help="pace --file at real-time speed (default on)")
     parser.add_argument("--push-to-talk", action="store_true",
                         help="press Enter to start and stop talking")
+    parser.add_argument("--endpointing", choices=p.ENDPOINTING,
+                        help="how the server ends an utterance: after a fixed silence, or "
+                             "sooner once the grammar says the command is complete "
+                             "(default: the server's setting)")
     parser.add_argument("--partials", action=argparse.BooleanOptionalAction, default=True,
                         help="show partial results while speaking (default on)")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")

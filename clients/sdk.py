@@ -100,10 +100,12 @@ class AsyncClient:
                  token: str | None = None, model: str | None = None,
                  sample_rate_hz: int = p.DEFAULT_SAMPLE_RATE_HZ, partials: bool = False,
                  mode: str = "vad", min_silence_ms: int | None = None,
-                 open_timeout_s: float = 10.0, client_name: str = "assistant-sdk"):
+                 open_timeout_s: float = 10.0, client_name: str = "assistant-sdk",
+                 endpointing: str | None = None):
         self.url = url
         self.start = p.Start(sample_rate_hz=sample_rate_hz, model=model, partials=partials,
-                             mode=mode, min_silence_ms=min_silence_ms, client=client_name)
+                             mode=mode, min_silence_ms=min_silence_ms, client=client_name,
+                             endpointing=endpointing)
         self.api_key = api_key
         self.token = token
         self.open_timeout_s = open_timeout_s

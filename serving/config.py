@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from assistant import config
+from assistant.endpointing import parse_policy
 from assistant.errors import ConfigError
 from assistant.grammar import DEFAULT_CONTEXT
 from assistant.monitor import MonitorConfig
@@ -75,8 +76,13 @@ class ServerConfig:
     # How often to look whether a model directory path now names another directory (a model
     # registry's ``current`` symlink after a promotion): then that model is reloaded. 0: never.
     model_watch_s: float = 2.0
+    # How WebSocket streams end utterances unless their start message says: "fixed" (after
+    # the trailing silence) or "grammar" (sooner once the command is complete; see
+    # assistant.endpointing).
+    endpointing: str = "fixed"
 
     def __post_init__(self) -> None:
+        parse_policy(self.endpointing)
         if self.model_watch_s < 0:
             raise ConfigError(f"model_watch_s must be >= 0, got {self.model_watch_s}")
         if not 0 <= self.port <= 65535:

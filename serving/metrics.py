@@ -78,8 +78,8 @@ class Metrics:
                              "utterance.", ["model"], buckets=SNR_BUCKETS_DB, registry=r)
         self.duration = Histogram("assistant_utterance_seconds", "Length of each utterance.",
                                   ["model"], buckets=DURATION_BUCKETS_S, registry=r)
-        self.endings = Counter("assistant_utterance_endings", "How utterances ended "
-                               "(silence, max_length, finalize, file).", ["model", "ended"],
+        self.endings = Counter("assistant_utterance_endings", "How utterances ended (silence, "
+                               "complete, max_length, finalize, file).", ["model", "ended"],
                                registry=r)
         self.heard_agreement = Histogram(
             "assistant_heard_agreement", "Word similarity of the free decode and the grammar "

@@ -38,6 +38,7 @@ def _instance(cls: Any, seed: int = 0) -> Any:
     if cls is p.Start:
         values["mode"] = p.MODES[seed % 2]
         values["min_silence_ms"] = 500
+        values["endpointing"] = p.ENDPOINTING[seed % 2]
     if cls is p.Error:
         values["code"] = p.ErrorCode.SERVER_FULL.value
     return cls(**values)

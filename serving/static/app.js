@@ -1,5 +1,6 @@
 // The browser client: microphone -> AudioWorklet (16 kHz int16) -> WebSocket (docs/protocol.md).
-// URL parameters: autostart=1 (start at once), mode=vad|push_to_talk, model=NAME, token=TOKEN.
+// URL parameters: autostart=1 (start at once), mode=vad|push_to_talk, model=NAME, token=TOKEN,
+// endpointing=fixed|grammar (default: the server's setting).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -185,6 +186,7 @@ function connect() {
     send(ws, {
       type: "start", protocol_version: 1, sample_rate_hz: 16000, mode: mode(),
       model: $("model").value || null, partials: $("partials").checked, client: "browser",
+      endpointing: params.get("endpointing") || null,
     });
   };
   ws.onmessage = ({ data }) => onEvent(ws, JSON.parse(data));

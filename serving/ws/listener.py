@@ -123,7 +123,7 @@ class WebSocketListener:
             return
         session = Session(session_id, services.catalog.get, services.vad, self.limits,
                           time.perf_counter(), services.gates,
-                          (*services.sinks, ResultLog(log)))
+                          (*services.sinks, ResultLog(log)), self.config.endpointing)
         connection = Connection(services, ws, session, log)
         self.connections.add(connection)
         services.session_opened(session_id, admitted.key_id)

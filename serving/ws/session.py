@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 from assistant import protocol as p
+from assistant.endpointing import EndpointingPolicy, GrammarEndpointing, parse_policy
 from assistant.errors import AudioFormatError, ConfigError
 from assistant.pipeline import Event, PartialResult, Pipeline, UtteranceResult
 from assistant.recognizer import Result
@@ -104,8 +106,10 @@ class Session:
 
     def __init__(self, session_id: str, lookup: Callable[[str | None], ModelEntry],
                  vad: SileroVad, limits: LimitsConfig, now_s: float,
-                 gates: Callable[[], Sequence[Gate]] = list, sinks: Sequence[ResultSink] = ()):
+                 gates: Callable[[], Sequence[Gate]] = list, sinks: Sequence[ResultSink] = (),
+                 endpointing: str = EndpointingPolicy.FIXED):
         self.session_id = session_id
+        self.endpointing = parse_policy(endpointing)  # unless the start message says
         self.lookup = lookup
         self.vad = vad
         self.limits = limits
@@ -250,7 +254,8 @@ class Session:
             return self.fatal(p.ErrorCode.UNKNOWN_MODEL, str(e))
         try:
             stream = StreamConfig(sample_rate_hz=start.sample_rate_hz,
-                                  endpoint=self._endpoint(start), partials=start.partials)
+                                  endpoint=self._endpoint(start), partials=start.partials,
+                                  **self._endpointing(start))
         except (AudioFormatError, ConfigError) as e:
             return self.fatal(p.ErrorCode.BAD_AUDIO_FORMAT, str(e))
         self.pipeline = Pipeline(Segmenter(self.vad, stream), self._gates(), self._sinks,
@@ -269,6 +274,17 @@ class Session:
         if start.min_silence_ms is not None:
             return replace(endpoint, min_silence_ms=start.min_silence_ms)
         return endpoint
+
+    def _endpointing(self, start: p.Start) -> dict[str, Any]:
+        """The stream's endpointing policy: the start message's, else the server's; the
+        grammar policy waits min_silence_ms, when given, for an incomplete command."""
+        policy = parse_policy(start.endpointing or self.endpointing)
+        if start.mode == "push_to_talk" or policy is EndpointingPolicy.FIXED:
+            return {}
+        grammar = GrammarEndpointing()
+        if start.min_silence_ms is not None:
+            grammar = grammar.waiting(start.min_silence_ms)
+        return {"endpointing": policy, "grammar": grammar}
 
     def _stop(self, now_s: float) -> list[Action]:
         actions: list[Action] = []

@@ -152,7 +152,7 @@ def test_mic_file_goes_on_after_each_lost_connection(speak: Any, vad: Any, tmp_p
     with ServerThread(make_settings(), vad) as server:
         args = argparse.Namespace(url=server.url, api_key=None, model=None, file=str(path),
                                   realtime=True, push_to_talk=False, partials=False, json=True,
-                                  device=None, sample_rate_hz=16000, retries=1,
+                                  device=None, sample_rate_hz=16000, retries=1, endpointing=None,
                                   max_backoff_s=1.0)
         done: list[int] = []
         thread = threading.Thread(target=lambda: done.append(asyncio.run(run(args, out))))
@@ -197,7 +197,7 @@ def test_idle_push_to_talk_keeps_its_session(vad: Any, monkeypatch: pytest.Monke
     with ServerThread(make_settings(idle_timeout_s=1.0), vad) as server:
         args = argparse.Namespace(url=server.url, api_key=None, model=None, file=None,
                                   realtime=True, push_to_talk=True, partials=False, json=True,
-                                  device=None, sample_rate_hz=16000, retries=0,
+                                  device=None, sample_rate_hz=16000, retries=0, endpointing=None,
                                   max_backoff_s=1.0)
 
         async def for_a_while() -> None:

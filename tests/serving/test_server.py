@@ -603,3 +603,42 @@ def test_what_a_reload_validated_is_what_runs(vad, lights: np.ndarray,  # type: 
         assert models_hash() == served
         assert _get(f"{server.http}/v1/reload", "POST")[0] == 200
         assert models_hash() != served and understood()["intent"] == "lightsOff"
+
+
+@pytest.mark.parametrize("realtime", [1.0, 0.0])
+def test_grammar_endpointing_over_the_wire(server: ServerThread, speak: Any,
+                                           realtime: float) -> None:
+    """Real time: the complete command ends early; as fast as possible: speculations come
+    back late and are dropped. The same answers either way, in order."""
+    def words(text: str) -> np.ndarray:
+        audio = speak(text, pad_s=0.0)
+        loud = np.flatnonzero(np.abs(audio) > 1e-3)
+        return audio[loud[0] : loud[-1] + 1]
+
+    def ended_complete() -> float:
+        text = _get(f"{server.http}/metrics")[2]
+        return sum(float(ln.split()[-1]) for ln in text.splitlines()
+                   if ln.startswith("assistant_utterance_endings_total")
+                   and 'ended="complete"' in ln)
+
+    before = ended_complete()
+    silence = np.zeros(16000, np.float32)
+    audio = np.concatenate([silence[:8000], words("what time is it"), silence, silence[:8000],
+                            words("set a timer for"), silence[:12000],  # 750 ms: hesitation
+                            words("five minutes"), silence, silence])
+    with doc_client(server) as ws:
+        client = DocClient(ws)
+        assert client.start(endpointing="grammar")["type"] == "ready"
+        client.audio(audio, chunk_ms=40, realtime=realtime)
+        client.command("stop")
+        events = client.rest()
+    results = [e for e in events if e["type"] == "result"]
+    assert [_summary(r) for r in results] == [
+        (0, True, "getTime", {}),
+        (1, True, "setTimer", {"duration": 5, "unit": "minutes"}),
+    ]
+    for uid in (0, 1):
+        order = [e["type"] for e in events if e.get("utterance_id") == uid]
+        assert order == ["speech_started", "speech_ended", "result"]
+    if realtime:  # the grammar ended the first command, not 1000 ms of silence
+        assert ended_complete() >= before + 1

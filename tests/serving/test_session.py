@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from assistant import protocol as p
+from assistant.errors import ConfigError
 from assistant.pipeline import recognize_request
 from serving.catalog import ModelCatalog
 from serving.config import LimitsConfig, ModelSource
@@ -215,3 +216,43 @@ def test_finalize_right_after_the_endpointer_ended_an_utterance_is_answered(
     ended = session.on_text('{"type":"finalize"}', t)
     assert [a.request.utterance_id for a in ended if isinstance(a, Recognize)] == [2]
     assert [m["type"] for m in _messages(ended)] == ["speech_ended"]
+
+
+@pytest.mark.parametrize("where", ["start", "server"])
+def test_grammar_endpointing_answers_a_complete_command_from_its_speculation(
+        catalog: ModelCatalog, vad: Any, speak: Any, where: str) -> None:
+    audio = np.concatenate([speak("what time is it"), np.zeros(16000, np.float32)])
+    if where == "start":
+        session = _session(catalog, vad)
+        _start(session, endpointing="grammar")
+    else:
+        session = _session(catalog, vad, endpointing="grammar")
+        _start(session)
+    recognizer = catalog_recognizer(catalog)
+    messages: list[dict[str, Any]] = []
+    pcm = p_pcm(audio)
+    recognitions = 0
+    for i in range(0, len(pcm), 640):  # 20 ms frames, 20 ms apart
+        now = 10.0 + i / 32000
+        for action in session.on_audio(pcm[i : i + 640], now):
+            if isinstance(action, Recognize):  # carried out at once, as a quick worker would
+                recognitions += 1
+                assert action.request.utterance.speculative
+                result = recognize_request(recognizer, action.request)
+                messages += _messages(session.complete(action, result, now + 0.05))
+            elif isinstance(action, Send):
+                messages.append(json.loads(action.message.to_json()))
+    kinds = [m["type"] for m in messages]
+    assert kinds == ["speech_started", "speech_ended", "result"]
+    assert messages[-1]["intent"] == "getTime" and recognitions == 1
+    # Computed ahead (50 ms here), the answer went out the moment the pause was long enough.
+    assert messages[-1]["timing"]["end_of_speech_to_result_ms"] == 0.0
+
+
+def test_an_unknown_endpointing_policy_is_refused(catalog: ModelCatalog, vad: Any) -> None:
+    session = _session(catalog, vad)
+    (error,) = _messages(session.on_text(json.dumps({"type": "start",
+                                                     "endpointing": "eager"}), 0.0))
+    assert error["type"] == "error" and "endpointing must be one of" in error["message"]
+    with pytest.raises(ConfigError, match="endpointing must be one of"):
+        _session(catalog, vad, endpointing="eager")
