@@ -4,7 +4,8 @@ cut short when the speaker pauses, for several endpointing policies in one run.
     python benchmarks/endpointing.py --out runs/endpointing.json [--synthesized 60]
 
 Policies: a fixed trailing silence of 400 ms (ours), 700 ms (Home Assistant's default) and
-1000 ms (Rhino's). Sets:
+1000 ms (Rhino's), and grammar-aware endpointing (:mod:`assistant.endpointing`, its
+defaults). Sets:
 
 * **barista-dev** (real recordings, ../shared/data; measured, never tuned on) and
   **synthesized** commands of the home grammar (espeak-ng voices, clean): each clip with
@@ -14,11 +15,16 @@ Policies: a fixed trailing silence of 400 ms (ours), 700 ms (Home Assistant's de
   within 45 dB of the clip's peak and 12 dB over its noise floor. Latency = the stream
   position at the chunk that ends the utterance, minus that end, plus the time that feed
   took (the recognition): what a person waits if audio arrives in real time.
-* **pause set**: synthesized commands spoken in two parts with a silence of 200, 400, 600 or
-  800 ms at a word boundary. A premature cut: the utterance ended (a result came) before the
-  second part began.
+* **pause sets**: synthesized commands with a silence of 200, 400, 600 or 800 ms at a word
+  boundary, made two ways: *two parts* (each part synthesized alone, so the first ends with a
+  sentence's falling prosody) and *one breath* (espeak-ng's SSML ``<break>`` inside one
+  sentence: the prosody of a speaker who goes on). A premature cut: the utterance ended (a
+  result came) before the second part began; a *wrong* one: and that first result was not
+  the whole command's intent and slots (a cut before "please" or "the music" of "pause the
+  music" gives the right answer, then a stray "not understood" for the rest).
 
-Acceptance (right intent and slots) is reported for every set and policy.
+Acceptance (right intent and slots) is reported for every set and policy, and the
+recognitions run per clip (the grammar policy's speculations included).
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ sys.path.insert(0, str(ROOT))
 from assistant.audio import SAMPLE_RATE_HZ, read_audio  # noqa: E402
 from assistant.evaluation import Label, command_accepted  # noqa: E402
 
-POLICIES_MS = (400, 700, 1000)
+POLICIES = ("fixed 400 ms", "fixed 700 ms", "fixed 1000 ms", "grammar",
+            "grammar extendable_ms=1000")
 PAUSES_MS = (200, 400, 600, 800)
 TRAILING_S = 1.5
 CHUNK_MS = 20
@@ -56,16 +63,45 @@ def last_word_end_s(audio: np.ndarray) -> float:
     return float((loud[-1] + 1) * frame / SAMPLE_RATE_HZ) if loud.size else 0.0
 
 
-def stream(recognizer: Any, vad: Any, audio: np.ndarray, silence_ms: int
+def stream_config(policy: str) -> Any:
+    """The stream settings of a policy named as in :data:`POLICIES`."""
+    from dataclasses import replace
+
+    from assistant.endpointing import EndpointingPolicy
+    from assistant.stream import StreamConfig
+
+    if policy.startswith("grammar"):  # "grammar" and GrammarEndpointing fields: name=value
+        options = dict(option.split("=", 1) for option in policy.split()[1:])
+        grammar = StreamConfig().grammar
+        grammar = replace(grammar, **{name: type(getattr(grammar, name))(value)
+                                      for name, value in options.items()})
+        return StreamConfig(endpointing=EndpointingPolicy.GRAMMAR, grammar=grammar)
+    silence_ms = int(policy.split()[1])
+    return StreamConfig(endpoint=replace(StreamConfig().endpoint, min_silence_ms=silence_ms))
+
+
+class Counting:
+    """A recognizer that counts the recognitions asked of it."""
+
+    def __init__(self, recognizer: Any):
+        self.recognizer = recognizer
+        self.calls = 0
+
+    def recognize(self, audio: np.ndarray) -> Any:
+        self.calls += 1
+        return self.recognizer.recognize(audio)
+
+    def partial(self, audio: np.ndarray) -> Any:
+        self.calls += 1
+        return self.recognizer.partial(audio)
+
+
+def stream(recognizer: Any, vad: Any, audio: np.ndarray, policy: str
            ) -> list[tuple[float, float, Any]]:
     """(stream position s when the result came, feed ms, result) for each utterance."""
-    from assistant.stream import RecognizerSession, StreamConfig, UtteranceResult
-    from assistant.vad import EndpointConfig
+    from assistant.stream import RecognizerSession, UtteranceResult
 
-    base = StreamConfig().endpoint
-    config = StreamConfig(endpoint=EndpointConfig(**{**base.__dict__,
-                                                     "min_silence_ms": silence_ms}))
-    session = RecognizerSession(recognizer, vad, config)
+    session = RecognizerSession(recognizer, vad, stream_config(policy))
     chunk = SAMPLE_RATE_HZ * CHUNK_MS // 1000
     out = []
     for start in range(0, audio.size, chunk):
@@ -89,20 +125,25 @@ def percentile_summary(values: list[float]) -> dict[str, float | int]:
             "p95": round(float(np.percentile(a, 95)), 1), "max": round(float(a.max()), 1)}
 
 
-def run_set(recognizer: Any, vad: Any, clips: list[tuple[np.ndarray, Label]], silence_ms: int
+def run_set(recognizer: Any, vad: Any, clips: list[tuple[np.ndarray, Label]], policy: str
             ) -> dict[str, Any]:
-    latencies, accepted = [], 0
+    latencies, understood, accepted = [], [], 0
+    counting = Counting(recognizer)
     for audio, label in clips:
         end_s = last_word_end_s(audio)
         padded = np.concatenate([audio, np.zeros(int(TRAILING_S * SAMPLE_RATE_HZ), np.float32)])
-        answers = stream(recognizer, vad, padded, silence_ms)
+        answers = stream(counting, vad, padded, policy)
         if answers:
-            position, feed_ms, _ = answers[-1]
+            position, feed_ms, result = answers[-1]
             latencies.append(1000 * (position - end_s) + feed_ms)
+            if result.understood:
+                understood.append(latencies[-1])
         best = next((r for _, _, r in answers if r.understood), None)
         accepted += best is not None and command_accepted(label, True, best.intent, best.slots)
     return {"last_word_to_result_ms": percentile_summary(latencies),
-            "acceptance": round(accepted / len(clips), 4), "clips": len(clips)}
+            "understood_last_word_to_result_ms": percentile_summary(understood),
+            "acceptance": round(accepted / len(clips), 4), "clips": len(clips),
+            "recognitions_per_clip": round(counting.calls / len(clips), 2)}
 
 
 def synthesized(n: int, seed: int) -> list[tuple[np.ndarray, Label, list[str]]]:
@@ -145,14 +186,62 @@ def pause_set(clips: list[tuple[np.ndarray, Label, list[str]]], seed: int
     return out
 
 
+def breath_pause_set(clips: list[tuple[np.ndarray, Label, list[str]]], seed: int
+                     ) -> list[tuple[np.ndarray, Label, float, int]]:
+    """Like :func:`pause_set`, the pause made by espeak-ng inside one sentence (SSML)."""
+    import subprocess
+    import tempfile
+
+    import soundfile as sf
+
+    from assistant.resample import resample
+
+    rng = random.Random(seed)
+    out = []
+    for i, (_, label, (text, voice_name)) in enumerate(clips):
+        words = text.split()
+        if len(words) < 3:
+            continue
+        cut = rng.randrange(1, len(words) - 1)
+        pause_ms = PAUSES_MS[i % len(PAUSES_MS)]
+        ssml = (f"<speak>{' '.join(words[:cut])} <break time=\"{pause_ms}ms\"/> "
+                f"{' '.join(words[cut:])}</speak>")
+        with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
+            subprocess.run(["espeak-ng", "-m", "-v", voice_name, "-w", wav.name, ssml],
+                           check=True, capture_output=True)
+            raw, rate = sf.read(wav.name, dtype="float32")
+        audio = np.concatenate([np.zeros(8000, np.float32),
+                                resample(raw, rate, SAMPLE_RATE_HZ).astype(np.float32)])
+        out.append((audio, label, _after_longest_gap_s(audio), pause_ms))
+    return out
+
+
+def _after_longest_gap_s(audio: np.ndarray) -> float:
+    """Where the speech after the longest silence inside the speech begins."""
+    frame = SAMPLE_RATE_HZ // 100
+    frames = audio[: audio.size // frame * frame].reshape(-1, frame)
+    quiet = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12) < -60
+    loud = np.flatnonzero(~quiet)
+    best, best_end, run = 0, 0, 0
+    for k in range(int(loud[0]), int(loud[-1]) + 1):
+        run = run + 1 if quiet[k] else 0
+        if run > best:
+            best, best_end = run, k + 1
+    return best_end * frame / SAMPLE_RATE_HZ
+
+
 def run_pauses(recognizer: Any, vad: Any, clips: list[tuple[np.ndarray, Label, float, int]],
-               silence_ms: int) -> dict[str, Any]:
+               policy: str) -> dict[str, Any]:
     cuts: dict[int, list[int]] = {p: [0, 0] for p in PAUSES_MS}
-    accepted = 0
+    accepted = wrong = 0
+    counting = Counting(recognizer)
     for audio, label, second_s, pause_ms in clips:
         padded = np.concatenate([audio, np.zeros(int(TRAILING_S * SAMPLE_RATE_HZ), np.float32)])
-        answers = stream(recognizer, vad, padded, silence_ms)
-        cut = any(position < second_s for position, _, _ in answers)
+        answers = stream(counting, vad, padded, policy)
+        early = [r for position, _, r in answers if position < second_s]
+        cut = bool(early)
+        wrong += cut and not command_accepted(label, early[0].understood, early[0].intent,
+                                              early[0].slots)
         cuts[pause_ms][0] += cut
         cuts[pause_ms][1] += 1
         final = answers[-1][2] if answers else None
@@ -160,8 +249,10 @@ def run_pauses(recognizer: Any, vad: Any, clips: list[tuple[np.ndarray, Label, f
                                                            final.intent, final.slots)
     total = sum(c for c, _ in cuts.values())
     return {"premature_cuts": round(total / len(clips), 4),
+            "wrong_answer_cuts": round(wrong / len(clips), 4),
             "by_pause_ms": {str(p): f"{c}/{n}" for p, (c, n) in cuts.items()},
-            "acceptance": round(accepted / len(clips), 4), "clips": len(clips)}
+            "acceptance": round(accepted / len(clips), 4), "clips": len(clips),
+            "recognitions_per_clip": round(counting.calls / len(clips), 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--synthesized", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--policy", dest="policies", action="append",
+                        help="a policy: 'fixed N ms', or 'grammar' with GrammarEndpointing "
+                             "fields as name=value (repeatable; default: "
+                             + ", ".join(POLICIES) + ")")
+    parser.add_argument("--selection", action="store_true",
+                        help="synthesized sets only (to choose settings: no real recordings)")
     args = parser.parse_args(argv)
     from assistant.recognizer import Recognizer
     from assistant.vad import SileroVad
@@ -177,28 +274,41 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.report import save_json
 
     vad = SileroVad()
-    barista = Recognizer.from_context(barista_grammar())
     home = Recognizer.from_context(HOME)
-    for r in (barista, home):
-        r.warm_up()
-    real = [(read_audio(label.audio), label) for label in barista_labels()]
+    home.warm_up()
+    barista, real = None, []
+    if not args.selection:
+        barista = Recognizer.from_context(barista_grammar())
+        barista.warm_up()
+        real = [(read_audio(label.audio), label) for label in barista_labels()]
     synth = synthesized(args.synthesized, args.seed)
     pauses = pause_set(synth, args.seed)
+    breaths = breath_pause_set(synth, args.seed)
     report: dict[str, Any] = {"policies": {}, "machine": describe(),
                               "command": "python benchmarks/endpointing.py "
                                          + " ".join(argv or sys.argv[1:])}
-    for silence_ms in POLICIES_MS:
+    policies = args.policies or POLICIES
+    for policy in policies:
         started = time.monotonic()
-        row = {"barista_dev": run_set(barista, vad, real, silence_ms),
-               "synthesized": run_set(home, vad, [(a, lab) for a, lab, _ in synth],
-                                      silence_ms),
-               "pause_set": run_pauses(home, vad, pauses, silence_ms)}
-        report["policies"][f"fixed {silence_ms} ms"] = row
-        print(f"[endpointing] fixed {silence_ms} ms ({time.monotonic() - started:.0f} s): "
-              f"barista {row['barista_dev']['last_word_to_result_ms']}, acceptance "
-              f"{row['barista_dev']['acceptance']}; synthesized "
-              f"{row['synthesized']['last_word_to_result_ms']}; premature cuts "
-              f"{row['pause_set']['premature_cuts']} {row['pause_set']['by_pause_ms']}",
+        row = {"synthesized": run_set(home, vad, [(a, lab) for a, lab, _ in synth], policy),
+               "pause_set": run_pauses(home, vad, pauses, policy),
+               "pause_set_one_breath": run_pauses(home, vad, breaths, policy)}
+        if barista is not None:
+            row["barista_dev"] = run_set(barista, vad, real, policy)
+        report["policies"][policy] = row
+        real_row = row.get("barista_dev", {})
+        print(f"[endpointing] {policy} ({time.monotonic() - started:.0f} s): "
+              f"barista {real_row.get('last_word_to_result_ms')}, acceptance "
+              f"{real_row.get('acceptance')}; synthesized "
+              f"{row['synthesized']['last_word_to_result_ms']} (understood "
+              f"{row['synthesized']['understood_last_word_to_result_ms']}), acceptance "
+              f"{row['synthesized']['acceptance']}; premature cuts "
+              f"{row['pause_set']['premature_cuts']} {row['pause_set']['by_pause_ms']} (wrong "
+              f"{row['pause_set']['wrong_answer_cuts']}); one breath "
+              f"{row['pause_set_one_breath']['premature_cuts']} "
+              f"{row['pause_set_one_breath']['by_pause_ms']} (wrong "
+              f"{row['pause_set_one_breath']['wrong_answer_cuts']}); recognitions/clip "
+              f"{row['synthesized']['recognitions_per_clip']}",
               flush=True)
     save_json(report, args.out)
     return 0
