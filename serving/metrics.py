@@ -48,6 +48,10 @@ class Metrics:
         self.sessions = Counter("assistant_sessions", "Sessions started.", registry=r)
         self.partials = Counter("assistant_partials", "Partial results, by outcome.",
                                 ["outcome"], registry=r)
+        self.speculations = Counter(
+            "assistant_speculations", "Recognitions run in a pause ahead of an utterance's end "
+            "(grammar endpointing); those that ended it count in assistant_utterance_endings "
+            "as ended=\"complete\".", ["model"], registry=r)
         self.errors = Counter("assistant_errors", "Errors sent to clients, by code.",
                               ["code"], registry=r)
         self.queue_depth = Gauge("assistant_inference_queue_depth",

@@ -361,6 +361,8 @@ class Connection:
             return []
         if work.partial:
             metrics.partials.labels("sent").inc()
+        elif work.request.utterance.speculative:
+            metrics.speculations.labels(work.model).inc()
         actions = await self._calls.off_loop(self.session.complete, work, result,
                                              time.perf_counter())
         return [a.message for a in actions if isinstance(a, Send)]

@@ -642,3 +642,6 @@ def test_grammar_endpointing_over_the_wire(server: ServerThread, speak: Any,
         assert order == ["speech_started", "speech_ended", "result"]
     if realtime:  # the grammar ended the first command, not 1000 ms of silence
         assert ended_complete() >= before + 1
+        text = _get(f"{server.http}/metrics")[2]
+        assert any(ln.startswith('assistant_speculations_total{model="home"}')
+                   and float(ln.split()[-1]) >= 1 for ln in text.splitlines())
