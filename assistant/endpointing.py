@@ -12,17 +12,19 @@ recognizes. The ``grammar`` policy uses what the grammar knows about the sentenc
 2. Its result decides how long the pause must last before the utterance ends with that very
    result (:meth:`GrammarEndpointing.wait_ms`):
 
-   * **not understood**, or the free decode (what the model heard without the grammar)
-     **begins a sentence but stops before it ends** ("set a timer for"): the speaker is
-     likely to go on (a command cut at a pause is rarely understood: the grammar forces
-     words the audio lacks), so the endpointer's own ``min_silence_ms`` ends it, which
-     this policy raises to ``incomplete_ms`` (1000 ms, Rhino's default);
-   * understood, no longer sentence of the grammar beginning with it **means something
-     else** ("what time is it": "... please" or "... thank you" change nothing), and the
-     free decode heard the same words: ``complete_ms`` (150 ms);
+   * **not understood**; the free decode (what the model heard without the grammar)
+     **agrees with less than half** of the sentence (``min_heard_match``: the grammar may
+     have forced a command onto a fragment) or **begins a sentence but stops before it
+     ends** ("set a timer for"); or the last **slot value may go on** ("set it to eighty"
+     ... "seven"): the speaker is likely to go on, so the endpointer's own
+     ``min_silence_ms`` ends it, which this policy raises to ``incomplete_ms`` (1000 ms,
+     Rhino's default);
+   * understood, and no longer sentence of the grammar beginning with it **means something
+     else** ("what time is it": "... please" or "... thank you" change nothing):
+     ``complete_ms`` (150 ms);
    * understood, but the grammar **can extend it to another meaning** ("turn on the
-     lights" ... "in the kitchen"), or heard otherwise: ``extendable_ms`` (400 ms, the
-     fixed policy's wait, so these are never slower than under it).
+     lights" ... "in the kitchen"): ``extendable_ms`` (400 ms, the fixed policy's wait, so
+     these are never slower than under it).
 
    Committing on a sentence whose extensions mean the same thing is safe for the answer:
    when the speaker does add "please", that answer was already right, and the word becomes
@@ -33,10 +35,13 @@ pure: the segmenter (:mod:`assistant.segmenter`) emits speculations and ends utt
 told, and the pipeline (:mod:`assistant.pipeline`) joins the two, so every shell (the
 in-process session, the WebSocket server) gets the same behaviour.
 
-The defaults were not tuned on any recordings: 150 ms is the short wait the design names,
-400 ms keeps extendable commands as they were, 1000 ms is Rhino's default, and
-``speculate_ms`` is two VAD frames (a one-frame dip inside a word does not start a
-recognition). ``benchmarks/endpointing.py`` measures the policies side by side.
+The defaults were chosen without real recordings: 150 ms is the short wait the design
+names, 400 ms keeps extendable commands as fast as the fixed rule, 1000 ms is Rhino's
+default, ``speculate_ms`` is two VAD frames (a one-frame dip inside a word starts no
+recognition), and ``min_heard_match`` 0.5 came from synthesized selection runs of
+``benchmarks/endpointing.py --selection`` (1.0 kept most commands at the longer waits;
+lower values let fragments such as "turn the", accepted as a command, end the utterance).
+``benchmarks/endpointing.py`` measures the policies side by side (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ class GrammarEndpointing:
     complete_ms: int = 150
     extendable_ms: int = 400
     incomplete_ms: int = 1000  # the endpointer's min_silence_ms under this policy
-    min_heard_match: float = 0.5  # free decode agreement needed to end before incomplete_ms
+    min_heard_match: float = 0.5  # free-decode agreement needed to end before incomplete_ms
     # The VAD calls a soft last sound ("lights": the s) silence. A speculation waits until the
     # last speculate_ms of audio are quiet: quiet_db under the utterance's loudest frame, or
     # within floor_margin_db of the background (the quietest tenth of the last 2 s), and at
