@@ -93,7 +93,7 @@ class SpeechModel:
         self.tokenizer: Tokenizer = load_tokenizer(self.directory / "tokenizer.json")
         self.special: SpecialTokens = self.tokenizer.special_tokens()
         self.threads = threads or default_threads()
-        options = session_options(self.threads)
+        options = session_options(self.threads, memory_arena=False)
         try:
             self._encoder = ort.InferenceSession(
                 str(self.directory / "encoder.onnx"), options, providers=["CPUExecutionProvider"]

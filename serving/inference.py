@@ -8,8 +8,10 @@ readers (TCP backpressure) instead of growing memory. Partial results are best e
 Processes by default: the grammar-constrained beam search is mostly Python, so threads share
 one GIL, and they also slow the event loop. With 50 real-time clients on 2 cores, two worker
 *threads* used 0.56 cores in all and reached a p95 end-of-speech-to-result of 1.3 s; worker
-processes each load their own copy of the models (about 150 MB each for tiny.en int8) and
-use both cores (docs/scaling.md). Each recognition carries its model's catalogue entry
+processes use both cores (docs/scaling.md). They are forked from multiprocessing's
+forkserver, which loads the catalogued models before the first fork (:mod:`serving.preload`),
+so the workers share one copy of them (about 160 MB for tiny.en int8) instead of each
+loading its own. Each recognition carries its model's catalogue entry
 (:mod:`serving.catalog`); a worker builds the recognizer of a newer generation the first
 time it sees one (:mod:`serving.models`).
 
@@ -27,13 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import multiprocessing
 import os
+import pickle
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,25 +62,38 @@ _worker: dict[str, Any] = {}
 PARENT_CHECK_S = 1.0  # how often a worker process checks that the server is still there
 
 
-def _exit_with_parent(parent_pid: int, every_s: float = PARENT_CHECK_S) -> None:
+def _exit_with_server(server_pid: int, every_s: float = PARENT_CHECK_S) -> None:
     """End this worker process when its server is gone (``kill -9`` leaves no one to stop it:
-    the worker would be reparented and sit on its memory forever)."""
-    import os
-    import threading
-    import time
+    the worker would sit on its memory forever, and keep the forkserver that forked it, which
+    waits for every holder of the server's end of its "alive" pipe, these workers included)."""
+    started = _process_start(server_pid)
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while _process_start(server_pid) == started:
             time.sleep(every_s)
         os._exit(0)
 
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="server-watch", daemon=True).start()
 
 
-def _worker_init(entries: Sequence[ModelEntry], warm_up: bool, parent_pid: int) -> None:
-    _exit_with_parent(parent_pid)
-    registry = ModelRegistry(warm_up=warm_up)
-    registry.load(entries)
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), None once it has ended: with the
+    start time a new process that got the same id is not taken for the server."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _worker_init(entries: Sequence[ModelEntry], warm_up: bool, server_pid: int) -> None:
+    _exit_with_server(server_pid)
+    from . import preload
+
+    registry = preload.shared_registry(entries)  # loaded before the fork: shared memory
+    if registry is None:
+        registry = ModelRegistry(warm_up=warm_up)
+        registry.load(entries)
     _worker["registry"] = registry
 
 
@@ -87,12 +106,36 @@ def _registry_recognize(registry: ModelRegistry, entry: ModelEntry, audio: np.nd
     return run_recognition(registry.recognizer(entry), audio, partial)
 
 
+def _worker_shares_models() -> tuple[int, bool]:
+    """(this worker's pid, whether it runs the models its forkserver loaded)."""
+    from . import preload
+
+    return os.getpid(), preload.registry is not None and _worker["registry"] is preload.registry
+
+
 def _worker_ping(delay_s: float) -> int:
     import os
     import time
 
     time.sleep(delay_s)
     return os.getpid()
+
+
+@contextlib.contextmanager
+def _preloading(context: Any, entries: Sequence[ModelEntry], warm_up: bool) -> Iterator[None]:
+    """While the pool starts: the forkserver, if it starts now, loads ``entries`` first
+    (:mod:`serving.preload`), so the workers forked from it share them."""
+    from .preload import PRELOAD_ENV
+
+    with tempfile.TemporaryDirectory(prefix="assistant-preload-") as tmp:
+        path = Path(tmp) / "entries.pickle"
+        path.write_bytes(pickle.dumps((tuple(entries), warm_up)))
+        os.environ[PRELOAD_ENV] = str(path)
+        context.set_forkserver_preload(["serving.preload"])
+        try:
+            yield
+        finally:
+            os.environ.pop(PRELOAD_ENV, None)
 
 
 class InferencePool:
@@ -129,14 +172,23 @@ class InferencePool:
                 max_workers=self.workers, thread_name_prefix="assistant-infer")
 
     def _process_pool(self, timeout_s: float) -> concurrent.futures.ProcessPoolExecutor:
-        executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(self._entries, self.config.warm_up, os.getpid()))
-        pings = [executor.submit(_worker_ping, 0.2) for _ in range(2 * self.workers)]
-        pids = {f.result(timeout=timeout_s) for f in pings}
+        context = multiprocessing.get_context("forkserver")
+        with _preloading(context, self._entries, self.config.warm_up):
+            executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context, initializer=_worker_init,
+                initargs=(self._entries, self.config.warm_up, os.getpid()))
+            pings = [executor.submit(_worker_ping, 0.2) for _ in range(2 * self.workers)]
+            pids = {f.result(timeout=timeout_s) for f in pings}
         logger.info("%d worker processes ready (%s)", len(pids), sorted(pids))
         return executor
+
+    def shared_models(self, timeout_s: float = 30.0) -> dict[int, bool]:
+        """Whether each worker process runs the models loaded before it was forked (shared
+        memory) rather than its own copy; {} for thread workers."""
+        if self.kind != "process" or self._executor is None:
+            return {}
+        calls = [self._executor.submit(_worker_shares_models) for _ in range(4 * self.workers)]
+        return dict(call.result(timeout=timeout_s) for call in calls)
 
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (none for thread workers)."""

@@ -7,14 +7,19 @@ import base64
 import json
 import os
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.serving.conftest import ServerThread, make_settings
 from tests.serving.test_server import DocClient, _check_still_serving, _fatal, doc_client
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _http(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], str]:
@@ -143,3 +148,18 @@ def test_a_dead_worker_process_is_replaced_and_counted(vad: Any, speak: Any) -> 
         assert server.app.metrics.value("assistant_worker_restarts_total") == 1
         (new_pid,) = pool.worker_pids()
         assert new_pid != pid
+
+
+def test_worker_processes_share_the_models_loaded_before_the_fork() -> None:
+    """In a fresh process (the forkserver is one per process, and preloads for the first
+    pool only): the workers run the forkserver's models, and still answer."""
+    script = """
+from tests.serving.conftest import ServerThread, make_settings
+with ServerThread(make_settings(worker_kind="process", workers=2)) as server:
+    shared = server.app.pool.shared_models()
+    print(sorted(shared.values()), len(shared))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[True, True] 2", out.stdout
