@@ -8,8 +8,10 @@ start at random offsets over the first ``--stagger-s`` seconds, like users who d
 stop talking at the same instant. Reported: utterances sent, results, lost and failed ones,
 end-of-speech-to-result percentiles (the server's own measure, carried in each result),
 the server's CPU use (from /proc, its worker processes included), the sum of their peak
-RSS (VmHWM), and how fast ``/healthz`` answers meanwhile (a probe every 100 ms from its own
-thread, as a Kubernetes liveness probe would: an event loop busy with audio answers late).
+RSS (VmHWM; memory the workers share counts once per process), the sum of their PSS after
+the run (shared memory split between its sharers: what the server really holds), and how
+fast ``/healthz`` answers meanwhile (a probe every 100 ms from its own thread, as a
+Kubernetes liveness probe would: an event loop busy with audio answers late).
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ def process_cpu_s(pid: int) -> float:
 
 def peak_rss_mib(pid: int) -> float:
     match = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size: private memory plus a share of what is shared with others (the
+    workers' models, forked from one copy), so the processes' values add up to their total."""
+    try:
+        match = re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(),
+                          re.MULTILINE)
+    except OSError:
+        return float("nan")
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
@@ -231,6 +244,7 @@ def measure(url: str, server_pid: int, files: list[Path], clients: int, per_clie
     cpu = tree_cpu_s(pids) - cpu0
     own = time.process_time() - own0
     rss = {str(pid): round(peak_rss_mib(pid), 1) for pid in pids if Path(f"/proc/{pid}").exists()}
+    pss = {str(pid): round(pss_mib(pid), 1) for pid in pids if Path(f"/proc/{pid}").exists()}
     latencies = np.array([r["eos_ms"] for row in rows for r in row["results"]])
     failed = [row for row in rows if row["error"]]
     lost = sum(max(0, row["ended"] - len(row["results"])) for row in rows)
@@ -257,6 +271,8 @@ def measure(url: str, server_pid: int, files: list[Path], clients: int, per_clie
         "server_cpu_cores": round(cpu / wall, 2), "client_cpu_cores": round(own / wall, 2),
         "server_peak_rss_mib": round(sum(rss.values()), 1),
         "server_peak_rss_mib_per_process": rss, "server_processes": len(pids),
+        # After the run: peak RSS counts memory shared between processes once per process.
+        "server_pss_mib": round(sum(pss.values()), 1), "server_pss_mib_per_process": pss,
         "cores": os.cpu_count(), "errors": [row["error"] for row in failed][:5],
         "healthz_ms": probe.summary(),
     }
