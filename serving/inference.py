@@ -77,8 +77,17 @@ def _exit_with_server(server_pid: int, every_s: float = PARENT_CHECK_S) -> None:
 
 
 def _process_start(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot), None once it has ended: with the
-    start time a new process that got the same id is not taken for the server."""
+    """When process ``pid`` started (clock ticks since boot, from Linux's /proc), None once it
+    has ended: with the start time a new process that got the same id is not taken for the
+    server. Without /proc (macOS), whether a process of that id exists."""
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # it exists, as another user's process
+        return "running"
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
