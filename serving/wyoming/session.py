@@ -8,8 +8,10 @@ optional binary payloads). This session answers:
 * ``transcribe`` (optional model ``name``), then ``audio-start``, ``audio-chunk``s and
   ``audio-stop``: the audio between start and stop is one command (Home Assistant runs its
   own VAD and stops the stream); it goes through the utterance pipeline (segmenter, gates,
-  recognition, sinks) and is answered by one ``transcript``: the recognized grammar sentence
-  as written (what Home Assistant's own sentence matching reads), or, when nothing was
+  recognition, sinks) and is answered by one ``transcript``: for Home Assistant's built-in
+  intents the command as Home Assistant's own sentence matching reads it ("next track" for
+  "skip this song please": :mod:`serving.wyoming.phrasing`), for other grammars the
+  recognized sentence as written, or, when nothing was
   understood, an empty text (or what the model heard, with ``fallback="heard"``, for
   a conversation agent that can try it);
 * ``recognize`` (text): parsed with the model's grammar into ``intent`` with entities named
@@ -45,6 +47,7 @@ from assistant.vad import SileroVad
 
 from ..catalog import ModelEntry, UnknownModel
 from ..config import LimitsConfig
+from .phrasing import device_kinds, home_assistant_sentence
 
 LANGUAGES = ("en",)
 FALLBACKS = ("empty", "heard")
@@ -124,6 +127,7 @@ class WyomingSession:
         self.results: list[Result] = []  # of the transcription in progress
         self.owed = 0  # recognitions of the transcription not yet completed
         self.stopped = False  # audio-stop came: answer once nothing is owed
+        self._kinds: dict[str, dict[str, str]] = {}  # device name -> kind, per model
 
     # -- events -------------------------------------------------------------------------
 
@@ -225,12 +229,22 @@ class WyomingSession:
             return []
         understood = [r for r in self.results if r.understood]
         if understood:  # several only past max_utterance_s: the first command counts
-            text = understood[0].transcript
+            text = self._transcript(understood[0])
         else:
             heard = " ".join(r.heard for r in self.results if r.heard)
             text = heard if self.fallback == "heard" else ""
         self._reset()
         return [Send(Transcript(text=text, language="en").event())]
+
+    def _transcript(self, result: Result) -> str:
+        """An understood command as Home Assistant's sentence matching reads it (for its
+        built-in intents, :mod:`serving.wyoming.phrasing`), else as the model wrote it."""
+        assert result.intent is not None and self.model is not None
+        kinds = self._kinds.get(self.model)
+        if kinds is None:
+            kinds = self._kinds[self.model] = device_kinds(self.context(self.model))
+        phrased = home_assistant_sentence(result.intent, result.slots, kinds)
+        return phrased if phrased is not None else result.transcript
 
     def _reset(self) -> None:
         if self.pipeline is not None:
