@@ -39,6 +39,7 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,19 +168,25 @@ def synthesized(n: int, seed: int) -> list[tuple[np.ndarray, Label, list[str]]]:
     return out
 
 
+def _cuts(clips: list[tuple[np.ndarray, Label, list[str]]], seed: int
+          ) -> Iterator[tuple[Label, list[str], int, int, str]]:
+    """(label, words, the word before which the pause goes, pause ms, voice) of each command
+    of three words or more: a random inner word boundary, the pauses in turn."""
+    rng = random.Random(seed)
+    for i, (_, label, (text, voice_name)) in enumerate(clips):
+        words = text.split()
+        if len(words) >= 3:
+            yield label, words, rng.randrange(1, len(words) - 1), PAUSES_MS[i % len(PAUSES_MS)], \
+                voice_name
+
+
 def pause_set(clips: list[tuple[np.ndarray, Label, list[str]]], seed: int
               ) -> list[tuple[np.ndarray, Label, float, int]]:
     """(audio, label, when the second part starts in s, pause ms) of commands with a pause."""
     from training.tts import Voice, synthesize
 
-    rng = random.Random(seed)
     out = []
-    for i, (_, label, (text, voice_name)) in enumerate(clips):
-        words = text.split()
-        if len(words) < 3:
-            continue
-        cut = rng.randrange(1, len(words) - 1)
-        pause_ms = PAUSES_MS[i % len(PAUSES_MS)]
+    for label, words, cut, pause_ms, voice_name in _cuts(clips, seed):
         voice = Voice("espeak", voice_name)
         first = synthesize(" ".join(words[:cut]), voice).astype(np.float32)
         second = synthesize(" ".join(words[cut:]), voice).astype(np.float32)
@@ -202,14 +209,8 @@ def breath_pause_set(clips: list[tuple[np.ndarray, Label, list[str]]], seed: int
 
     from assistant.resample import resample
 
-    rng = random.Random(seed)
     out = []
-    for i, (_, label, (text, voice_name)) in enumerate(clips):
-        words = text.split()
-        if len(words) < 3:
-            continue
-        cut = rng.randrange(1, len(words) - 1)
-        pause_ms = PAUSES_MS[i % len(PAUSES_MS)]
+    for label, words, cut, pause_ms, voice_name in _cuts(clips, seed):
         ssml = (f"<speak>{' '.join(words[:cut])} <break time=\"{pause_ms}ms\"/> "
                 f"{' '.join(words[cut:])}</speak>")
         with tempfile.NamedTemporaryFile(suffix=".wav") as wav:

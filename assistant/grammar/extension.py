@@ -29,13 +29,8 @@ MAX_NODES = 512
 def unfinished(graph: WordGraph, words: Sequence[str]) -> bool:
     """Whether ``words`` begin a sentence of the grammar without being one ("set a timer
     for"): a speaker who stops there is likely to go on."""
-    node = graph.start
-    for word in words:
-        following = graph.next_node(node, word)
-        if following is None:
-            return False
-        node = following
-    return bool(words) and node not in graph.finals
+    node = graph.walk(words)
+    return bool(words) and node is not None and node not in graph.finals
 
 
 class Extension(StrEnum):
@@ -52,12 +47,9 @@ def extension_of(context: Context, graph: WordGraph, words: Sequence[str]) -> Ex
     :class:`Extension`). Looks at the :data:`MAX_SENTENCES` shortest ones; ADDS when there
     are more than that and none of those differed. ``words`` that are no sentence (or begin
     none) give ADDS (or NONE)."""
-    node = graph.start
-    for word in words:
-        following = graph.next_node(node, word)
-        if following is None:
-            return Extension.NONE
-        node = following
+    node = graph.walk(words)
+    if node is None:
+        return Extension.NONE
     base = parse_words(context, words)
     if base is None:
         return Extension.ADDS if graph.arcs[node] else Extension.NONE

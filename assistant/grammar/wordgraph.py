@@ -53,15 +53,19 @@ class WordGraph:
         i = bisect.bisect_left(arcs, (word,))
         return arcs[i][1] if i < len(arcs) and arcs[i][0] == word else None
 
-    def accepts(self, words: Sequence[str]) -> bool:
-        """Whether ``words`` is a whole sentence of the grammar."""
+    def walk(self, words: Sequence[str]) -> int | None:
+        """The node ``words`` lead to from ``start``, or None when they begin no sentence."""
         node = self.start
         for word in words:
             following = self.next_node(node, word)
             if following is None:
-                return False
+                return None
             node = following
-        return node in self.finals
+        return node
+
+    def accepts(self, words: Sequence[str]) -> bool:
+        """Whether ``words`` is a whole sentence of the grammar."""
+        return self.walk(words) in self.finals
 
     def count_paths(self) -> int:
         """Number of sentences (paths from ``start`` to a final node)."""
