@@ -15,7 +15,13 @@ from assistant.endpointing import EndpointingPolicy, GrammarEndpointing, parse_p
 from assistant.errors import ConfigError
 from assistant.grammar import compile_word_graph, context_from_yaml, load_context
 from assistant.grammar.extension import Extension, extension_of, unfinished
-from assistant.pipeline import Pipeline, RecognitionRequest, UtteranceResult, recognize_request
+from assistant.pipeline import (
+    PartialResult,
+    Pipeline,
+    RecognitionRequest,
+    UtteranceResult,
+    recognize_request,
+)
 from assistant.recognizer import Reason, Result
 from assistant.segmenter import EndReason, Segmenter, SpeechEnded, StreamConfig
 from assistant.stream import RecognizerSession
@@ -265,3 +271,34 @@ def test_push_to_talk_and_finalize_are_unchanged(home_recognizer: Any, vad: Any,
     events += session.finalize()
     results = [e for e in events if isinstance(e, UtteranceResult)]
     assert len(results) == 1 and results[0].result.intent == "getTime"
+
+
+def test_with_partials_a_gate_and_a_cancel(home_recognizer: Any, vad: Any, speak: Any) -> None:
+    """Partials and speculations side by side; a gate that drops the speculation leaves the
+    ending to the endpointer (and drops the final too); a cancel drops a speculation's result."""
+    from tests.stages import DropShort
+
+    audio = np.concatenate([SILENCE[:8000], _words(speak, "what time is it"), SILENCE, SILENCE])
+    config = replace(GRAMMAR, partials=True, partial_interval_ms=200)
+    session = RecognizerSession(home_recognizer, vad, config)
+    events = [e for start in range(0, audio.size, CHUNK)
+              for e in session.feed(audio[start : start + CHUNK])]
+    assert any(isinstance(e, PartialResult) for e in events)
+    (answer,) = [e for e in events if isinstance(e, UtteranceResult)]
+    assert answer.result.intent == "getTime"
+
+    sink = Collect()
+    gated = RecognizerSession(home_recognizer, vad, GRAMMAR, gates=[DropShort(min_ms=60_000)],
+                              sinks=[sink])
+    events = [e for start in range(0, audio.size, CHUNK)
+              for e in gated.feed(audio[start : start + CHUNK])]
+    (dropped,) = [e for e in events if isinstance(e, UtteranceResult)]
+    assert dropped.result.reason is Reason.GATED
+    assert sink.completed[0].utterance.ended is EndReason.SILENCE  # the endpointer ended it
+
+    pipeline = Pipeline(Segmenter(vad, GRAMMAR))
+    request, fed = _speculate(pipeline, audio)
+    pipeline.cancel()
+    assert pipeline.complete(request, recognize_request(home_recognizer, request)) == []
+    rest = pipeline.feed(audio[fed:])
+    assert not any(isinstance(e, UtteranceResult | SpeechEnded) for e in rest)  # dropped
