@@ -129,37 +129,31 @@ def _media(verb: str, music: bool) -> Callable[[Slots], str]:
     return phrase
 
 
+def _setting(slot: str, named: str, in_area: str, here: str,
+             unit: str = "") -> Callable[[Slots], str]:
+    """A number set on a named device, on an area, or where the satellite is: each template
+    with ``{name}``, ``{area}`` and ``{value}`` (the slot's number and ``unit``)."""
+    def phrase(s: Slots) -> str:
+        template = named if "name" in s else in_area if "area" in s else here
+        return template.format(name=s.get("name"), area=s.get("area"),
+                               value=f"{int(s[slot])}{unit}")
+
+    return phrase
+
+
+_brightness = _setting("brightness", "set the {name} brightness to {value}",
+                       "set the brightness of the {area} to {value}",
+                       "set the brightness to {value}", "%")
+
+
 def _light_set(s: Slots) -> str | None:
     if "brightness" in s:
-        level = f"{int(s['brightness'])}%"
-        if "name" in s:
-            return f"set {_the(s, 'name')} brightness to {level}"
-        if "area" in s:
-            return f"set the brightness of {_the(s, 'area')} to {level}"
-        return f"set the brightness to {level}"
+        return _brightness(s)
     if "color" in s:
         target = (_the(s, "name") if "name" in s
                   else _the(s, "area") if "area" in s else "the lights")
         return f"set {target} to {s['color']}"
     return None
-
-
-def _fan_speed(s: Slots) -> str:
-    level = f"{int(s['percentage'])}%"
-    if "name" in s:
-        return f"set {_the(s, 'name')} to {level}"
-    if "area" in s:
-        return f"set the {s['area']} fans to {level}"
-    return f"set fan speed to {level}"
-
-
-def _set_temperature(s: Slots) -> str:
-    degrees = int(s["temperature"])
-    if "name" in s:
-        return f"set {_the(s, 'name')} to {degrees} degrees"
-    if "area" in s:
-        return f"set the {s['area']} temperature to {degrees}"
-    return f"set the temperature to {degrees}"
 
 
 def _get_state(s: Slots) -> str | None:
@@ -173,15 +167,6 @@ def _get_state(s: Slots) -> str | None:
     return None
 
 
-def _volume(s: Slots) -> str:
-    level = f"{int(s['volume_level'])}%"
-    if "name" in s:
-        return f"set the {s['name']} volume to {level}"
-    if "area" in s:
-        return f"set the {s['area']} volume to {level}"
-    return f"set the volume to {level}"
-
-
 def _volume_step(s: Slots) -> str:
     return f"turn {s['volume_step']} the " + (f"{s['name']} volume" if "name" in s else "volume")
 
@@ -190,9 +175,13 @@ PHRASES: dict[str, Callable[[Slots], str | None]] = {
     "HassTurnOn": _switch("turn on"),
     "HassTurnOff": _switch("turn off"),
     "HassLightSet": _light_set,
-    "HassFanSetSpeed": _fan_speed,
+    "HassFanSetSpeed": _setting("percentage", "set the {name} to {value}",
+                                "set the {area} fans to {value}", "set fan speed to {value}",
+                                "%"),
     "HassSetPosition": lambda s: f"open {_the(s, 'name')} to {int(s['position'])}%",
-    "HassClimateSetTemperature": _set_temperature,
+    "HassClimateSetTemperature": _setting("temperature", "set the {name} to {value} degrees",
+                                          "set the {area} temperature to {value}",
+                                          "set the temperature to {value}"),
     "HassClimateGetTemperature": lambda s: "what is the temperature" + (
         f" in {_the(s, 'area')}" if "area" in s else ""),
     "HassGetState": _get_state,
@@ -202,7 +191,9 @@ PHRASES: dict[str, Callable[[Slots], str | None]] = {
     "HassMediaPrevious": lambda s: "previous track",
     "HassMediaPlayerMute": _media("mute", music=False),
     "HassMediaPlayerUnmute": _media("unmute", music=False),
-    "HassSetVolume": _volume,
+    "HassSetVolume": _setting("volume_level", "set the {name} volume to {value}",
+                              "set the {area} volume to {value}", "set the volume to {value}",
+                              "%"),
     "HassSetVolumeRelative": _volume_step,
     "HassStartTimer": _start_timer,
     "HassCancelTimer": lambda s: f"cancel {_timer(s)}",
