@@ -280,7 +280,7 @@ class Segmenter:
         return events
 
     def _grammar_endpointing(self) -> list[Segment]:
-        pause = self._endpointer.pause_start
+        pause = self.pause_sample
         if pause is None or self._open is None:
             self._commit = None
             return []
@@ -294,14 +294,14 @@ class Segmenter:
         if self._speculated == pause or paused < speculate:
             return []
         padding = self.config.endpoint.pad_samples
-        if paused < padding and not self._quiet_tail(speculate, pause):
+        if paused < padding and not self._quiet_tail(speculate):
             return []  # a soft last sound still going on: wait for it
         self._speculated = pause
         end = min(pause + padding, self._samples)
         return [Speculation(self._utterance_id, self._slice(self._open, end),
                             samples_to_ms(self._open), samples_to_ms(end), pause, end)]
 
-    def _quiet_tail(self, speculate: int, pause: int) -> bool:
+    def _quiet_tail(self, speculate: int) -> bool:
         """Whether the last ``speculate`` samples are quiet (see GrammarEndpointing)."""
         levels = np.asarray(self._levels)
         tail = max(1, -(-speculate // FRAME_SAMPLES))

@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Any
 
 from assistant import protocol as p
-from assistant.endpointing import EndpointingPolicy, GrammarEndpointing, parse_policy
+from assistant.endpointing import DEFAULT_GRAMMAR_ENDPOINTING, EndpointingPolicy, parse_policy
 from assistant.errors import AudioFormatError, ConfigError
 from assistant.pipeline import Event, PartialResult, Pipeline, UtteranceResult
 from assistant.recognizer import Result
@@ -281,7 +281,7 @@ class Session:
         policy = parse_policy(start.endpointing or self.endpointing)
         if start.mode == "push_to_talk" or policy is EndpointingPolicy.FIXED:
             return {}
-        grammar = GrammarEndpointing()
+        grammar = DEFAULT_GRAMMAR_ENDPOINTING
         if start.min_silence_ms is not None:
             grammar = grammar.waiting(start.min_silence_ms)
         return {"endpointing": policy, "grammar": grammar}
