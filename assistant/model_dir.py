@@ -78,3 +78,22 @@ def export_model_dir(recognizer: Recognizer, out: Path, grammar_file: Path) -> d
     }
     (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     return metadata
+
+
+def record_file(directory: Path, name: str) -> None:
+    """List ``directory/name`` (a file written into a model directory after it was built,
+    e.g. a remade ``profile.json``) in its metadata with its size and checksum, so that the
+    directory still loads and verifies. The metadata is replaced in one step."""
+    path = directory / METADATA_FILE
+    if not path.is_file():
+        raise ConfigError(f"{directory} is not a model directory (no {METADATA_FILE})")
+    metadata = json.loads(path.read_text())  # not read_metadata: the file itself changed
+    file = directory / name
+    if not file.is_file():
+        raise ConfigError(f"{file} does not exist")
+    files = dict(metadata.get("files", {}))
+    files[name] = {"sha256": sha256_file(file), "bytes": file.stat().st_size}
+    metadata["files"] = dict(sorted(files.items()))
+    scratch = directory / f".{METADATA_FILE}.tmp"
+    scratch.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    scratch.replace(directory / METADATA_FILE)

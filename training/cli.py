@@ -232,6 +232,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
                                engines=tuple(e.strip() for e in args.engines.split(",")
                                              if e.strip()) if args.engines else None)
     made.save(out)
+    if args.model and out.resolve().parent == args.model.resolve():
+        from assistant.model_dir import record_file
+
+        record_file(args.model, out.name)  # the model's metadata lists (and checks) it
     shares = made.signals["outcome"].to_json()["shares"]
     print(f"[profile] {made.utterances} utterances in {time.monotonic() - started:.0f} s; "
           f"understood {100 * shares.get('understood', 0):.0f} %; written to {out}")

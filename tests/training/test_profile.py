@@ -69,3 +69,24 @@ def test_assistant_profile_then_monitor_offline(tmp_path: Path,
     log.write_text("not json\n")
     assert main(["monitor", "--log", str(log), "--profile", str(path)]) == 2
     assert "answers.jsonl:1" in capsys.readouterr().err
+
+
+def test_remaking_a_model_directory_profile_keeps_the_model_valid(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A model directory lists its files with sizes and checksums (assistant train lists its
+    # profile.json): remaking the profile updates that list, so the model still loads and
+    # verifies, and the profile it serves is the new one.
+    from assistant.artifacts import read_metadata
+
+    need_engine("espeak")
+    model = tmp_path / "model"
+    assert main(["export", "--context", str(HOME), "--out", str(model)]) == 0
+    for clips in ("40", "48"):  # the second run replaces a listed profile.json
+        assert main(["profile", "--model", str(model), "--clips", clips,
+                     "--engines", "espeak"]) == 0
+        metadata = read_metadata(model, verify=True)
+        assert metadata["files"]["profile.json"]["bytes"] == (model / "profile.json").stat(
+        ).st_size
+        assert ReferenceProfile.load(model / "profile.json").utterances == int(clips)
+    capsys.readouterr()
+    assert main(["models", "verify", str(model)]) == 0
