@@ -17,6 +17,9 @@ the answer itself; no audio or text is kept):
 ``encoder_distance``      how far its mean encoder state is from the reference's, along
                           the reference's principal directions (:mod:`assistant.profile`)
 ``encoder_residual``      and off them
+``out_of_domain_score``   the intent classifier's out-of-domain score (models that have
+                          one: ``assistant train`` builds it with speech that is no
+                          command); high when people say other things
 ========================  =========================================================
 
 A :class:`DriftMonitor` keeps a sliding window of the latest observations of one model (at
@@ -75,10 +78,12 @@ from .profile import (
 from .recognizer import Recognizer, Result
 
 NUMERIC_SIGNALS = ("confidence", "audio_dbfs", "snr_db", "utterance_seconds",
-                   "heard_agreement", "encoder_distance", "encoder_residual")
+                   "heard_agreement", "encoder_distance", "encoder_residual",
+                   "out_of_domain_score")
 CATEGORICAL_SIGNALS = ("outcome", "intent")
 SIGNALS = ("confidence", "outcome", "intent", "audio_dbfs", "snr_db", "utterance_seconds",
-           "heard_agreement", "encoder_distance", "encoder_residual")
+           "heard_agreement", "encoder_distance", "encoder_residual",
+           "out_of_domain_score")
 INFORMATIONAL = frozenset({"intent"})  # scored and shown, never alarms
 UNDERSTOOD = "understood"
 ENCODER_FOLDS = 10
@@ -143,6 +148,7 @@ class Observation:
     heard_agreement: float | None
     encoder_distance: float | None = None
     encoder_residual: float | None = None
+    out_of_domain_score: float | None = None  # None: the model has no intent classifier
 
     def value(self, signal: str) -> Any:
         return getattr(self, signal)
@@ -164,13 +170,16 @@ class Observation:
             snr_db=result.snr_db,
             utterance_seconds=result.audio_ms / 1000.0,
             heard_agreement=heard_agreement(result.heard, result.transcript),
-            encoder_distance=distance, encoder_residual=residual)
+            encoder_distance=distance, encoder_residual=residual,
+            out_of_domain_score=None if result.intent_scores is None
+            else result.intent_scores.out_of_domain)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Observation:
         """From a monitor log line (:meth:`to_json`, the server's ``monitor_log``), or a
         result as ``assistant recognize`` writes it (JSON lines) or a server's ``result``
-        message (``encoder_distance`` / ``encoder_residual`` when present)."""
+        message (``encoder_distance`` / ``encoder_residual`` / ``out_of_domain_score``
+        when present)."""
         if "outcome" in data:
             values: dict[str, Any] = {f: data.get(f) for f in cls.__dataclass_fields__}
             try:
@@ -189,7 +198,8 @@ class Observation:
                 heard_agreement=heard_agreement(str(data.get("heard") or ""),
                                                 str(data.get("transcript") or "")),
                 encoder_distance=_optional(data.get("encoder_distance")),
-                encoder_residual=_optional(data.get("encoder_residual")))
+                encoder_residual=_optional(data.get("encoder_residual")),
+                out_of_domain_score=_optional(data.get("out_of_domain_score")))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"not a recognition result: {e}") from e
 

@@ -159,6 +159,8 @@ class Result:
         extra: dict[str, Any] = {}
         if self.speech_ms is not None:
             extra["speech_ms"] = [round(self.speech_ms[0], 1), round(self.speech_ms[1], 1)]
+        if self.intent_scores is not None:  # models with an intent classifier
+            extra["out_of_domain_score"] = round(self.intent_scores.out_of_domain, 4)
         return {
             "understood": self.understood,
             "intent": self.intent,

@@ -24,6 +24,7 @@ LEVEL_BUCKETS_DBFS = (-70.0, -60.0, -50.0, -40.0, -35.0, -30.0, -25.0, -20.0, -1
 SNR_BUCKETS_DB = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0)
 DURATION_BUCKETS_S = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 AGREEMENT_BUCKETS = (0.2, 0.4, 0.6, 0.8, 0.9, 0.99, 1.0)
+SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99, 1.0)
 # The classic text format: every Prometheus since 2.0 and other scrapers read it (our names
 # are plain ASCII, so nothing of format 1.0.0 is needed).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -89,6 +90,10 @@ class Metrics:
             "assistant_heard_agreement", "Word similarity of the free decode and the grammar "
             "sentence (1: the model wrote the sentence without the grammar too).", ["model"],
             buckets=AGREEMENT_BUCKETS, registry=r)
+        self.out_of_domain = Histogram(
+            "assistant_out_of_domain_score", "The intent classifier's out-of-domain score of "
+            "each utterance (models with a classifier: 1 = speech that is no command).",
+            ["model"], buckets=SCORE_BUCKETS, registry=r)
         self.partial_agreement = Counter(
             "assistant_partial_agreement", "Whether the last partial named the final "
             "intent (agreed, disagreed).", ["model", "outcome"], registry=r)

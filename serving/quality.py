@@ -167,6 +167,8 @@ class QualitySink:
         child(m.endings, model, str(ended) if ended is not None else "unknown").inc()
         if observation.heard_agreement is not None:
             child(m.heard_agreement, model).observe(observation.heard_agreement)
+        if observation.out_of_domain_score is not None:
+            child(m.out_of_domain, model).observe(observation.out_of_domain_score)
         if partial_intent is not _NONE and partial_intent is not None:
             agreed = result.understood and partial_intent == result.intent
             child(m.partial_agreement, model, "agreed" if agreed else "disagreed").inc()

@@ -33,11 +33,15 @@ INTENTS = ("lightsOn", "lightsOff", "setTimer")
 
 
 def observations(rng: np.random.Generator, n: int, *, snr_db: float = 25.0,
-                 oog: float = 0.05) -> list[Observation]:
-    """Answers of a made-up model: ``oog`` of them out of the grammar, the rest understood."""
+                 oog: float = 0.05, classifier: bool = False) -> list[Observation]:
+    """Answers of a made-up model: ``oog`` of them out of the grammar, the rest understood;
+    with an intent classifier's out-of-domain score when ``classifier``."""
     out = []
     for _ in range(n):
         understood = rng.random() >= oog
+        score = None
+        if classifier:  # drawn first, so that the other draws do not depend on it
+            score = float(rng.beta(1, 30) if understood else rng.beta(6, 2))
         out.append(Observation(
             confidence=float(rng.beta(12, 1.5) if understood else rng.beta(1.5, 6)),
             outcome="understood" if understood else "below_threshold",
@@ -47,7 +51,8 @@ def observations(rng: np.random.Generator, n: int, *, snr_db: float = 25.0,
             utterance_seconds=float(rng.uniform(0.8, 2.5)),
             heard_agreement=float(min(1.0, rng.beta(20, 1)) if understood else rng.beta(2, 3)),
             encoder_distance=float(abs(rng.normal(1, 0.3))),
-            encoder_residual=float(abs(rng.normal(1, 0.2)))))
+            encoder_residual=float(abs(rng.normal(1, 0.2))),
+            out_of_domain_score=score))
     return out
 
 
@@ -82,7 +87,8 @@ def test_profile_round_trips_through_json_and_is_found_only_for_its_model(tmp_pa
     profile = profile_from_observations(observations(rng, 120), embeddings,
                                         speech_model="tiny.en", precision="int8",
                                         grammar_sha256="abc", source={"voices": ["x"]})
-    assert set(profile.signals) == set(SIGNALS)
+    # every signal but the classifier's score (this made-up model has no classifier)
+    assert set(profile.signals) == set(SIGNALS) - {"out_of_domain_score"}
     assert profile.encoder is not None and profile.encoder.components.shape == (8, 16)
     grammar = tmp_path / "home.yaml"
     grammar.write_text("context: {}\n")
@@ -202,7 +208,13 @@ def test_observations_from_a_results_log(tmp_path: Path) -> None:
     observation = Observation.from_json(line)
     assert observation.outcome == "below_threshold" and observation.utterance_seconds == 1.5
     assert observation.heard_agreement is not None and observation.heard_agreement < 1
-    assert observation.encoder_distance is None
+    assert observation.encoder_distance is None and observation.out_of_domain_score is None
+    scored = Observation.from_json({**line, "out_of_domain_score": 0.93})
+    assert scored.out_of_domain_score == 0.93
+    # a monitor log line keeps it too, and one written before it existed reads as None
+    assert Observation.from_json(scored.to_json()).out_of_domain_score == 0.93
+    older = {k: v for k, v in scored.to_json().items() if k != "out_of_domain_score"}
+    assert Observation.from_json(older).out_of_domain_score is None
     with pytest.raises(ConfigError, match="not a recognition result"):
         Observation.from_json({"intent": "x"})
     monitor = replay(make_profile(), [observation] * 10)
@@ -318,3 +330,36 @@ def test_a_moderate_shift_of_a_number_is_seen_by_the_location_test() -> None:
             state.shift_z, abs=0.01)
     assert by_location >= by_bins + 5 and by_location >= 12
     assert calm_alarms == 0
+
+
+def test_more_speech_that_is_no_command_is_seen_by_the_classifier_score() -> None:
+    # A model with an intent classifier: its out-of-domain score is profiled and watched.
+    # Traffic where 30 % of answers sound like no command to the classifier (the grammar
+    # still finds a sentence for them, so outcome and confidence barely move) alarms on it.
+    profile = make_profile_with_classifier()
+    assert "out_of_domain_score" in profile.signals
+    assert profile.joint is not None and "out_of_domain_score" in profile.joint.signals
+    rng = np.random.default_rng(14)
+    monitor = DriftMonitor(profile)
+    for i, observation in enumerate(observations(rng, 400, classifier=True)):
+        assert monitor.observe(observation, now_s=float(i)) == []
+    raised_at = None
+    for i, observation in enumerate(observations(rng, 300, classifier=True)):
+        if rng.random() < 0.3:
+            observation = Observation(**{**observation.__dict__,
+                                         "out_of_domain_score": float(rng.beta(6, 2))})
+        for event in monitor.observe(observation, now_s=400.0 + i):
+            if event.raised and raised_at is None:
+                raised_at = i
+                assert event.signal in ("out_of_domain_score", "joint")
+    assert raised_at is not None and raised_at < MonitorConfig().drift_window_utterances
+    assert monitor.states["out_of_domain_score"].shift_z > 0
+    # without the classifier's score (a zero-shot model) the same monitor has no such state
+    assert "out_of_domain_score" not in DriftMonitor(make_profile()).states
+
+
+def make_profile_with_classifier(n: int = 600, seed: int = 0) -> ReferenceProfile:
+    return profile_from_observations(
+        observations(np.random.default_rng(seed), n, classifier=True), None,
+        speech_model="tiny.en", precision="int8", grammar_sha256="abc",
+        source={"data": "test"})

@@ -16,6 +16,7 @@ const SIGNALS = { // docs/monitoring.md
   heard_agreement: "heard vs grammar sentence",
   encoder_distance: "encoder distance",
   encoder_residual: "encoder residual",
+  out_of_domain_score: "out-of-domain score (intent classifier)",
   joint: "all together (joint test)",
 };
 

@@ -68,6 +68,8 @@ def test_the_sink_counts_quality_and_agreement() -> None:
     assert value("assistant_utterance_endings_total", model="home", ended="silence") == 3
     assert value("assistant_heard_agreement_bucket", model="home", le="0.99") == 1
     assert value("assistant_end_of_speech_to_result_seconds_count", model="home") == 3
+    # no intent classifier on these answers: no out-of-domain scores
+    assert value("assistant_out_of_domain_score_count", model="home") == 0
     state = sink.describe()["home"]
     assert state["answers"] == 3 and state["understood"] == 2
     assert state["drift"]["status"] == "no_reference"
@@ -122,3 +124,19 @@ def test_with_monitoring_off_only_operations_are_counted() -> None:
                          understood="true") == 1
     assert metrics.value("assistant_confidence_count", model="home") == 0
     assert sink.describe() == {}
+
+
+def test_the_classifier_out_of_domain_score_is_exported() -> None:
+    from dataclasses import replace
+
+    from assistant.intent_classifier import IntentScores
+
+    metrics = Metrics()
+    sink = QualitySink(metrics, lambda name: None, clock=Clock())
+    for i, ood in enumerate((0.02, 0.03, 0.97)):
+        scores = IntentScores(("lightsOn", "<out-of-domain>"), np.array([1 - ood, ood]))
+        sink.on_result(completed(replace(answer(ood < 0.5), intent_scores=scores), i))
+    value = metrics.value
+    assert value("assistant_out_of_domain_score_count", model="home") == 3
+    assert value("assistant_out_of_domain_score_bucket", model="home", le="0.05") == 2
+    assert value("assistant_out_of_domain_score_sum", model="home") > 1.0

@@ -51,6 +51,11 @@ def test_train_tiny_home_model_end_to_end(tmp_path: Path, speak) -> None:  # typ
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)
     assert row["intent"] == "setTimer" and row["slots"] == {"duration": 10, "unit": "minutes"}
+    # The classifier's out-of-domain score is in the result, for 'assistant monitor'.
+    from assistant.monitor import Observation
+
+    assert 0.0 <= row["out_of_domain_score"] <= 1.0
+    assert Observation.from_json(row).out_of_domain_score == row["out_of_domain_score"]
     # The classifier's out-of-domain gate is off by default: every utterance is decoded, and
     # only a gate the user sets skips decoding (and then says why).
     assert row["timing_ms"]["decoder"] > 0
