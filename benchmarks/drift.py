@@ -28,6 +28,11 @@ False alarms per simulated day: the in-distribution answers the server logged
 answers spaced evenly over 24 h and replayed through the same monitor
 (:func:`assistant.monitor.replay`), so quiet and busy windows both occur.
 
+``--model DIR`` serves a model directory of the home grammar instead (``assistant train
+assistant/contexts/home.yaml --out DIR``) with its own profile (``DIR/profile.json``, made by
+``assistant train`` from its held-out judge voices): a fine-tuned model has an intent
+classifier, whose out-of-domain score is one more monitored signal.
+
 Clips are cached under ``--cache`` (keyed by the segment's settings); a rerun reuses them.
 """
 
@@ -60,6 +65,12 @@ HOME = REPO / "assistant" / "contexts" / "home.yaml"
 POLITE = ("could you please {} for me", "I was wondering if you could {}",
           "would you mind if you {} right now", "{} if that's okay with you",
           "please be so kind as to {}", "do me a favour and {} thanks")
+
+
+# The monitor's settings a run may give the server (``assistant serve`` flags of the same
+# names); the simulated days replay with the same ones.
+SETTINGS = {"drift_window_utterances": int, "drift_psi_floor": float, "drift_alpha": float,
+            "drift_joint_alpha": float}
 
 
 @dataclass(frozen=True)
@@ -235,15 +246,17 @@ def replay_days(profile: Any, config: Any, pool: list[Any], days: int, per_day: 
 
 
 def simulated_days(profile_path: Path, log: Path, answers: int, days: int, per_day: int,
-                   seed: int = 0) -> dict[str, Any]:
-    """False alarms per simulated day on resampled in-distribution answers (module docs)."""
-    from assistant.monitor import Observation
+                   settings: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+    """False alarms per simulated day on resampled in-distribution answers (module docs),
+    with the monitor ``settings`` the server ran (its defaults for the rest)."""
+    from assistant.monitor import MonitorConfig, Observation
     from assistant.profile import ReferenceProfile
 
     profile = ReferenceProfile.load(profile_path)
     lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()][:answers]
     pool = [Observation.from_json(row) for row in lines]
-    raised = replay_days(profile, None, pool, days, per_day, seed)
+    config = replace(MonitorConfig(), **(settings or {}))
+    raised = replay_days(profile, config, pool, days, per_day, seed)
     return {"days": days, "answers_per_day": per_day, "pool": len(pool),
             "false_alarms": len(raised), "false_alarms_per_day": round(len(raised) / days, 3),
             "signals": sorted({s for _, s in raised}), "by_day": [d for d, _ in raised]}
@@ -253,16 +266,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
     parser.add_argument("--cache", type=Path, default=REPO / "runs" / "drift-clips")
-    parser.add_argument("--profile", type=Path, default=HOME.with_name("home.profile.json"))
+    parser.add_argument("--model", type=Path, help="serve this model directory of the "
+                        "home grammar (default: the grammar, zero-shot)")
+    parser.add_argument("--profile", type=Path, help="the reference profile (default: the "
+                        "grammar's home.profile.json, or the model directory's profile.json)")
     parser.add_argument("--in-distribution", type=int, default=800)
     parser.add_argument("--per-shift", type=int, default=200)
     parser.add_argument("--recovery", type=int, default=250)
     parser.add_argument("--clients", type=int, default=3)
+    for name, kind in SETTINGS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind,
+                            help="a monitor setting for the server (default: its default)")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--per-day", type=int, default=2000)
     args = parser.parse_args(argv)
+    from assistant.grammar import load_context
     from benchmarks.load import start_server
     from benchmarks.report import save_json
+
+    if args.model is not None:
+        served = load_context(args.model / "context.yaml").sha256
+        if served != load_context(HOME).sha256:
+            parser.error(f"{args.model} was not trained on {HOME.name}: the scenario's "
+                         "commands are that grammar's")
+    if args.profile is None:
+        args.profile = args.model / "profile.json" if args.model is not None \
+            else HOME.with_name("home.profile.json")
 
     segments = scenario(args.in_distribution, args.per_shift, args.recovery)
     started = time.monotonic()
@@ -272,10 +301,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         grammar = Path(tmp) / "home.yaml"
         shutil.copy(HOME, grammar)
-        shutil.copy(args.profile, Path(tmp) / "home.profile.json")
+        model = None
+        if args.model is not None:  # a copy, so that the chosen profile is the one served
+            model = Path(tmp) / "model"
+            shutil.copytree(args.model, model)
+            shutil.copy(args.profile, model / "profile.json")
+        else:
+            shutil.copy(args.profile, Path(tmp) / "home.profile.json")
         log = Path(tmp) / "monitor.jsonl"
-        server, url = start_server(grammar, args.clients, 2, "process",
-                                   extra=["--monitor-log", str(log)])
+        settings = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+        flags = [f for k, v in settings.items() for f in ("--" + k.replace("_", "-"), str(v))]
+        server, url = start_server(grammar, args.clients, 2, "process", model_dir=model,
+                                   extra=["--monitor-log", str(log), *flags])
         http = url.replace("ws://", "http://")
         bounds = []
         psi: dict[str, dict[str, float]] = {}
@@ -297,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(log, args.out.with_suffix(".monitor.jsonl"))  # for offline replays
         events = sorted(poller.events.values(), key=lambda e: e["utterance"])
         rows = analyse(segments, bounds, events)
-        days = simulated_days(args.profile, log, bounds[0][1], args.days, args.per_day)
+        days = simulated_days(args.profile, log, bounds[0][1], args.days, args.per_day,
+                              settings)
     for row in rows:
         row["psi_at_end"] = psi[row["segment"]]
     report = {
@@ -305,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "monitor_config": final["drift"]["config"],
         "profile": {"path": str(args.profile.relative_to(REPO)) if args.profile.is_relative_to(
             REPO) else str(args.profile), **final["drift"]["reference"]},
+        "served": str(args.model) if args.model is not None else "home.yaml, zero-shot",
         "render_s": round(render_s, 1), "wall_s": round(time.monotonic() - started, 1),
         "command": "python benchmarks/drift.py " + " ".join(argv or sys.argv[1:]),
     }

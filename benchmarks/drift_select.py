@@ -60,19 +60,23 @@ def selection_segments(offset: int, in_distribution: int, per_shift: int) -> lis
               for i, kind in enumerate(("noise", "oog", "phrasing", "telephone")))]
 
 
-def observations(segment: Segment, cache: Path, profile: Any) -> list[Any]:
-    """The segment's clips recognized as recordings, as observations (cached)."""
+def observations(segment: Segment, cache: Path, profile: Any, model: Path | None = None
+                 ) -> list[Any]:
+    """The segment's clips recognized as recordings, as observations (cached per model:
+    the grammar zero-shot, or the model directory ``model``)."""
     from assistant.audio import read_audio
     from assistant.monitor import Observation
     from assistant.recognizer import Recognizer
     from assistant.recording import recognize_recording
     from assistant.vad import SileroVad
 
-    path = cache / f"observations-{segment.kind}-{segment.seed}-{segment.clips}.json"
+    served = "" if model is None else f"-{model.name}"
+    path = cache / f"observations{served}-{segment.kind}-{segment.seed}-{segment.clips}.json"
     if path.is_file():
-        return [Observation(**row) for row in json.loads(path.read_text())]
+        return [Observation.from_json(row) for row in json.loads(path.read_text())]
     files = render_segment(segment, cache)
-    recognizer = Recognizer.from_context(HOME)
+    recognizer = Recognizer.from_context(HOME) if model is None \
+        else Recognizer.from_model_dir(model)
     vad = SileroVad()
     rows = [Observation.of(recognize_recording(recognizer, vad, read_audio(f)), profile.encoder)
             for f in files]
@@ -129,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-offset", type=int, default=100)
     parser.add_argument("--in-distribution", type=int, default=600)
     parser.add_argument("--per-shift", type=int, default=200)
+    parser.add_argument("--model", type=Path, help="a model directory of the home grammar "
+                        "and its profile.json (default: the grammar zero-shot)")
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--per-day", type=int, default=2000)
     args = parser.parse_args(argv)
@@ -137,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.report import save_json
 
     started = time.monotonic()
-    profile = ReferenceProfile.load(HOME.with_name("home.profile.json"))
+    profile = ReferenceProfile.load(HOME.with_name("home.profile.json") if args.model is None
+                                    else args.model / "profile.json")
     segments = selection_segments(args.seed_offset, args.in_distribution, args.per_shift)
-    data = {s.kind: observations(s, args.cache, profile) for s in segments}
+    data = {s.kind: observations(s, args.cache, profile, args.model) for s in segments}
     base = data.pop("in")
     print(f"[select] observations ready in {time.monotonic() - started:.0f} s", flush=True)
     rows: list[dict[str, Any]] = []
@@ -160,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen, fallback = choose(rows)
     report = {"grid": GRID, "rule": {"max_delay": MAX_DELAY,
                                      "max_false_per_day": MAX_FALSE_PER_DAY},
+              "served": str(args.model) if args.model else "home.yaml, zero-shot",
               "selection_seeds": [s.seed for s in segments], "rows": rows, "chosen": chosen,
               "fallback": fallback,
               "seconds": round(time.monotonic() - started, 1),
