@@ -14,8 +14,9 @@ channel), then cut and recognized as ``assistant recognize`` does a recording.
 Which voices: a model directory is profiled with the catalogue's *held-out* voices (none of
 them was in its fine-tuning data); a grammar served zero-shot with the *training* voices, so
 that the held-out voices stay unseen for the benchmarks that judge monitoring
-(``benchmarks/drift.py``). ``assistant train`` writes ``profile.json`` itself, from its own
-held-out judge split (and the user's recordings when given).
+(``benchmarks/drift.py``). ``assistant train`` writes ``profile.json`` itself, as
+``assistant profile --model`` would (``--profile-clips``, 300), with the user's recordings
+when given.
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ def synthesized_profile(recognizer: Recognizer, grammar: Path | None, *, held_ou
                         n: int = DEFAULT_CLIPS, other_share: float = DEFAULT_OTHER_SHARE,
                         seed: int = 0, extra: Iterator[np.ndarray] | None = None,
                         extra_source: dict[str, Any] | None = None,
-                        engines: tuple[str, ...] | None = None) -> ReferenceProfile:
+                        engines: tuple[str, ...] | None = None,
+                        command: str = "assistant profile") -> ReferenceProfile:
     """The profile of ``recognizer`` on ``n`` synthesized clips (see module docs), and
     ``extra`` recordings (the user's own) when given; ``engines``: only these TTS engines
     (default: every one installed)."""
@@ -173,7 +175,7 @@ def synthesized_profile(recognizer: Recognizer, grammar: Path | None, *, held_ou
         "engines": sorted({c.voice.engine for c in clips}),
         "noises": [kind for kind, weight in augment.noise_weights if weight > 0],
         "snr_db": [augment.min_snr_db, augment.max_snr_db],
-        "command": "assistant profile",
+        "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     audio: Iterator[np.ndarray] = rendered(clips, Renderer(augment))
