@@ -24,7 +24,7 @@ LEVEL_BUCKETS_DBFS = (-70.0, -60.0, -50.0, -40.0, -35.0, -30.0, -25.0, -20.0, -1
 SNR_BUCKETS_DB = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0)
 DURATION_BUCKETS_S = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 AGREEMENT_BUCKETS = (0.2, 0.4, 0.6, 0.8, 0.9, 0.99, 1.0)
-SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99, 1.0)
+SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 # The classic text format: every Prometheus since 2.0 and other scrapers read it (our names
 # are plain ASCII, so nothing of format 1.0.0 is needed).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
