@@ -37,7 +37,14 @@ when the PSI falls under half its floor or the significance under half its bar. 
 (``drift_joint_alpha``) a ``joint`` pseudo-signal tests all rank shifts at once, Hotelling's
 T-squared against the correlation of the signals' ranks on the reference: several signals
 each moving a little (a telephone line lowers confidence, level and agreement together and
-raises the encoder residual) can be clear together. The thresholds were
+raises the encoder residual) can be clear together. And where the reference knows which of
+its clips were commands and which other speech (``drift_other_alpha``), an ``other_speech``
+pseudo-signal estimates the share of the window's answers that is speech that is no command
+(the mixture of the reference's two confidence distributions that fits the window best) and
+alarms when that share has risen by at least ``drift_other_rise`` beyond chance (a one-sided
+likelihood-ratio test): more people saying what the grammar lacks changes no sound, so the
+other tests see it late or not at all, while the mixture knows what such answers look like.
+The thresholds were
 chosen by simulation on synthesized traffic, never on recordings of people
 (``benchmarks/drift.py``, benchmarks/README.md).
 
@@ -70,6 +77,7 @@ from .profile import (
     EncoderReference,
     JointReference,
     NumericReference,
+    OtherSpeechReference,
     ReferenceProfile,
     SignalReference,
     categorical_reference,
@@ -85,6 +93,7 @@ SIGNALS = ("confidence", "outcome", "intent", "audio_dbfs", "snr_db", "utterance
            "heard_agreement", "encoder_distance", "encoder_residual",
            "out_of_domain_score")
 INFORMATIONAL = frozenset({"intent"})  # scored and shown, never alarms
+COMMAND, OTHER_SPEECH = "command", "other"  # what a reference clip was
 UNDERSTOOD = "understood"
 ENCODER_FOLDS = 10
 # Fewer utterances leave the principal directions noisy: in-distribution traffic then reads
@@ -115,6 +124,13 @@ class MonitorConfig:
         "help": "also alarm (signal 'joint') when the signals' rank shifts together, their "
                 "correlation on the reference counted, exceed what sampling gives with this "
                 "probability: a shift that moves several signals a little (0: off)"})
+    drift_other_alpha: float = field(default=1e-3, metadata={
+        "help": "also alarm (signal 'other_speech') when the estimated share of speech that "
+                "is no command rises over the reference's by more than drift_other_rise, "
+                "beyond what sampling gives with this probability (a likelihood-ratio test "
+                "on the confidence of the window's answers; 0: off)"})
+    drift_other_rise: float = field(default=0.1, metadata={
+        "help": "the rise of the share of other speech (0.1: ten points) that matters"})
     monitor_log: str = field(default="", metadata={
         "help": "append each answer's monitored signals (numbers, intent and outcome; no "
                 "audio or text) to this JSON lines file, for 'assistant monitor'"})
@@ -133,6 +149,10 @@ class MonitorConfig:
             raise ConfigError("drift_alpha must be between 0 and 1")
         if not 0 <= self.drift_joint_alpha < 1:
             raise ConfigError("drift_joint_alpha must be in [0, 1) (0: off)")
+        if not 0 <= self.drift_other_alpha < 1:
+            raise ConfigError("drift_other_alpha must be in [0, 1) (0: off)")
+        if not 0 <= self.drift_other_rise < 1:
+            raise ConfigError("drift_other_rise must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -232,11 +252,14 @@ def profile_from_observations(observations: Sequence[Observation],
                               embeddings: np.ndarray | None, *, speech_model: str,
                               precision: str, grammar_sha256: str,
                               source: Mapping[str, Any],
-                              embedded: Sequence[int] | None = None) -> ReferenceProfile:
+                              embedded: Sequence[int] | None = None,
+                              kinds: Sequence[str | None] | None = None) -> ReferenceProfile:
     """A reference profile from observations of held-out data (and their mean-pooled encoder
     states, for the encoder summary; its distances are measured out of fold, so the reference
     spread is what unseen in-distribution audio gives, not the fit's own). ``embedded``: the
-    indices of the observations the embeddings belong to (default: all, in order)."""
+    indices of the observations the embeddings belong to (default: all, in order). ``kinds``:
+    per observation, ``"command"``, ``"other"`` (speech that is no command) or None (not
+    known), for the other-speech reference."""
     encoder = None
     # Every numeric signal as one value per observation (NaN where it has none): the
     # reference's bins and the joint test's rank correlation both read these.
@@ -282,18 +305,33 @@ def profile_from_observations(observations: Sequence[Observation],
             ranks.append(np.asarray([float(o.outcome != UNDERSTOOD) for o in observations]))
         if len(names) >= 2:
             joint = JointReference.fit(names, np.stack(ranks, axis=1))
+    other_speech = None
+    if kinds is not None:
+        if len(kinds) != len(observations):
+            raise ConfigError(f"{len(kinds)} kinds for {len(observations)} observations")
+        known = [(o.confidence, kind == OTHER_SPEECH) for o, kind in
+                 zip(observations, kinds, strict=True) if kind in (COMMAND, OTHER_SPEECH)]
+        if known:
+            confidence, is_other = zip(*known, strict=True)
+            other_speech = OtherSpeechReference.fit(confidence, is_other)
     return ReferenceProfile(signals, encoder, speech_model, precision, grammar_sha256,
-                            len(observations), source, joint)
+                            len(observations), source, joint, other_speech)
 
 
-def profile_from_results(results: Iterable[Result], recognizer: Recognizer,
-                         source: Mapping[str, Any]) -> ReferenceProfile:
+def profile_from_results(results: Iterable[Result | tuple[str | None, Result]],
+                         recognizer: Recognizer, source: Mapping[str, Any]
+                         ) -> ReferenceProfile:
     """A reference for ``recognizer``'s grammar and speech model from its answers on held-out
-    data (each answer's signals and mean-pooled encoder states)."""
+    data (each answer's signals and mean-pooled encoder states); an answer may come as
+    ``(kind, result)``, kind ``"command"``, ``"other"`` or None (see
+    :func:`profile_from_observations`)."""
     observations: list[Observation] = []
     embeddings: list[np.ndarray] = []
     embedded: list[int] = []
-    for result in results:
+    kinds: list[str | None] = []
+    for item in results:
+        kind, result = item if isinstance(item, tuple) else (None, item)
+        kinds.append(kind)
         if result.embedding is not None:
             embeddings.append(result.embedding)
             embedded.append(len(observations))
@@ -302,7 +340,8 @@ def profile_from_results(results: Iterable[Result], recognizer: Recognizer,
         observations, np.stack(embeddings) if embeddings else None,
         speech_model=str(recognizer.config.speech_model),
         precision=str(recognizer.config.precision),
-        grammar_sha256=recognizer.context.sha256, source=source, embedded=embedded)
+        grammar_sha256=recognizer.context.sha256, source=source, embedded=embedded,
+        kinds=kinds if any(k is not None for k in kinds) else None)
 
 
 def profile_from_audio(recognizer: Recognizer, clips: Iterable[np.ndarray],
@@ -393,6 +432,66 @@ class JointState:
 
 
 JOINT = "joint"
+OTHER_SPEECH_SIGNAL = "other_speech"
+
+
+class OtherSpeechState:
+    """The ``other_speech`` pseudo-signal: the share of the window's answers that is speech
+    that is no command, estimated by maximum likelihood of the reference's mixture of
+    command and other-speech confidence (:class:`~assistant.profile.OtherSpeechReference`),
+    and the one-sided likelihood-ratio statistic of that estimate against the reference's
+    share (twice the log-likelihood gain; a rise only: fewer non-commands is no fault)."""
+
+    GRID = np.linspace(0.0, 1.0, 201)  # the shares the estimate is chosen from
+
+    def __init__(self, reference: OtherSpeechReference, critical: float):
+        self.reference = reference
+        self.critical = critical  # the statistic beyond which the rise is not chance
+        command = np.asarray(reference.command, np.float64)
+        other = np.asarray(reference.other, np.float64)
+        self._edges = list(reference.edges)
+        self._log_mixtures = np.log(np.outer(1.0 - self.GRID, command)
+                                    + np.outer(self.GRID, other))
+        self._log_reference = np.log((1.0 - reference.share) * command
+                                     + reference.share * other)
+        self.counts = np.zeros(command.size, np.int64)
+        self.samples = 0
+        self.estimate = reference.share
+        self.statistic = 0.0
+        self.significance = 0.0
+        self.alarm = False
+        self.alarms = 0
+
+    @property
+    def psi(self) -> float:
+        """Its score where a signal's is the PSI (``assistant_drift_score``): the
+        significance, 1 at the bar."""
+        return self.significance
+
+    def bin_of(self, confidence: float) -> int:
+        return bisect.bisect_right(self._edges, confidence)
+
+    def judge(self) -> None:
+        if not self.samples:
+            self.estimate, self.statistic, self.significance = self.reference.share, 0.0, 0.0
+            return
+        gains = self._log_mixtures @ self.counts
+        best = int(np.argmax(gains))
+        self.estimate = float(self.GRID[best])
+        rise = self.estimate > self.reference.share
+        self.statistic = 2.0 * float(gains[best] - self._log_reference @ self.counts) \
+            if rise else 0.0
+        self.significance = self.statistic / self.critical
+
+    def describe(self) -> dict[str, Any]:
+        # The same shape as a signal's; live and reference are the shares of other speech.
+        return {"psi": round(self.significance, 4), "threshold": 1.0,
+                "chi2": round(self.statistic, 2), "chi2_critical": round(self.critical, 2),
+                "shift_z": 0.0, "significance": round(self.significance, 3),
+                "alarm": self.alarm, "alarms": self.alarms, "samples": self.samples,
+                "bins": ["share of speech that is no command"],
+                "live": [round(self.estimate, 4)],
+                "reference": [round(self.reference.share, 4)]}
 
 
 @dataclass(frozen=True)
@@ -459,6 +558,11 @@ class DriftMonitor:
         self.joint: JointState | None = None
         if self.config.drift_joint_alpha > 0 and profile.joint is not None:
             self._setup_joint(profile.joint)
+        self.other: OtherSpeechState | None = None
+        if self.config.drift_other_alpha > 0 and profile.other_speech is not None:
+            # one-sided: P(statistic > z**2) = P(Z > z) when the share has not risen
+            z = NormalDist().inv_cdf(1 - self.config.drift_other_alpha)
+            self.other = OtherSpeechState(profile.other_speech, z * z)
         self.window: deque[tuple[float, dict[str, int]]] = deque()
         self.observed = 0
         self.events: deque[AlarmEvent] = deque(maxlen=events)
@@ -479,6 +583,11 @@ class DriftMonitor:
             state.counts[index] += 1
             state.samples += 1
             bins[name] = index
+        if self.other is not None:
+            index = self.other.bin_of(observation.confidence)
+            self.other.counts[index] += 1
+            self.other.samples += 1
+            bins[OTHER_SPEECH_SIGNAL] = index
         self.window.append((now, bins))
         self.observed += 1
         self._evict(now)
@@ -498,7 +607,8 @@ class DriftMonitor:
                                or now - self.window[0][0] > config.drift_window_s):
             _, bins = self.window.popleft()
             for name, index in bins.items():
-                state = self.states[name]
+                state: SignalState | OtherSpeechState = self.states[name] \
+                    if name != OTHER_SPEECH_SIGNAL else self.other  # type: ignore[assignment]
                 state.counts[index] -= 1
                 state.samples -= 1
             dropped = True
@@ -521,7 +631,7 @@ class DriftMonitor:
         rank_mean = np.add.reduceat(self._rank * raw, self._offsets)
         z = np.where(self._ordinal, (rank_mean - self._rank_mean)
                      * np.sqrt(effective / self._rank_var), 0.0)
-        changed = self._judge_joint(z, effective, n, now)
+        changed = self._judge_joint(z, effective, n, now) + self._judge_other(now)
         for i, (name, state) in enumerate(self.states.items()):
             samples = state.samples
             state.psi = float(psi[i]) if samples else 0.0
@@ -601,11 +711,36 @@ class DriftMonitor:
         self.events.append(event)
         return [event]
 
-    def signal_states(self) -> dict[str, SignalState | JointState]:
-        """Every signal's state, and the joint one when it is on (and the profile has one)."""
-        states: dict[str, SignalState | JointState] = dict(self.states)
+    def _judge_other(self, now: float) -> list[AlarmEvent]:
+        other = self.other
+        if other is None:
+            return []
+        other.judge()
+        config = self.config
+        enough = other.samples >= config.drift_min_utterances
+        rise = other.estimate - other.reference.share
+        if not other.alarm and enough and other.significance > 1 \
+                and rise >= config.drift_other_rise:
+            other.alarm = True
+            other.alarms += 1
+        elif other.alarm and (not enough or other.significance < 0.5
+                              or rise < 0.5 * config.drift_other_rise):
+            other.alarm = False
+        else:
+            return []
+        event = AlarmEvent(OTHER_SPEECH_SIGNAL, other.alarm, now, self.observed,
+                           other.significance)
+        self.events.append(event)
+        return [event]
+
+    def signal_states(self) -> dict[str, SignalState | JointState | OtherSpeechState]:
+        """Every signal's state, and the joint and other-speech ones when they are on (and
+        the profile has what they need)."""
+        states: dict[str, SignalState | JointState | OtherSpeechState] = dict(self.states)
         if self.joint is not None:
             states[JOINT] = self.joint
+        if self.other is not None:
+            states[OTHER_SPEECH_SIGNAL] = self.other
         return states
 
     @property
@@ -637,7 +772,9 @@ class DriftMonitor:
                        "min_utterances": self.config.drift_min_utterances,
                        "psi_floor": self.config.drift_psi_floor,
                        "alpha": self.config.drift_alpha,
-                       "joint_alpha": self.config.drift_joint_alpha},
+                       "joint_alpha": self.config.drift_joint_alpha,
+                       "other_alpha": self.config.drift_other_alpha,
+                       "other_rise": self.config.drift_other_rise},
         }
 
 

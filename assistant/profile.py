@@ -12,8 +12,11 @@ reference in each bin; categorical ones as shares per value. The signals move to
 less sure answer is more often not understood), so the profile also keeps how they move
 together: the correlation of the numeric signals' ranks (bin indices) and the not-understood
 indicator over the reference utterances (:class:`JointReference`), which the monitor's joint
-test needs. Nothing in a profile is audio or text a person said: shares, edges, the
-correlations and the encoder summary only.
+test needs. Where the reference clips are known to be commands or other speech (synthesized
+ones are), it also keeps the confidence distribution of each kind and the share of other
+speech (:class:`OtherSpeechReference`), from which the monitor estimates how much of live
+traffic is speech that is no command. Nothing in a profile is audio or text a person said:
+shares, edges, the correlations and the encoder summary only.
 
 Where profiles live:
 
@@ -172,6 +175,63 @@ class JointReference:
         return cls(tuple(signals), repaired / np.outer(scale, scale))
 
 
+OTHER_SPEECH_BINS = 10
+OTHER_SPEECH_MIN_COMMANDS = 100  # fewer leave the two distributions too rough to unmix
+OTHER_SPEECH_MIN_OTHERS = 20
+
+
+@dataclass(frozen=True)
+class OtherSpeechReference:
+    """How the answers' confidence is distributed over the reference's commands and over
+    its other speech (speech that is no command of the grammar), binned at the deciles of
+    all of them, and the share of other speech in the reference. Live traffic is then a
+    mixture, ``(1 - share) * command + share * other``, whose share the monitor estimates
+    (:mod:`assistant.monitor`)."""
+
+    edges: tuple[float, ...]
+    command: tuple[float, ...]  # shares per bin (smoothed), commands
+    other: tuple[float, ...]  # and other speech
+    share: float  # of other speech in the reference
+    commands: int
+    others: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"score": "confidence", "edges": list(self.edges), "command": list(self.command),
+                "other": list(self.other), "share": self.share, "commands": self.commands,
+                "others": self.others}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OtherSpeechReference:
+        edges = tuple(float(e) for e in data["edges"])
+        command = tuple(float(v) for v in data["command"])
+        other = tuple(float(v) for v in data["other"])
+        if not len(command) == len(other) == len(edges) + 1:
+            raise ModelError(f"other-speech reference: {len(edges)} edges for "
+                             f"{len(command)} and {len(other)} shares")
+        return cls(edges, command, other, float(data["share"]), int(data["commands"]),
+                   int(data["others"]))
+
+    @classmethod
+    def fit(cls, confidence: Sequence[float], is_other: Sequence[bool]
+            ) -> OtherSpeechReference | None:
+        """From each reference answer's confidence and whether it was other speech; None
+        when there are too few of either kind."""
+        x = np.asarray(confidence, np.float64)
+        other = np.asarray(is_other, bool)
+        if (~other).sum() < OTHER_SPEECH_MIN_COMMANDS or other.sum() < OTHER_SPEECH_MIN_OTHERS:
+            return None
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, OTHER_SPEECH_BINS + 1)[1:-1]))
+        edges = edges[edges > x.min()]  # no empty first bin
+
+        def shares(values: np.ndarray) -> tuple[float, ...]:
+            counts = np.bincount(np.searchsorted(edges, values, side="right"),
+                                 minlength=len(edges) + 1) + SMOOTHING
+            return tuple(_floats(counts / counts.sum()))
+
+        return cls(tuple(_floats(edges)), shares(x[~other]), shares(x[other]),
+                   round(float(other.mean()), 6), int((~other).sum()), int(other.sum()))
+
+
 @dataclass(frozen=True)
 class ReferenceProfile:
     """See module docs."""
@@ -184,6 +244,9 @@ class ReferenceProfile:
     utterances: int
     source: Mapping[str, Any]  # how it was made: data, voices, noises, command
     joint: JointReference | None = None  # None: too few utterances (or an older profile)
+    # None: the reference's clips were not known to be commands or not (recordings only),
+    # too few of either, or an older profile
+    other_speech: OtherSpeechReference | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,6 +257,7 @@ class ReferenceProfile:
             "signals": {name: ref.to_json() for name, ref in self.signals.items()},
             "encoder": None if self.encoder is None else self.encoder.to_json(),
             "joint": None if self.joint is None else self.joint.to_json(),
+            "other_speech": None if self.other_speech is None else self.other_speech.to_json(),
         }
 
     @classmethod
@@ -210,9 +274,11 @@ class ReferenceProfile:
                 signals[name] = CategoricalReference(dict(ref["shares"]), int(ref["count"]))
         encoder = EncoderReference.from_json(data["encoder"]) if data.get("encoder") else None
         joint = JointReference.from_json(data["joint"]) if data.get("joint") else None
+        other = OtherSpeechReference.from_json(data["other_speech"]) \
+            if data.get("other_speech") else None
         return cls(signals, encoder, data["speech_model"], data["precision"],
                    data["grammar_sha256"], int(data["utterances"]), dict(data["source"]),
-                   joint)
+                   joint, other)
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")

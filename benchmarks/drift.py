@@ -70,7 +70,7 @@ POLITE = ("could you please {} for me", "I was wondering if you could {}",
 # The monitor's settings a run may give the server (``assistant serve`` flags of the same
 # names); the simulated days replay with the same ones.
 SETTINGS = {"drift_window_utterances": int, "drift_psi_floor": float, "drift_alpha": float,
-            "drift_joint_alpha": float}
+            "drift_joint_alpha": float, "drift_other_alpha": float}
 
 
 @dataclass(frozen=True)

@@ -363,3 +363,73 @@ def make_profile_with_classifier(n: int = 600, seed: int = 0) -> ReferenceProfil
         observations(np.random.default_rng(seed), n, classifier=True), None,
         speech_model="tiny.en", precision="int8", grammar_sha256="abc",
         source={"data": "test"})
+
+
+def mixed_traffic(rng: np.random.Generator, n: int, other_share: float
+                  ) -> tuple[list[Observation], list[str]]:
+    """Answers and what each was: commands (most understood, some lost to noise and so not
+    sure) and ``other_share`` of speech that is no command (rarely sure of anything)."""
+    rows, kinds = [], []
+    for _ in range(n):
+        other = rng.random() < other_share
+        understood = not other and rng.random() < 0.75
+        confidence = (rng.beta(12, 1.5) if understood else
+                      rng.beta(1.2, 8) if other else rng.beta(2, 4))
+        rows.append(Observation(
+            confidence=float(confidence),
+            outcome="understood" if understood else "below_threshold",
+            intent=str(rng.choice(INTENTS)) if understood else None,
+            audio_dbfs=float(rng.normal(-26, 4)), snr_db=float(rng.normal(25, 4)),
+            utterance_seconds=float(rng.uniform(0.8, 2.5)),
+            heard_agreement=float(rng.beta(20, 1) if understood else rng.beta(2, 3))))
+        kinds.append("other" if other else "command")
+    return rows, kinds
+
+
+def test_a_rise_of_speech_that_is_no_command_is_estimated_and_alarms() -> None:
+    rng = np.random.default_rng(21)
+    rows, kinds = mixed_traffic(rng, 600, 0.1)
+    profile = profile_from_observations(rows, None, speech_model="tiny.en", precision="int8",
+                                        grammar_sha256="abc", source={}, kinds=kinds)
+    other = profile.other_speech
+    assert other is not None and other.commands + other.others == 600
+    assert abs(other.share - 0.1) < 0.03
+    assert sum(other.command) == pytest.approx(1.0, abs=1e-4)
+    assert sum(other.other) == pytest.approx(1.0, abs=1e-4)
+    again = ReferenceProfile.from_json(json.loads(json.dumps(profile.to_json())))
+    assert again.other_speech == other
+    # Without kinds (recordings only) there is no such reference and no such state.
+    plain = profile_from_observations(rows, None, speech_model="tiny.en", precision="int8",
+                                      grammar_sha256="abc", source={})
+    assert plain.other_speech is None
+    assert "other_speech" not in DriftMonitor(plain).signal_states()
+    # Days of the same mix: no other-speech alarm; then 30 % other speech: one, soon, with
+    # the live estimate near 30 %; back to the reference mix, it clears.
+    monitor = DriftMonitor(profile)
+    calm, _ = mixed_traffic(rng, 4000, 0.1)
+    for i, observation in enumerate(calm):
+        monitor.observe(observation, now_s=float(i))
+    assert not any(e.signal == "other_speech" for e in monitor.events)
+    assert abs(monitor.describe()["signals"]["other_speech"]["live"][0] - 0.1) < 0.07
+    raised_at = None
+    shifted, _ = mixed_traffic(rng, 300, 0.3)
+    for i, observation in enumerate(shifted):
+        for event in monitor.observe(observation, now_s=4000.0 + i):
+            if event.raised and event.signal == "other_speech" and raised_at is None:
+                raised_at = i
+    assert raised_at is not None and raised_at < 200
+    state = monitor.describe()["signals"]["other_speech"]
+    assert state["alarms"] >= 1 and abs(state["live"][0] - 0.3) < 0.12
+    assert state["reference"] == [round(other.share, 4)]
+    back, _ = mixed_traffic(rng, 300, 0.1)
+    for i, observation in enumerate(back):
+        monitor.observe(observation, now_s=4300.0 + i)
+    assert not monitor.describe()["signals"]["other_speech"]["alarm"]
+    # Fewer non-commands than the reference is no fault: no alarm.
+    quiet = DriftMonitor(profile)
+    for i, observation in enumerate(mixed_traffic(rng, 300, 0.0)[0]):
+        quiet.observe(observation, now_s=float(i))
+    assert quiet.describe()["signals"]["other_speech"]["chi2"] == 0.0
+    assert not any(e.signal == "other_speech" for e in quiet.events)
+    off = DriftMonitor(profile, MonitorConfig(drift_other_alpha=0.0))
+    assert "other_speech" not in off.signal_states()

@@ -113,13 +113,13 @@ class Renderer:
 
 
 def rendered(clips: Sequence[ProfileClip], renderer: Renderer, workers: int = 2
-             ) -> Iterator[np.ndarray]:
-    """The clips' audio in order, synthesized ``workers`` at a time (TTS engines are mostly
-    separate processes), skipping those the TTS could not speak."""
+             ) -> Iterator[tuple[str, np.ndarray]]:
+    """Each clip's kind and audio in order, synthesized ``workers`` at a time (TTS engines are
+    mostly separate processes), skipping those the TTS could not speak."""
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        for audio in pool.map(renderer, clips):
+        for clip, audio in zip(clips, pool.map(renderer, clips), strict=True):
             if audio is not None:
-                yield audio
+                yield clip.kind, audio
 
 
 def manifest_audio(path: Path) -> Iterator[np.ndarray]:
@@ -135,17 +135,19 @@ def manifest_audio(path: Path) -> Iterator[np.ndarray]:
             raise ConfigError(f"{path}:{number}: not a labelled recording: {e}") from e
 
 
-def profile(recognizer: Recognizer, audio: Iterator[np.ndarray], source: dict[str, Any],
-            progress: bool = True) -> ReferenceProfile:
-    """Recognize every recording as ``assistant recognize`` does and profile the answers."""
+def profile(recognizer: Recognizer, audio: Iterator[np.ndarray | tuple[str | None, np.ndarray]],
+            source: dict[str, Any], progress: bool = True) -> ReferenceProfile:
+    """Recognize every recording as ``assistant recognize`` does and profile the answers;
+    a recording may come with its kind (``command``, ``other`` or None: not known)."""
     vad = SileroVad()
     started = time.monotonic()
 
     def results():  # type: ignore[no-untyped-def]
-        for i, clip in enumerate(audio, 1):
+        for i, item in enumerate(audio, 1):
+            kind, clip = item if isinstance(item, tuple) else (None, item)
             if progress and i % 50 == 0:
                 print(f"[profile] {i} clips ({time.monotonic() - started:.0f} s)", flush=True)
-            yield recognize_recording(recognizer, vad, clip)
+            yield kind, recognize_recording(recognizer, vad, clip)
 
     made = profile_from_results(results(), recognizer, source)
     if made.utterances < 40:
@@ -178,13 +180,14 @@ def synthesized_profile(recognizer: Recognizer, grammar: Path | None, *, held_ou
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    audio: Iterator[np.ndarray] = rendered(clips, Renderer(augment))
+    audio: Iterator[np.ndarray | tuple[str | None, np.ndarray]] = rendered(
+        clips, Renderer(augment))
     if extra is not None:
         source["recordings"] = extra_source or {}
         audio = _chain(audio, extra)
     return profile(recognizer, audio, source)
 
 
-def _chain(*parts: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+def _chain(*parts: Iterator[Any]) -> Iterator[Any]:
     for part in parts:
         yield from part

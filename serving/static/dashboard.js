@@ -4,7 +4,7 @@
 // 8), token=TOKEN.
 import {
   $, chi2Critical, clock, count, day, h, percent, plural, renderCharts, renderDrift, renderRecent,
-  show, signalName,
+  scoredBySignificance, show, signalName,
 } from "./dashboard.panels.js";
 
 const params = new URLSearchParams(location.search);
@@ -210,7 +210,7 @@ function alerts() {
       .sort((a, b) => a.at - b.at);
     const signals = drift.drifting.map((signal) => {
       const s = drift.signals[signal];
-      const score = signal === "joint" ? "significance" : "PSI";
+      const score = scoredBySignificance(signal) ? "significance" : "PSI";
       return `${signalName(signal)} (${score} ${s.psi.toFixed(2)} over ${s.threshold.toFixed(2)})`;
     });
     list.push(["error", `Drift on ${name}`

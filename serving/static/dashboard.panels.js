@@ -18,7 +18,11 @@ const SIGNALS = { // docs/monitoring.md
   encoder_residual: "encoder residual",
   out_of_domain_score: "out-of-domain score (intent classifier)",
   joint: "all together (joint test)",
+  other_speech: "share of speech that is no command",
 };
+
+// Pseudo-signals whose score is a significance (1 = the bar), not a PSI.
+const scoredBySignificance = (name) => name === "joint" || name === "other_speech";
 
 const REASON_TEXT = {
   no_speech: "no speech", gated: "dropped by a gate", out_of_domain: "out of domain",
@@ -254,8 +258,9 @@ function renderDrift(model) {
       "Alarms"],
       signals.map(([name, s]) => {
         const [cls, text] = signalState(name, s, c);
-        // The joint test's bar is Hotelling's T² over its signals, at its own alpha.
-        const joint = name === "joint";
+        // The joint test's bar is Hotelling's T² over its signals, the other-speech test's a
+        // likelihood ratio, each at its own alpha: their score is the significance.
+        const joint = scoredBySignificance(name);
         const critical = joint ? s.chi2_critical : chi2Critical(c.alpha, s.bins.length - 1);
         const gauge = Charts.gauge({ label: `${joint ? "Significance" : "PSI"} `
           + `${s.psi.toFixed(2)} against the ${joint ? "bar" : "floor"} `
@@ -263,9 +268,12 @@ function renderDrift(model) {
         return [capital(signalName(name)), h("span", { class: `state ${cls}` }, text),
                 h("span", { class: "psi" }, gauge,
                   ` ${s.psi.toFixed(2)} / ${s.threshold.toFixed(2)}`),
-                `${(s.significance || 0).toFixed(2)} (${joint ? "T²" : "χ²"} `
+                `${(s.significance || 0).toFixed(2)} (${name === "joint" ? "T²"
+                  : name === "other_speech" ? `share ${percent(s.live[0] || 0)} against `
+                    + `${percent(s.reference[0] || 0)}, LR` : "χ²"} `
                   + `${s.chi2.toFixed(1)} / `
-                  + `${critical.toFixed(1)}${!["outcome", "intent", "joint"].includes(name)
+                  + `${critical.toFixed(1)}${!["outcome", "intent", "joint",
+                    "other_speech"].includes(name)
                     ? `, shift z ${(s.shift_z || 0).toFixed(1)}` : ""})`,
                 count(s.samples), count(s.alarms)];
       }));
@@ -274,7 +282,7 @@ function renderDrift(model) {
   show($("events"), JSON.stringify(events), () => (events.length
     ? events.map((e) => h("li", { class: e.raised ? "raised" : "cleared" },
         `${clock(e.at * 1000)} ${signalName(e.signal)} ${e.raised ? "raised" : "cleared"} `
-        + `at ${e.signal === "joint" ? "significance" : "PSI"} ${e.psi.toFixed(2)} `
+        + `at ${scoredBySignificance(e.signal) ? "significance" : "PSI"} ${e.psi.toFixed(2)} `
         + `(utterance ${e.utterance})`))
     : h("li", { class: "none" }, "None yet.")));
 }
@@ -301,5 +309,5 @@ function renderRecent(model) {
 
 export {
   $, chi2Critical, clock, count, day, h, percent, plural, renderCharts, renderDrift,
-  renderRecent, show, signalName,
+  renderRecent, scoredBySignificance, show, signalName,
 };

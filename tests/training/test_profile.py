@@ -39,12 +39,16 @@ def test_assistant_profile_then_monitor_offline(tmp_path: Path,
         need_engine(engine)
     grammar = tmp_path / "home.yaml"
     shutil.copy(HOME, grammar)
-    assert main(["profile", "--context", str(grammar), "--clips", "100",
-                 "--engines", "espeak,flite"]) == 0
+    assert main(["profile", "--context", str(grammar), "--clips", "140", "--other-share",
+                 "0.2", "--engines", "espeak,flite"]) == 0
     capsys.readouterr()
     path = tmp_path / "home.profile.json"
     profile = ReferenceProfile.load(path)
-    assert profile.utterances == 100 and profile.encoder is not None
+    assert profile.utterances == 140 and profile.encoder is not None
+    # It knows which clips were commands: the two confidence distributions, apart.
+    other = profile.other_speech
+    assert other is not None and (other.commands, other.others) == (112, 28)
+    assert other.other[0] > other.command[0] and other.command[-1] > other.other[-1]
     assert set(profile.source["engines"]) == {"espeak", "flite"}
     assert 0.2 < profile.signals["outcome"].shares["understood"] < 1  # type: ignore[union-attr]
     assert find_profile(grammar, "context", "tiny.en", "int8",
