@@ -104,9 +104,10 @@ ENCODER_MIN_UTTERANCES = 100
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """How drift is judged (see module docs). The window, floor, alpha and joint defaults
-    were chosen by simulation on synthesized traffic (benchmarks/drift_select.py: a grid over
-    a selection set of other seeds than the reported scenario, benchmarks/drift.py)."""
+    """How drift is judged (see module docs). The window, floor, alpha, joint and
+    other-speech defaults were chosen by simulation on synthesized traffic
+    (benchmarks/drift_select.py: a grid over a selection set of other seeds than the reported
+    scenario, benchmarks/drift.py)."""
 
     monitor: bool = field(default=True, metadata={
         "help": "watch quality and drift (set false to turn monitoring off)"})
@@ -124,7 +125,7 @@ class MonitorConfig:
         "help": "also alarm (signal 'joint') when the signals' rank shifts together, their "
                 "correlation on the reference counted, exceed what sampling gives with this "
                 "probability: a shift that moves several signals a little (0: off)"})
-    drift_other_alpha: float = field(default=1e-3, metadata={
+    drift_other_alpha: float = field(default=1e-4, metadata={
         "help": "also alarm (signal 'other_speech') when the estimated share of speech that "
                 "is no command rises over the reference's by more than drift_other_rise, "
                 "beyond what sampling gives with this probability (a likelihood-ratio test "
