@@ -41,12 +41,12 @@ raises the encoder residual) can be clear together. And where the reference know
 its clips were commands and which other speech (``drift_other_alpha``), an ``other_speech``
 pseudo-signal estimates the share of the window's answers that is speech that is no command
 (the mixture of the reference's two confidence distributions that fits the window best) and
-alarms when that share has risen by at least ``drift_other_rise`` beyond chance (a one-sided
-likelihood-ratio test): more people saying what the grammar lacks changes no sound, so the
-other tests see it late or not at all, while the mixture knows what such answers look like.
-The thresholds were
-chosen by simulation on synthesized traffic, never on recordings of people
-(``benchmarks/drift.py``, benchmarks/README.md).
+alarms when it has risen by ``drift_other_rise``: more people saying what the grammar
+lacks changes no sound, so the other tests see it late or not at all, while the mixture
+knows what such answers look like. That test is sequential (Page's CUSUM of the answers'
+likelihood ratios, alarming past ln(1 / ``drift_other_alpha``)), so evidence gathers over
+as long as the rise lasts. The thresholds were chosen by simulation on synthesized
+traffic, never on recordings of people (``benchmarks/drift.py``, benchmarks/README.md).
 
 The monitor is pure and framework-free: the server feeds it from a result sink and exports
 its state (:mod:`serving.quality`); ``assistant monitor`` replays a results log through it.
@@ -125,13 +125,13 @@ class MonitorConfig:
         "help": "also alarm (signal 'joint') when the signals' rank shifts together, their "
                 "correlation on the reference counted, exceed what sampling gives with this "
                 "probability: a shift that moves several signals a little (0: off)"})
-    drift_other_alpha: float = field(default=1e-4, metadata={
-        "help": "also alarm (signal 'other_speech') when the estimated share of speech that "
-                "is no command rises over the reference's by more than drift_other_rise, "
-                "beyond what sampling gives with this probability (a likelihood-ratio test "
-                "on the confidence of the window's answers; 0: off)"})
+    drift_other_alpha: float = field(default=1e-3, metadata={
+        "help": "also alarm (signal 'other_speech') when the share of speech that is no "
+                "command has risen by drift_other_rise: a CUSUM of the answers' likelihood "
+                "ratios against the reference's share, alarming past ln(1/alpha), which "
+                "keeps false alarms under one in 1/alpha answers (0: off)"})
     drift_other_rise: float = field(default=0.1, metadata={
-        "help": "the rise of the share of other speech (0.1: ten points) that matters"})
+        "help": "the rise of the share of other speech (0.1: ten points) the test looks for"})
     monitor_log: str = field(default="", metadata={
         "help": "append each answer's monitored signals (numbers, intent and outcome; no "
                 "audio or text) to this JSON lines file, for 'assistant monitor'"})
@@ -437,24 +437,31 @@ OTHER_SPEECH_SIGNAL = "other_speech"
 
 
 class OtherSpeechState:
-    """The ``other_speech`` pseudo-signal: the share of the window's answers that is speech
-    that is no command, estimated by maximum likelihood of the reference's mixture of
-    command and other-speech confidence (:class:`~assistant.profile.OtherSpeechReference`),
-    and the one-sided likelihood-ratio statistic of that estimate against the reference's
-    share (twice the log-likelihood gain; a rise only: fewer non-commands is no fault)."""
+    """The ``other_speech`` pseudo-signal, from the reference's two confidence distributions
+    (commands and other speech, :class:`~assistant.profile.OtherSpeechReference`):
+
+    * ``estimate``: the share of the window's answers that is speech that is no command, the
+      mixture of the two that fits the window best (maximum likelihood; shown);
+    * ``statistic``: Page's CUSUM of each answer's log-likelihood ratio of "the share rose by
+      ``rise``" against the reference's share, S = max(0, S + ln(m_rise(x) / m_ref(x))). It
+      alarms past ``threshold`` = ln(1 / alpha): when the reference is right, that keeps
+      false alarms under one in 1 / alpha answers (ARL >= e^threshold), and it gathers
+      evidence over as many answers as the rise has lasted, not one window's worth (a rise
+      only: fewer non-commands is no fault)."""
 
     GRID = np.linspace(0.0, 1.0, 201)  # the shares the estimate is chosen from
 
-    def __init__(self, reference: OtherSpeechReference, critical: float):
+    def __init__(self, reference: OtherSpeechReference, threshold: float, rise: float):
         self.reference = reference
-        self.critical = critical  # the statistic beyond which the rise is not chance
+        self.critical = threshold
         command = np.asarray(reference.command, np.float64)
         other = np.asarray(reference.other, np.float64)
         self._edges = list(reference.edges)
         self._log_mixtures = np.log(np.outer(1.0 - self.GRID, command)
                                     + np.outer(self.GRID, other))
-        self._log_reference = np.log((1.0 - reference.share) * command
-                                     + reference.share * other)
+        raised = min(reference.share + rise, 1.0)
+        self._step = (np.log((1.0 - raised) * command + raised * other)
+                      - np.log((1.0 - reference.share) * command + reference.share * other))
         self.counts = np.zeros(command.size, np.int64)
         self.samples = 0
         self.estimate = reference.share
@@ -472,20 +479,24 @@ class OtherSpeechState:
     def bin_of(self, confidence: float) -> int:
         return bisect.bisect_right(self._edges, confidence)
 
+    def add(self, index: int) -> None:
+        """One more answer (its confidence bin): the CUSUM moves."""
+        self.statistic = max(0.0, self.statistic + float(self._step[index]))
+
+    def reset(self) -> None:
+        """Start the evidence afresh (the window emptied, or the alarm cleared)."""
+        self.statistic = 0.0
+
     def judge(self) -> None:
-        if not self.samples:
-            self.estimate, self.statistic, self.significance = self.reference.share, 0.0, 0.0
-            return
-        gains = self._log_mixtures @ self.counts
-        best = int(np.argmax(gains))
-        self.estimate = float(self.GRID[best])
-        rise = self.estimate > self.reference.share
-        self.statistic = 2.0 * float(gains[best] - self._log_reference @ self.counts) \
-            if rise else 0.0
         self.significance = self.statistic / self.critical
+        if not self.samples:
+            self.estimate = self.reference.share
+            return
+        self.estimate = float(self.GRID[int(np.argmax(self._log_mixtures @ self.counts))])
 
     def describe(self) -> dict[str, Any]:
-        # The same shape as a signal's; live and reference are the shares of other speech.
+        # The same shape as a signal's; live and reference are the shares of other speech,
+        # chi2 and its critical value the CUSUM and its threshold.
         return {"psi": round(self.significance, 4), "threshold": 1.0,
                 "chi2": round(self.statistic, 2), "chi2_critical": round(self.critical, 2),
                 "shift_z": 0.0, "significance": round(self.significance, 3),
@@ -561,9 +572,9 @@ class DriftMonitor:
             self._setup_joint(profile.joint)
         self.other: OtherSpeechState | None = None
         if self.config.drift_other_alpha > 0 and profile.other_speech is not None:
-            # one-sided: P(statistic > z**2) = P(Z > z) when the share has not risen
-            z = NormalDist().inv_cdf(1 - self.config.drift_other_alpha)
-            self.other = OtherSpeechState(profile.other_speech, z * z)
+            self.other = OtherSpeechState(profile.other_speech,
+                                          math.log(1.0 / self.config.drift_other_alpha),
+                                          self.config.drift_other_rise)
         self.window: deque[tuple[float, dict[str, int]]] = deque()
         self.observed = 0
         self.events: deque[AlarmEvent] = deque(maxlen=events)
@@ -588,6 +599,7 @@ class DriftMonitor:
             index = self.other.bin_of(observation.confidence)
             self.other.counts[index] += 1
             self.other.samples += 1
+            self.other.add(index)
             bins[OTHER_SPEECH_SIGNAL] = index
         self.window.append((now, bins))
         self.observed += 1
@@ -613,6 +625,8 @@ class DriftMonitor:
                 state.counts[index] -= 1
                 state.samples -= 1
             dropped = True
+        if dropped and not self.window and self.other is not None:
+            self.other.reset()
         return dropped
 
     def _judge(self, now: float) -> list[AlarmEvent]:
@@ -717,16 +731,17 @@ class DriftMonitor:
         if other is None:
             return []
         other.judge()
-        config = self.config
-        enough = other.samples >= config.drift_min_utterances
-        rise = other.estimate - other.reference.share
-        if not other.alarm and enough and other.significance > 1 \
-                and rise >= config.drift_other_rise:
+        enough = other.samples >= self.config.drift_min_utterances
+        # Back to the reference's share in the window (under half the rise): clear, and the
+        # evidence starts afresh (the CUSUM alone would take hundreds of answers to fall).
+        back = other.estimate < other.reference.share + 0.5 * self.config.drift_other_rise
+        if not other.alarm and enough and other.significance > 1:
             other.alarm = True
             other.alarms += 1
-        elif other.alarm and (not enough or other.significance < 0.5
-                              or rise < 0.5 * config.drift_other_rise):
+        elif other.alarm and (not enough or back):
             other.alarm = False
+            other.reset()
+            other.judge()
         else:
             return []
         event = AlarmEvent(OTHER_SPEECH_SIGNAL, other.alarm, now, self.observed,

@@ -259,7 +259,7 @@ function renderDrift(model) {
       signals.map(([name, s]) => {
         const [cls, text] = signalState(name, s, c);
         // The joint test's bar is Hotelling's T² over its signals, the other-speech test's a
-        // likelihood ratio, each at its own alpha: their score is the significance.
+        // CUSUM of likelihood ratios, each at its own alpha: their score is the significance.
         const joint = scoredBySignificance(name);
         const critical = joint ? s.chi2_critical : chi2Critical(c.alpha, s.bins.length - 1);
         const gauge = Charts.gauge({ label: `${joint ? "Significance" : "PSI"} `
@@ -270,7 +270,7 @@ function renderDrift(model) {
                   ` ${s.psi.toFixed(2)} / ${s.threshold.toFixed(2)}`),
                 `${(s.significance || 0).toFixed(2)} (${name === "joint" ? "T²"
                   : name === "other_speech" ? `share ${percent(s.live[0] || 0)} against `
-                    + `${percent(s.reference[0] || 0)}, LR` : "χ²"} `
+                    + `${percent(s.reference[0] || 0)}, CUSUM` : "χ²"} `
                   + `${s.chi2.toFixed(1)} / `
                   + `${critical.toFixed(1)}${!["outcome", "intent", "joint",
                     "other_speech"].includes(name)
