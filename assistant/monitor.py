@@ -402,41 +402,52 @@ class SignalState:
                 "reference": [round(float(v), 4) for v in ref]}
 
 
-class JointState:
-    """The ``joint`` pseudo-signal: Hotelling's T-squared of the window's rank shifts (each
-    numeric signal's ``shift_z`` and the not-understood share's) against the reference's
-    correlation of those ranks; chi-squared with one degree of freedom per signal when
-    nothing changed."""
+class PseudoSignalState:
+    """What the pseudo-signals (``joint``, ``other_speech``) share: a statistic against its
+    critical value, whose ratio, the significance (1 at the bar), is their score where a
+    signal's is the PSI; and the same description shape as a signal's."""
 
-    def __init__(self, signals: tuple[str, ...], critical: float):
-        self.signals = signals
-        self.critical = critical
+    def __init__(self, critical: float):
+        self.critical = critical  # the statistic beyond which the shift is not chance
         self.samples = 0
-        self.t2 = 0.0
+        self.statistic = 0.0
         self.significance = 0.0
         self.alarm = False
         self.alarms = 0
 
     @property
     def psi(self) -> float:
-        """Its score where a signal's is the PSI (``assistant_drift_score``): the
-        significance, 1 at the bar."""
+        """Its score where a signal's is the PSI (``assistant_drift_score``)."""
         return self.significance
 
-    def describe(self) -> dict[str, Any]:
-        # The same shape as a signal's; its score is the significance (1 = the bar).
+    def _describe(self, bins: list[str], live: list[float], reference: list[float]
+                  ) -> dict[str, Any]:
         return {"psi": round(self.significance, 4), "threshold": 1.0,
-                "chi2": round(self.t2, 2), "chi2_critical": round(self.critical, 2),
+                "chi2": round(self.statistic, 2), "chi2_critical": round(self.critical, 2),
                 "shift_z": 0.0, "significance": round(self.significance, 3),
                 "alarm": self.alarm, "alarms": self.alarms, "samples": self.samples,
-                "bins": list(self.signals), "live": [], "reference": []}
+                "bins": bins, "live": live, "reference": reference}
+
+
+class JointState(PseudoSignalState):
+    """The ``joint`` pseudo-signal: Hotelling's T-squared (``statistic``) of the window's
+    rank shifts (each numeric signal's ``shift_z`` and the not-understood share's) against
+    the reference's correlation of those ranks; chi-squared with one degree of freedom per
+    signal when nothing changed."""
+
+    def __init__(self, signals: tuple[str, ...], critical: float):
+        super().__init__(critical)
+        self.signals = signals
+
+    def describe(self) -> dict[str, Any]:
+        return self._describe(list(self.signals), [], [])
 
 
 JOINT = "joint"
 OTHER_SPEECH_SIGNAL = "other_speech"
 
 
-class OtherSpeechState:
+class OtherSpeechState(PseudoSignalState):
     """The ``other_speech`` pseudo-signal, from the reference's two confidence distributions
     (commands and other speech, :class:`~assistant.profile.OtherSpeechReference`):
 
@@ -452,8 +463,8 @@ class OtherSpeechState:
     GRID = np.linspace(0.0, 1.0, 201)  # the shares the estimate is chosen from
 
     def __init__(self, reference: OtherSpeechReference, threshold: float, rise: float):
+        super().__init__(threshold)
         self.reference = reference
-        self.critical = threshold
         command = np.asarray(reference.command, np.float64)
         other = np.asarray(reference.other, np.float64)
         self._edges = list(reference.edges)
@@ -463,18 +474,7 @@ class OtherSpeechState:
         self._step = (np.log((1.0 - raised) * command + raised * other)
                       - np.log((1.0 - reference.share) * command + reference.share * other))
         self.counts = np.zeros(command.size, np.int64)
-        self.samples = 0
         self.estimate = reference.share
-        self.statistic = 0.0
-        self.significance = 0.0
-        self.alarm = False
-        self.alarms = 0
-
-    @property
-    def psi(self) -> float:
-        """Its score where a signal's is the PSI (``assistant_drift_score``): the
-        significance, 1 at the bar."""
-        return self.significance
 
     def bin_of(self, confidence: float) -> int:
         return bisect.bisect_right(self._edges, confidence)
@@ -495,15 +495,10 @@ class OtherSpeechState:
         self.estimate = float(self.GRID[int(np.argmax(self._log_mixtures @ self.counts))])
 
     def describe(self) -> dict[str, Any]:
-        # The same shape as a signal's; live and reference are the shares of other speech,
-        # chi2 and its critical value the CUSUM and its threshold.
-        return {"psi": round(self.significance, 4), "threshold": 1.0,
-                "chi2": round(self.statistic, 2), "chi2_critical": round(self.critical, 2),
-                "shift_z": 0.0, "significance": round(self.significance, 3),
-                "alarm": self.alarm, "alarms": self.alarms, "samples": self.samples,
-                "bins": ["share of speech that is no command"],
-                "live": [round(self.estimate, 4)],
-                "reference": [round(self.reference.share, 4)]}
+        # live and reference: the shares of other speech; chi2 and its critical value: the
+        # CUSUM and its threshold
+        return self._describe(["share of speech that is no command"],
+                              [round(self.estimate, 4)], [round(self.reference.share, 4)])
 
 
 @dataclass(frozen=True)
@@ -711,8 +706,8 @@ class DriftMonitor:
             else:
                 nu_z = 0.0
             vector = np.append(vector, nu_z)
-        joint.t2 = float(vector @ self._joint_inverse @ vector)
-        joint.significance = joint.t2 / joint.critical
+        joint.statistic = float(vector @ self._joint_inverse @ vector)
+        joint.significance = joint.statistic / joint.critical
         joint.samples = len(self.window)
         enough = joint.samples >= self.config.drift_min_utterances
         if not joint.alarm and enough and joint.significance > 1:
