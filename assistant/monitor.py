@@ -152,8 +152,8 @@ class MonitorConfig:
             raise ConfigError("drift_joint_alpha must be in [0, 1) (0: off)")
         if not 0 <= self.drift_other_alpha < 1:
             raise ConfigError("drift_other_alpha must be in [0, 1) (0: off)")
-        if not 0 <= self.drift_other_rise < 1:
-            raise ConfigError("drift_other_rise must be in [0, 1)")
+        if not 0 < self.drift_other_rise < 1:
+            raise ConfigError("drift_other_rise must be between 0 and 1 (a share)")
 
 
 @dataclass(frozen=True)
@@ -458,7 +458,11 @@ class OtherSpeechState(PseudoSignalState):
       alarms past ``threshold`` = ln(1 / alpha): when the reference is right, that keeps
       false alarms under one in 1 / alpha answers (ARL >= e^threshold), and it gathers
       evidence over as many answers as the rise has lasted, not one window's worth (a rise
-      only: fewer non-commands is no fault)."""
+      only: fewer non-commands is no fault);
+    * ``back``: the mirror CUSUM, evidence that the share is at the reference's again rather
+      than raised. An alarm clears when that passes the same threshold (as much evidence to
+      clear as to raise, so a window's noisy estimate cannot switch it off mid-rise); each
+      starts afresh when the other decides."""
 
     GRID = np.linspace(0.0, 1.0, 201)  # the shares the estimate is chosen from
 
@@ -475,17 +479,20 @@ class OtherSpeechState(PseudoSignalState):
                       - np.log((1.0 - reference.share) * command + reference.share * other))
         self.counts = np.zeros(command.size, np.int64)
         self.estimate = reference.share
+        self.back = 0.0
 
     def bin_of(self, confidence: float) -> int:
         return bisect.bisect_right(self._edges, confidence)
 
     def add(self, index: int) -> None:
-        """One more answer (its confidence bin): the CUSUM moves."""
-        self.statistic = max(0.0, self.statistic + float(self._step[index]))
+        """One more answer (its confidence bin): both CUSUMs move."""
+        step = float(self._step[index])
+        self.statistic = max(0.0, self.statistic + step)
+        self.back = max(0.0, self.back - step)
 
     def reset(self) -> None:
-        """Start the evidence afresh (the window emptied, or the alarm cleared)."""
-        self.statistic = 0.0
+        """Start the evidence afresh (the window emptied)."""
+        self.statistic = self.back = 0.0
 
     def judge(self) -> None:
         self.significance = self.statistic / self.critical
@@ -639,7 +646,9 @@ class DriftMonitor:
         chi2 = effective * np.add.reduceat(np.square(raw - self._ref) / self._ref,
                                            self._offsets)
         rank_mean = np.add.reduceat(self._rank * raw, self._offsets)
-        z = np.where(self._ordinal, (rank_mean - self._rank_mean)
+        # A signal with nothing in the window (e.g. a score older clients or logs lack)
+        # shows no shift, not a shift from the reference's mean down to zero.
+        z = np.where(self._ordinal & (n > 0), (rank_mean - self._rank_mean)
                      * np.sqrt(effective / self._rank_var), 0.0)
         changed = self._judge_joint(z, effective, n, now) + self._judge_other(now)
         for i, (name, state) in enumerate(self.states.items()):
@@ -727,15 +736,13 @@ class DriftMonitor:
             return []
         other.judge()
         enough = other.samples >= self.config.drift_min_utterances
-        # Back to the reference's share in the window (under half the rise): clear, and the
-        # evidence starts afresh (the CUSUM alone would take hundreds of answers to fall).
-        back = other.estimate < other.reference.share + 0.5 * self.config.drift_other_rise
         if not other.alarm and enough and other.significance > 1:
             other.alarm = True
             other.alarms += 1
-        elif other.alarm and (not enough or back):
+            other.back = 0.0
+        elif other.alarm and (not enough or other.back > other.critical):
             other.alarm = False
-            other.reset()
+            other.statistic = 0.0
             other.judge()
         else:
             return []

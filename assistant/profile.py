@@ -221,7 +221,7 @@ class OtherSpeechReference:
         if (~other).sum() < OTHER_SPEECH_MIN_COMMANDS or other.sum() < OTHER_SPEECH_MIN_OTHERS:
             return None
         edges = np.unique(np.quantile(x, np.linspace(0, 1, OTHER_SPEECH_BINS + 1)[1:-1]))
-        edges = edges[edges > x.min()]  # no empty first bin
+        edges = np.asarray(_floats(edges[edges > x.min()]))  # as stored; no empty first bin
 
         def shares(values: np.ndarray) -> tuple[float, ...]:
             counts = np.bincount(np.searchsorted(edges, values, side="right"),
@@ -281,7 +281,11 @@ class ReferenceProfile:
                    joint, other)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        """Write it in one step (a reader never sees half a profile)."""
+        path = Path(path)
+        scratch = path.with_name(f".{path.name}.tmp")
+        scratch.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        scratch.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> ReferenceProfile:

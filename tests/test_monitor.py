@@ -409,9 +409,10 @@ def test_a_rise_of_speech_that_is_no_command_is_estimated_and_alarms() -> None:
     config = MonitorConfig(drift_other_alpha=1e-3)
     monitor = DriftMonitor(profile, config)
     calm, _ = mixed_traffic(rng, 4000, 0.1)
+    calm_events = []
     for i, observation in enumerate(calm):
-        monitor.observe(observation, now_s=float(i))
-    assert not any(e.signal == "other_speech" for e in monitor.events)
+        calm_events += monitor.observe(observation, now_s=float(i))
+    assert not any(e.signal == "other_speech" for e in calm_events)
     assert abs(monitor.describe()["signals"]["other_speech"]["live"][0] - 0.1) < 0.07
     raised_at = None
     shifted, _ = mixed_traffic(rng, 300, 0.3)
@@ -423,10 +424,20 @@ def test_a_rise_of_speech_that_is_no_command_is_estimated_and_alarms() -> None:
     state = monitor.describe()["signals"]["other_speech"]
     assert state["alarms"] >= 1 and abs(state["live"][0] - 0.3) < 0.12
     assert state["reference"] == [round(other.share, 4)]
-    back, _ = mixed_traffic(rng, 300, 0.1)
-    for i, observation in enumerate(back):
+    # While the rise lasts the alarm stays up (a window's noisy estimate does not clear it)
+    more, _ = mixed_traffic(rng, 2000, 0.3)
+    for i, observation in enumerate(more):
         monitor.observe(observation, now_s=4300.0 + i)
-    assert not monitor.describe()["signals"]["other_speech"]["alarm"]
+    state = monitor.describe()["signals"]["other_speech"]
+    assert state["alarm"] and state["alarms"] == 1
+    # and clears once as much evidence says the share is back.
+    back, _ = mixed_traffic(rng, 800, 0.1)
+    cleared_at = None
+    for i, observation in enumerate(back):
+        for event in monitor.observe(observation, now_s=6300.0 + i):
+            if event.signal == "other_speech" and not event.raised and cleared_at is None:
+                cleared_at = i
+    assert cleared_at is not None and not monitor.describe()["signals"]["other_speech"]["alarm"]
     # Fewer non-commands than the reference is no fault: no alarm.
     quiet = DriftMonitor(profile, config)
     for i, observation in enumerate(mixed_traffic(rng, 300, 0.0)[0]):
@@ -435,3 +446,5 @@ def test_a_rise_of_speech_that_is_no_command_is_estimated_and_alarms() -> None:
     assert not any(e.signal == "other_speech" for e in quiet.events)
     off = DriftMonitor(profile, MonitorConfig(drift_other_alpha=0.0))
     assert "other_speech" not in off.signal_states()
+    with pytest.raises(ConfigError, match="drift_other_rise"):
+        MonitorConfig(drift_other_rise=0.0)  # a rise of nothing could never alarm

@@ -212,9 +212,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.clips < 40:
         raise ConfigError(f"--clips must be at least 40, got {args.clips}")
     if args.model:
+        from assistant.artifacts import read_metadata
+
         recognizer = Recognizer.from_model_dir(args.model)
         out = args.out or args.model / "profile.json"
-        grammar = None
+        if out.resolve().parent == args.model.resolve() and out.name != "profile.json":
+            raise ConfigError(f"a model directory's profile is {args.model / 'profile.json'}; "
+                              f"not {out}")
+        # The grammar's name finds its near-domain questions, as `assistant train` does.
+        grammar = Path(f"{read_metadata(args.model)['grammar']['name']}.yaml")
     else:
         config = RecognizerConfig(speech_model=args.speech_model, precision=args.precision)
         recognizer = Recognizer.from_context(args.context, config)

@@ -94,3 +94,8 @@ def test_remaking_a_model_directory_profile_keeps_the_model_valid(
         assert ReferenceProfile.load(model / "profile.json").utterances == int(clips)
     capsys.readouterr()
     assert main(["models", "verify", str(model)]) == 0
+    # Another file of the model directory is never overwritten with a profile.
+    assert main(["profile", "--model", str(model), "--out", str(model / "metadata.json"),
+                 "--clips", "40", "--engines", "espeak"]) == 2
+    assert "profile.json" in capsys.readouterr().err
+    assert main(["models", "verify", str(model)]) == 0
