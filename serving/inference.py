@@ -115,10 +115,14 @@ def _registry_recognize(registry: ModelRegistry, entry: ModelEntry, audio: np.nd
     return run_recognition(registry.recognizer(entry), audio, partial)
 
 
-def _worker_shares_models() -> tuple[int, bool]:
-    """(this worker's pid, whether it runs the models its forkserver loaded)."""
+def _worker_shares_models(hold_s: float = 0.0) -> tuple[int, bool]:
+    """(this worker's pid, whether it runs the models its forkserver loaded), after holding
+    the worker ``hold_s`` (so that other calls go to the other workers)."""
+    import time
+
     from . import preload
 
+    time.sleep(hold_s)
     return os.getpid(), preload.registry is not None and _worker["registry"] is preload.registry
 
 
@@ -196,8 +200,15 @@ class InferencePool:
         memory) rather than its own copy; {} for thread workers."""
         if self.kind != "process" or self._executor is None:
             return {}
-        calls = [self._executor.submit(_worker_shares_models) for _ in range(4 * self.workers)]
-        return dict(call.result(timeout=timeout_s) for call in calls)
+        # Each call holds its worker a moment, so one quick worker cannot answer them all
+        # while another is still starting (a busy machine); ask again until all have.
+        deadline = time.monotonic() + timeout_s
+        shared: dict[int, bool] = {}
+        while len(shared) < self.workers and time.monotonic() < deadline:
+            calls = [self._executor.submit(_worker_shares_models, 0.1)
+                     for _ in range(2 * self.workers)]
+            shared.update(call.result(timeout=timeout_s) for call in calls)
+        return shared
 
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (none for thread workers)."""
