@@ -125,7 +125,7 @@ class MonitorConfig:
         "help": "also alarm (signal 'joint') when the signals' rank shifts together, their "
                 "correlation on the reference counted, exceed what sampling gives with this "
                 "probability: a shift that moves several signals a little (0: off)"})
-    drift_other_alpha: float = field(default=1e-3, metadata={
+    drift_other_alpha: float = field(default=1e-4, metadata={
         "help": "also alarm (signal 'other_speech') when the share of speech that is no "
                 "command has risen by drift_other_rise: a CUSUM of the answers' likelihood "
                 "ratios against the reference's share, alarming past ln(1/alpha), which "
