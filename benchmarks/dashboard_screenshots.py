@@ -3,9 +3,10 @@
     python benchmarks/dashboard_screenshots.py [--out docs/images] [--batches 3]
 
 1. Makes a reference profile for the shipped home grammar (a copy in a temporary folder,
-   ``home.profile.json`` beside it) from 200 espeak-ng commands in four voices, cut to the
+   ``home.profile.json`` beside it) from 200 espeak-ng commands in four voices and 25
+   sentences that are no command (so that it has the other-speech reference), cut to the
    speech as ``assistant recognize`` cuts a recording
-   (:func:`assistant.monitor.profile_from_audio`).
+   (:func:`assistant.monitor.profile_from_results`).
 2. Starts ``assistant serve`` on it with a small drift window (40 utterances, alarms from 20)
    so that a few minutes of traffic show every state.
 3. Sends in-distribution traffic over WebSocket (other sentences of the grammar, the same
@@ -78,11 +79,23 @@ def commands(n: int, seed: int) -> list[np.ndarray]:
     return [speak(s.text, VOICES[i % len(VOICES)]) for i, s in enumerate(sentences)]
 
 
-def make_profile(folder: Path, clips: Sequence[np.ndarray]) -> Path:
-    """A copy of the home grammar in ``folder`` with a reference profile beside it."""
+def others(n: int, seed: int) -> list[np.ndarray]:
+    """``n`` sentences the home grammar does not have (not those of the drifted traffic),
+    spoken by the voices in turn."""
+    from assistant.grammar import load_context
+    from training.negatives import out_of_domain_for
+
+    texts = [t for t in out_of_domain_for(load_context(HOME), 4 * n, seed)
+             if t.lower() not in OUT_OF_GRAMMAR][:n]
+    return [speak(t, VOICES[i % len(VOICES)]) for i, t in enumerate(texts)]
+
+
+def make_profile(folder: Path, clips: Sequence[tuple[str, np.ndarray]]) -> Path:
+    """A copy of the home grammar in ``folder`` with a reference profile beside it, from
+    ``clips`` (kind: "command" or "other", audio)."""
     from assistant.artifacts import SpeechModelSpec, ensure_speech_model
     from assistant.grammar import load_context
-    from assistant.monitor import profile_from_audio
+    from assistant.monitor import profile_from_results
     from assistant.recognizer import Recognizer
     from assistant.recording import RECORDING_ENDPOINT
     from assistant.speech_model import SpeechModel
@@ -92,17 +105,18 @@ def make_profile(folder: Path, clips: Sequence[np.ndarray]) -> Path:
     shutil.copy(HOME, grammar)
     vad = SileroVad()
     cut = []
-    for clip in clips:
+    for kind, clip in clips:
         span, _ = command_span(clip, vad, RECORDING_ENDPOINT)
         if span is not None:
-            cut.append(clip[span[0] : span[1]])
+            cut.append((kind, clip[span[0] : span[1]]))
     model = SpeechModel(ensure_speech_model(SpeechModelSpec("tiny.en", "int8")), threads=2)
     recognizer = Recognizer(load_context(grammar), model)
-    source = {"data": f"espeak-ng commands sampled from the grammar, {len(VOICES)} voices, "
-                      "clean", "clips": len(cut), "voices": list(VOICES),
+    source = {"data": f"espeak-ng commands sampled from the grammar and other sentences, "
+                      f"{len(VOICES)} voices, clean", "clips": len(cut), "voices": list(VOICES),
               "command": "benchmarks/dashboard_screenshots.py",
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    profile_from_audio(recognizer, cut, source).save(folder / "home.profile.json")
+    results = ((kind, recognizer.recognize(audio)) for kind, audio in cut)
+    profile_from_results(results, recognizer, source).save(folder / "home.profile.json")
     return grammar
 
 
@@ -234,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dashboard-") as tmp:
-        grammar = make_profile(Path(tmp), commands(args.profile_clips, seed=1))
+        grammar = make_profile(Path(tmp), [
+            *(("command", c) for c in commands(args.profile_clips, seed=1)),
+            *(("other", c) for c in others(args.profile_clips // 8, seed=1))])
         print(f"[screenshots] profile made in {time.monotonic() - started:.0f} s", flush=True)
         live = commands(args.batches * args.per_batch, seed=2)
         with server(grammar) as http, chromium() as devtools:
