@@ -205,10 +205,21 @@ def format_monitor(name: str, state: dict[str, Any]) -> str:
                          f"{s['chi2']:>8.1f} {s.get('shift_z', 0.0):>8.2f} "
                          f"{s.get('significance', 0.0):>8.2f}  {'YES' if s['alarm'] else 'no':<5}  "
                          f"{s['alarms']:>6}")
+        if any(signal in PSEUDO_SIGNALS for signal in signals):
+            lines.append(f"  ({', '.join(sorted(PSEUDO_SIGNALS & set(signals)))}: the PSI "
+                         "column is the significance, 1 at the bar)")
+        other = signals.get("other_speech")
+        if other and other.get("live") and other.get("reference"):
+            lines.append(f"  speech that is no command: about {100 * other['live'][0]:.0f} % "
+                         f"of the window, {100 * other['reference'][0]:.0f} % in the reference")
     for event in drift.get("events", [])[-10:]:
+        score = "significance" if event["signal"] in PSEUDO_SIGNALS else "PSI"
         lines.append(f"  {'raised ' if event['raised'] else 'cleared'} {event['signal']} at "
-                     f"answer {event['utterance']} (PSI {event['psi']:.3f})")
+                     f"answer {event['utterance']} ({score} {event['psi']:.3f})")
     return "\n".join(lines)
+
+
+PSEUDO_SIGNALS = frozenset({"joint", "other_speech"})  # scored by significance, not PSI
 
 
 # -- export / models -----------------------------------------------------------------------

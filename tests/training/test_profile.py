@@ -60,7 +60,10 @@ def test_assistant_profile_then_monitor_offline(tmp_path: Path,
     log = tmp_path / "answers.jsonl"
     log.write_text("".join(json.dumps(r) + "\n" for r in rows * 5))
     assert main(["monitor", "--log", str(log), "--context", str(grammar)]) == 0
-    assert "warming_up; 5 answers" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "warming_up; 5 answers" in out
+    # the other-speech estimate, in words: these five sure answers look like commands
+    assert "speech that is no command: about 0 % of the window, 20 % in the reference" in out
     # ...and a log of answers nobody understood: drift, and the exit code says so.
     rows = [{**rows[0], "understood": False, "intent": None, "confidence": 0.05,
              "reason": "no_grammar_path", "heard": "what's on the telly tonight",
