@@ -661,20 +661,27 @@ class DriftMonitor:
             state.threshold = config.drift_psi_floor
             if name in INFORMATIONAL:
                 continue
-            enough = samples >= config.drift_min_utterances
-            drifted = state.psi > config.drift_psi_floor and state.significance > 1
-            back = state.psi < 0.5 * config.drift_psi_floor or state.significance < 0.5
-            if not state.alarm and enough and drifted:
-                state.alarm = True
-                state.alarms += 1
-            elif state.alarm and (not enough or back):
-                state.alarm = False
-            else:
-                continue
-            event = AlarmEvent(name, state.alarm, now, self.observed, state.psi)
-            self.events.append(event)
-            changed.append(event)
+            changed += self._transition(
+                name, state, now, state.psi, enough=samples >= config.drift_min_utterances,
+                drifted=state.psi > config.drift_psi_floor and state.significance > 1,
+                back=state.psi < 0.5 * config.drift_psi_floor or state.significance < 0.5)
         return changed
+
+    def _transition(self, name: str, state: SignalState | PseudoSignalState, now: float,
+                    score: float, *, enough: bool, drifted: bool, back: bool
+                    ) -> list[AlarmEvent]:
+        """Raise ``name``'s alarm when the window holds enough and it ``drifted``; clear it
+        when the window holds too few or it is ``back``; the event, if either happened."""
+        if not state.alarm and enough and drifted:
+            state.alarm = True
+            state.alarms += 1
+        elif state.alarm and (not enough or back):
+            state.alarm = False
+        else:
+            return []
+        event = AlarmEvent(name, state.alarm, now, self.observed, score)
+        self.events.append(event)
+        return [event]
 
     def _setup_joint(self, joint: JointReference) -> None:
         names = list(self.states)
@@ -718,17 +725,10 @@ class DriftMonitor:
         joint.statistic = float(vector @ self._joint_inverse @ vector)
         joint.significance = joint.statistic / joint.critical
         joint.samples = len(self.window)
-        enough = joint.samples >= self.config.drift_min_utterances
-        if not joint.alarm and enough and joint.significance > 1:
-            joint.alarm = True
-            joint.alarms += 1
-        elif joint.alarm and (not enough or joint.significance < 0.5):
-            joint.alarm = False
-        else:
-            return []
-        event = AlarmEvent(JOINT, joint.alarm, now, self.observed, joint.significance)
-        self.events.append(event)
-        return [event]
+        return self._transition(
+            JOINT, joint, now, joint.significance,
+            enough=joint.samples >= self.config.drift_min_utterances,
+            drifted=joint.significance > 1, back=joint.significance < 0.5)
 
     def _judge_other(self, now: float) -> list[AlarmEvent]:
         other = self.other
@@ -736,20 +736,15 @@ class DriftMonitor:
             return []
         other.judge()
         enough = other.samples >= self.config.drift_min_utterances
-        if not other.alarm and enough and other.significance > 1:
-            other.alarm = True
-            other.alarms += 1
-            other.back = 0.0
-        elif other.alarm and (not enough or other.back > other.critical):
-            other.alarm = False
+        back = other.back > other.critical
+        if other.alarm and (not enough or back):  # clearing: a rise's evidence starts afresh
             other.statistic = 0.0
             other.judge()
-        else:
-            return []
-        event = AlarmEvent(OTHER_SPEECH_SIGNAL, other.alarm, now, self.observed,
-                           other.significance)
-        self.events.append(event)
-        return [event]
+        changed = self._transition(OTHER_SPEECH_SIGNAL, other, now, other.significance,
+                                   enough=enough, drifted=other.significance > 1, back=back)
+        if changed and changed[0].raised:  # raised: a return's evidence starts afresh
+            other.back = 0.0
+        return changed
 
     def signal_states(self) -> dict[str, SignalState | JointState | OtherSpeechState]:
         """Every signal's state, and the joint and other-speech ones when they are on (and
