@@ -207,16 +207,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from assistant.recognizer import Recognizer, RecognizerConfig
 
-    from .profile import manifest_audio, synthesized_profile
+    from .profile import synthesized_profile
 
     if args.clips < 40:
         raise ConfigError(f"--clips must be at least 40, got {args.clips}")
+    in_model = False  # written into the model directory, whose metadata lists it
     if args.model:
         from assistant.artifacts import read_metadata
 
         recognizer = Recognizer.from_model_dir(args.model)
         out = args.out or args.model / "profile.json"
-        if out.resolve().parent == args.model.resolve() and out.name != "profile.json":
+        in_model = out.resolve().parent == args.model.resolve()
+        if in_model and out.name != "profile.json":
             raise ConfigError(f"a model directory's profile is {args.model / 'profile.json'}; "
                               f"not {out}")
         # The grammar's name finds its near-domain questions, as `assistant train` does.
@@ -226,14 +228,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         recognizer = Recognizer.from_context(args.context, config)
         out = args.out or args.context.with_name(args.context.stem + ".profile.json")
         grammar = args.context
-    extra = extra_source = None
-    if args.recordings:
-        labels = args.recordings / "labels.jsonl"
-        if not labels.is_file():
-            raise ConfigError(f"{args.recordings} has no labels.jsonl")
-        extra = manifest_audio(labels)
-        extra_source = {"path": str(args.recordings.resolve()),
-                        "sha256": recordings_digest(args.recordings)}
+    extra, extra_source = _profile_recordings(args.recordings)
     started = time.monotonic()
     made = synthesized_profile(recognizer, grammar, held_out=args.model is not None,
                                n=args.clips, other_share=args.other_share, seed=args.seed,
@@ -241,7 +236,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                                engines=tuple(e.strip() for e in args.engines.split(",")
                                              if e.strip()) if args.engines else None)
     made.save(out)
-    if args.model and out.resolve().parent == args.model.resolve():
+    if in_model:
         from assistant.model_dir import record_file
 
         record_file(args.model, out.name)  # the model's metadata lists (and checks) it
@@ -249,6 +244,20 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(f"[profile] {made.utterances} utterances in {time.monotonic() - started:.0f} s; "
           f"understood {100 * shares.get('understood', 0):.0f} %; written to {out}")
     return 0
+
+
+def _profile_recordings(recordings: Path | None) -> tuple[Any, dict[str, Any] | None]:
+    """The user's recordings for a profile (their audio, and where they came from), or
+    (None, None)."""
+    from .profile import manifest_audio
+
+    if recordings is None:
+        return None, None
+    labels = recordings / "labels.jsonl"
+    if not labels.is_file():
+        raise ConfigError(f"{recordings} has no labels.jsonl")
+    return manifest_audio(labels), {"path": str(recordings.resolve()),
+                                    "sha256": recordings_digest(recordings)}
 
 
 def write_training_profile(out: Path, recognizer: Any, grammar: Path, clips: int,
@@ -260,15 +269,11 @@ def write_training_profile(out: Path, recognizer: Any, grammar: Path, clips: int
     Not the judge split: at the default size it holds about 80 clips, a third of them
     negatives, too few for the encoder summary and a steady reference (a profile of 83
     clips moved drift tests on in-distribution traffic)."""
-    from .profile import manifest_audio, synthesized_profile
+    from .profile import synthesized_profile
 
     if clips < 40:
         raise ConfigError(f"--profile-clips must be at least 40, got {clips}")
-    extra = extra_source = None
-    if recordings is not None:
-        extra = manifest_audio(recordings / "labels.jsonl")
-        extra_source = {"path": str(recordings.resolve()),
-                        "sha256": recordings_digest(recordings)}
+    extra, extra_source = _profile_recordings(recordings)
     made = synthesized_profile(recognizer, grammar, held_out=True, n=clips, extra=extra,
                                extra_source=extra_source, command="assistant train")
     made.save(out / "profile.json")
