@@ -175,12 +175,7 @@ def write_speech_model(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
-    metadata["files"] = {
-        f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
-        for f in sorted(out.iterdir())
-        if f.is_file() and f.name != METADATA_FILE
-    }
-    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    write_metadata(out, metadata)
     return metadata
 
 
@@ -241,6 +236,19 @@ def ensure_speech_model(spec: SpeechModelSpec, progress: Progress | None = None)
             raise
         say(f"built {target.name} in {time.monotonic() - started:.1f} s")
     return target
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """A file's entry in a model directory's metadata (what :func:`read_metadata` checks)."""
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def write_metadata(directory: Path, metadata: dict[str, Any]) -> None:
+    """Write ``metadata`` into ``directory``, listing every file there (but itself)."""
+    metadata["files"] = {f.name: file_entry(f) for f in sorted(directory.iterdir())
+                         if f.is_file() and f.name != METADATA_FILE}
+    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True)
+                                           + "\n")
 
 
 def read_metadata(directory: Path, verify: bool = False) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .artifacts import METADATA_FILE, read_metadata, sha256_file
+from .artifacts import METADATA_FILE, file_entry, read_metadata, write_metadata
 from .errors import ConfigError
 from .recognizer import Recognizer
 
@@ -72,11 +72,7 @@ def export_model_dir(recognizer: Recognizer, out: Path, grammar_file: Path) -> d
     }
     metadata["kind"] = metadata.get("kind", "zero-shot")
     (out / "MODEL_CARD.md").write_text(_card(metadata))
-    metadata["files"] = {
-        f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
-        for f in sorted(out.iterdir()) if f.is_file() and f.name != METADATA_FILE
-    }
-    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    write_metadata(out, metadata)
     return metadata
 
 
@@ -92,7 +88,7 @@ def record_file(directory: Path, name: str) -> None:
     if not file.is_file():
         raise ConfigError(f"{file} does not exist")
     files = dict(metadata.get("files", {}))
-    files[name] = {"sha256": sha256_file(file), "bytes": file.stat().st_size}
+    files[name] = file_entry(file)
     metadata["files"] = dict(sorted(files.items()))
     scratch = directory / f".{METADATA_FILE}.tmp"
     scratch.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")

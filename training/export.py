@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from assistant.artifacts import METADATA_FILE, read_metadata, sha256_file, write_speech_model
+from assistant.artifacts import (
+    METADATA_FILE,
+    read_metadata,
+    write_metadata,
+    write_speech_model,
+)
 from assistant.confidence import (
     CLASSIFIER_FEATURES,
     COMPACT_FEATURES,
@@ -102,10 +107,7 @@ def _write(out: Path, model: WhisperForCommands, labels: list[str], speech_model
 def _finish_metadata(out: Path, updates: dict[str, Any]) -> dict[str, Any]:
     metadata = json.loads((out / METADATA_FILE).read_text())
     metadata.update(updates)
-    metadata["files"] = {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
-                         for f in sorted(out.iterdir())
-                         if f.is_file() and f.name != METADATA_FILE}
-    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    write_metadata(out, metadata)
     return metadata
 
 

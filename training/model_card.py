@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assistant.artifacts import METADATA_FILE, sha256_file
+from assistant.artifacts import METADATA_FILE, write_metadata
 
 
 def _pct(value: float | None) -> str:
@@ -70,11 +70,8 @@ def write_model_card(out: Path, metadata: dict[str, Any], data: dict[str, Any],
         "",
     ]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))
-    meta_path = out / METADATA_FILE
-    meta = json.loads(meta_path.read_text())
+    meta = json.loads((out / METADATA_FILE).read_text())
     meta["evaluation"] = {"unseen_synthetic_voices": overall,
                           "expected_calibration_error": report["expected_calibration_error"]}
     meta["build_seconds"] = {k: round(v, 1) for k, v in timings.items()}
-    meta["files"] = {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
-                     for f in sorted(out.iterdir()) if f.is_file() and f.name != METADATA_FILE}
-    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_metadata(out, meta)
