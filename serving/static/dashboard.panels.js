@@ -260,10 +260,10 @@ function renderDrift(model) {
         const [cls, text] = signalState(name, s, c);
         // The joint test's bar is Hotelling's T² over its signals, the other-speech test's a
         // CUSUM of likelihood ratios, each at its own alpha: their score is the significance.
-        const joint = scoredBySignificance(name);
-        const critical = joint ? s.chi2_critical : chi2Critical(c.alpha, s.bins.length - 1);
-        const gauge = Charts.gauge({ label: `${joint ? "Significance" : "PSI"} `
-          + `${s.psi.toFixed(2)} against the ${joint ? "bar" : "floor"} `
+        const pseudo = scoredBySignificance(name);
+        const critical = pseudo ? s.chi2_critical : chi2Critical(c.alpha, s.bins.length - 1);
+        const gauge = Charts.gauge({ label: `${pseudo ? "Significance" : "PSI"} `
+          + `${s.psi.toFixed(2)} against the ${pseudo ? "bar" : "floor"} `
           + `${s.threshold.toFixed(2)}`, value: s.psi, threshold: s.threshold, alarm: s.alarm });
         return [capital(signalName(name)), h("span", { class: `state ${cls}` }, text),
                 h("span", { class: "psi" }, gauge,
@@ -272,8 +272,7 @@ function renderDrift(model) {
                   : name === "other_speech" ? `share ${percent(s.live[0] || 0)} against `
                     + `${percent(s.reference[0] || 0)}, CUSUM` : "χ²"} `
                   + `${s.chi2.toFixed(1)} / `
-                  + `${critical.toFixed(1)}${!["outcome", "intent", "joint",
-                    "other_speech"].includes(name)
+                  + `${critical.toFixed(1)}${!(["outcome", "intent"].includes(name) || pseudo)
                     ? `, shift z ${(s.shift_z || 0).toFixed(1)}` : ""})`,
                 count(s.samples), count(s.alarms)];
       }));
