@@ -228,7 +228,7 @@ class OtherSpeechReference:
                                  minlength=len(edges) + 1) + SMOOTHING
             return tuple(_floats(counts / counts.sum()))
 
-        return cls(tuple(_floats(edges)), shares(x[~other]), shares(x[other]),
+        return cls(tuple(edges.tolist()), shares(x[~other]), shares(x[other]),
                    round(float(other.mean()), 6), int((~other).sum()), int(other.sum()))
 
 
