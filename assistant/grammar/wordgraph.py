@@ -67,10 +67,14 @@ class WordGraph:
         """Whether ``words`` is a whole sentence of the grammar."""
         return self.walk(words) in self.finals
 
+    def post_order(self) -> list[int]:
+        """The nodes reachable from ``start``, each after every node it leads to."""
+        return _post_order(self.start, lambda n: (t for _, t in self.arcs[n]))
+
     def count_paths(self) -> int:
         """Number of sentences (paths from ``start`` to a final node)."""
         counts: dict[int, int] = {}
-        for node in _post_order(self.start, lambda n: (t for _, t in self.arcs[n])):
+        for node in self.post_order():
             counts[node] = (node in self.finals) + sum(counts[t] for _, t in self.arcs[node])
         return counts[self.start]
 
@@ -82,6 +86,23 @@ class WordGraph:
             if node in self.finals:
                 yield words
             stack.extend((t, (*words, w)) for w, t in reversed(self.arcs[node]))
+
+    @classmethod
+    def of_sentences(cls, sentences: Sequence[Sequence[str]]) -> WordGraph:
+        """The trie of a few sentences (deterministic, not minimized): a graph for
+        constraining a decoder to exactly these word sequences."""
+        children: list[dict[str, int]] = [{}]
+        finals: set[int] = set()
+        for sentence in sentences:
+            node = 0
+            for word in sentence:
+                following = children[node].get(word)
+                if following is None:
+                    following = children[node][word] = len(children)
+                    children.append({})
+                node = following
+            finals.add(node)
+        return cls(0, frozenset(finals), tuple(tuple(sorted(c.items())) for c in children))
 
     def to_json(self) -> dict[str, Any]:
         return {
