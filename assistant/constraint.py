@@ -155,6 +155,7 @@ class TokenConstraint:
         self.eot = eot
         self.finals = graph.finals
         self.tokenizer = tokenizer
+        self._numbers = (words_to_int, int_to_words)
         arcs: list[_Arc] = []
         for node, out in enumerate(graph.arcs):
             for word, target in out:
@@ -186,6 +187,11 @@ class TokenConstraint:
         self.start: State = frozenset({(BOUNDARY, graph.start, SENTENCE_START, 0)})
         self._cache: dict[State, tuple[np.ndarray, list[State]]] = {}
         self._boundary_cache: dict[tuple[int, int], dict[int, set[Position]]] = {}
+
+    def restricted(self, graph: WordGraphLike) -> TokenConstraint:
+        """The same writing rules (cases, digits, punctuation) over another word graph, e.g.
+        a few sentences of this one (``WordGraph.of_sentences``)."""
+        return TokenConstraint(graph, self.tokenizer, self.eot, *self._numbers)
 
     def _add(self, text: str, arc: int | None, then: int) -> int:
         tokens = self._encoded.get(text)

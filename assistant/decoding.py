@@ -9,12 +9,14 @@ above every live beam the search stops, since scores only fall as tokens are add
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .constraint import State, TokenConstraint
 from .errors import ConfigError
+from .grammar.wordgraph import WordGraph
 from .speech_model import EncoderOutput, KVCache, SpeechModel
 
 BLANK_TOKEN = 220  # " " in Whisper's vocabulary, suppressed as the first token like Whisper does
@@ -141,6 +143,33 @@ class BeamSearch:
             no_speech_prob=no_speech,
             steps=steps,
         )
+
+    def rescore(self, encoded: EncoderOutput, audio_s: float,
+                sentences: Sequence[Sequence[str]]) -> list[Hypothesis]:
+        """The finished hypotheses of a search constrained to ``sentences`` (word sequences of
+        this search's grammar), best first: how the model scores them, in whatever case,
+        digits and punctuation it writes them. Their branching is counted in this search's
+        grammar, as if this search had found them."""
+        if not sentences:
+            return []
+        constraint = self.constraint.restricted(WordGraph.of_sentences(sentences))
+        search = BeamSearch(self.model, constraint, replace(self.options, free_decoding=False))
+        found = search.decode(encoded, audio_s).hypotheses
+        return [replace(h, log_branching=self._log_branching(h.tokens)) for h in found]
+
+    def _log_branching(self, tokens: Sequence[int]) -> float:
+        """Sum over ``tokens`` of log(tokens this search's grammar allowed there)."""
+        state = self.constraint.start
+        total = 0.0
+        for i, token in enumerate(tokens):
+            ids, states = self.constraint.allowed(state)
+            allowed = int(ids.size - (i == 0 and BLANK_TOKEN in ids))
+            total += math.log(max(allowed, 1))
+            where = int(np.searchsorted(ids, token))
+            if where >= ids.size or ids[where] != token:
+                break  # cannot happen for words of this grammar
+            state = states[where]
+        return total
 
     def _step(self, beams: list[Hypothesis], beam_logprobs: list[np.ndarray],
               finished: list[Hypothesis]) -> tuple[list[Hypothesis], list[int]]:

@@ -21,7 +21,7 @@ import numpy as np
 from .artifacts import SpeechModelSpec, ensure_speech_model
 from .confidence import Calibration, builtin_calibration, features
 from .constraint import TokenConstraint
-from .decoding import BeamSearch, DecodingOptions
+from .decoding import BeamSearch, Decoded, DecodingOptions
 from .errors import ConfigError, ModelError
 from .features import frames_for_duration, log_mel_spectrogram
 from .grammar import (
@@ -34,11 +34,12 @@ from .grammar import (
     sample_sentences,
 )
 from .grammar.extension import Extension, extension_of, unfinished
+from .grammar.nearest import NearestSentences
 from .intent_classifier import IntentClassifier, IntentScores
 from .levels import level_dbfs, snr_estimate_db
 from .numbers import int_to_words, words_to_int
 from .pcm import SAMPLE_RATE_HZ
-from .speech_model import SpeechModel
+from .speech_model import EncoderOutput, SpeechModel
 
 logger = logging.getLogger("assistant.recognizer")
 
@@ -59,6 +60,10 @@ class RecognizerConfig:
     speech_model: str = "tiny.en"  # a bundled pretrained model (see assistant.pretrained)
     precision: str = "int8"  # "int8" or "fp32"
     beam_size: int = 4
+    # When the beam's best sentence is under the threshold and is not what the free decode
+    # heard, also score this many grammar sentences nearest what was heard
+    # (assistant.grammar.nearest); 0 never does.
+    rescue_sentences: int = 16
     threshold: float = 0.5  # understood when confidence >= threshold
     trailing_pad_ms: int = 1000  # silence appended after speech: Whisper ends sentences better
     max_utterance_s: float = MAX_UTTERANCE_S  # longer audio is cut here
@@ -75,6 +80,9 @@ class RecognizerConfig:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.beam_size < 1:
             raise ConfigError(f"beam_size must be >= 1, got {self.beam_size}")
+        if not 0 <= self.rescue_sentences <= 256:
+            raise ConfigError(f"rescue_sentences must be in [0, 256], got "
+                              f"{self.rescue_sentences}")
         if not 0.0 < self.ood_gate <= 1.0:
             raise ConfigError(f"ood_gate must be in (0, 1], got {self.ood_gate}")
         if not 0 <= self.trailing_pad_ms <= 5000:
@@ -201,6 +209,17 @@ class Analysis:
     heard_unfinished: bool = False  # the free decode begins a sentence but stops before its end
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """A decoding's best sentence: as written, its grammar words, parse and features."""
+
+    decoded: Decoded
+    transcript: str
+    words: tuple[str, ...]
+    annotation: Annotation | None
+    features: dict[str, float] | None
+
+
 class Recognizer:
     """Recognize commands of one grammar with one speech model (see module docs)."""
 
@@ -228,6 +247,7 @@ class Recognizer:
             DecodingOptions(beam_size=self.config.beam_size,
                             free_decoding=self.config.free_decoding),
         )
+        self.nearest = NearestSentences(self.graph)
 
     @classmethod
     def from_context(
@@ -313,8 +333,11 @@ class Recognizer:
             "threshold": self.config.threshold,
         }
 
-    def analyze(self, audio: np.ndarray) -> Analysis:
-        """Decode one utterance and measure it, before any confidence is computed."""
+    def analyze(self, audio: np.ndarray, second_look: bool = True) -> Analysis:
+        """Decode one utterance and measure it, before any confidence is computed.
+
+        ``second_look=False`` skips the nearest-sentence rescue (see :meth:`_rescued`), as
+        a partial result does: a quick guess at audio that is still coming."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
             raise ConfigError(f"audio must be 1-D mono samples, got shape {audio.shape}")
@@ -346,30 +369,71 @@ class Recognizer:
         decoded = self.search.decode(encoded, padded.size / SAMPLE_RATE_HZ)
         timing["decoder"] = 1000 * (time.perf_counter() - t_encoder)
         heard = self.model.tokenizer.decode(decoded.free_tokens).strip()
-        annotation = None
-        transcript = ""
-        extension = None
-        if decoded.hypotheses:
-            best = decoded.hypotheses[0].tokens
-            transcript = self.model.tokenizer.decode(best).strip()
-            words = self.constraint.words_of_tokens(best)
-            annotation = parse_words(self.context, words) if words else None
-            if annotation is None:  # cannot happen for a grammar the constraint accepts
-                logger.error("constrained transcript %r does not parse", transcript)
-            else:
-                extension = self._extension(tuple(words or ()))
         heard_words = normalize_text(heard)
-        values = features(decoded, annotation.intent, scores, heard_words,
-                          words or ()) if annotation else None
-        return Analysis(audio_ms, values, annotation, transcript, heard, timing, scores,
-                        embedding=embedding, extension=extension,
+        reading = self._read(decoded, scores, heard_words)
+        t_read = time.perf_counter()
+        if second_look:
+            reading = self._rescued(reading, encoded, padded.size / SAMPLE_RATE_HZ, scores,
+                                    heard_words)
+        timing["rescue"] = 1000 * (time.perf_counter() - t_read)
+        extension = None
+        if reading.annotation is not None:
+            extension = self._extension(tuple(reading.words))
+        return Analysis(audio_ms, reading.features, reading.annotation, reading.transcript,
+                        heard, timing, scores, embedding=embedding, extension=extension,
                         heard_unfinished=unfinished(self.graph, heard_words))
+
+    def _read(self, decoded: Decoded, scores: IntentScores | None,
+              heard_words: list[str]) -> _Reading:
+        """The best hypothesis of ``decoded``: its text, words, parse and features."""
+        if not decoded.hypotheses:
+            return _Reading(decoded, "", (), None, None)
+        best = decoded.hypotheses[0].tokens
+        transcript = self.model.tokenizer.decode(best).strip()
+        words = self.constraint.words_of_tokens(best) or []
+        annotation = parse_words(self.context, words) if words else None
+        if annotation is None:  # cannot happen for a grammar the constraint accepts
+            logger.error("constrained transcript %r does not parse", transcript)
+            return _Reading(decoded, transcript, tuple(words), None, None)
+        values = features(decoded, annotation.intent, scores, heard_words, words)
+        return _Reading(decoded, transcript, tuple(words), annotation, values)
+
+    def _rescued(self, reading: _Reading, encoded: EncoderOutput, audio_s: float,
+                 scores: IntentScores | None, heard_words: list[str]) -> _Reading:
+        """A second look when the free decode is not the beam's best sentence: the grammar
+        sentences nearest what the model heard, scored by the model.
+
+        The beam can commit early to a first word and end far off ("check, trash, bags, off,
+        the list." for "shut garage door please", while the model heard "Check rashdoor
+        please"; see :mod:`assistant.grammar.nearest`). The best-scoring nearby sentence
+        replaces the beam's when the calibration finds it more likely right: raw scores
+        would favour any shorter sentence ("pick up" over "pick up the call"), since every
+        token only lowers a sentence's log-probability. Only for a sentence that would not
+        be understood (confidence under the threshold), and when the free decode is not
+        already that sentence: an understood answer costs nothing more."""
+        k = self.config.rescue_sentences
+        if (k == 0 or not heard_words or list(reading.words) == heard_words
+                or self.calibration.probability(reading.features) >= self.config.threshold):
+            return reading
+        near = self.nearest.nearest(heard_words, k)
+        found = self.search.rescore(encoded, audio_s, [n.words for n in near])
+        known = {tuple(h.tokens) for h in reading.decoded.hypotheses}
+        fresh = [h for h in found if tuple(h.tokens) not in known]
+        if not fresh:
+            return reading
+        others = sorted([*reading.decoded.hypotheses, *fresh[1:]], key=lambda h: -h.logprob)
+        other = self._read(dataclasses.replace(reading.decoded, hypotheses=[fresh[0], *others]),
+                           scores, heard_words)
+        if self.calibration.probability(other.features) > self.calibration.probability(
+                reading.features):
+            return other
+        return reading
 
     def partial(self, audio: np.ndarray) -> Result:
         """A quick guess while the user still speaks: the intent classifier when the model has
         one (no decoding), else the best grammar sentence for the audio so far."""
         if self.classifier is None:
-            return self.recognize(audio)
+            return self.recognize(audio, second_look=False)
         started = time.perf_counter()
         audio = np.asarray(audio, dtype=np.float32)
         mel = log_mel_spectrogram(audio, n_mels=self.model.dims.n_mels,
@@ -382,10 +446,11 @@ class Recognizer:
                       {"total": 1000 * (time.perf_counter() - started)},
                       intent_scores=scores, audio_dbfs=level_dbfs(audio))
 
-    def recognize(self, audio: np.ndarray) -> Result:
-        """Recognize one utterance: float32 mono 16 kHz audio, trimmed to the speech."""
+    def recognize(self, audio: np.ndarray, second_look: bool = True) -> Result:
+        """Recognize one utterance: float32 mono 16 kHz audio, trimmed to the speech
+        (``second_look``: see :meth:`analyze`)."""
         started = time.perf_counter()
-        analysis = self.analyze(audio)
+        analysis = self.analyze(audio, second_look)
         confidence = self.calibration.probability(analysis.features)
         annotation = analysis.annotation
         understood = annotation is not None and confidence >= self.config.threshold

@@ -75,7 +75,7 @@ def test_threshold_decides_understood(tiny_int8, speak) -> None:  # type: ignore
 
 @pytest.mark.parametrize("kwargs", [{"threshold": 1.5}, {"beam_size": 0},
                                     {"precision": "fp16"}, {"speech_model": "large"},
-                                    {"trailing_pad_ms": -1}])
+                                    {"trailing_pad_ms": -1}, {"rescue_sentences": -1}])
 def test_config_is_validated(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         RecognizerConfig(**kwargs)  # type: ignore[arg-type]
@@ -106,3 +106,65 @@ def test_a_full_config_for_a_model_directory_is_deprecated(tmp_path, home_recogn
     # Only what differs from the defaults overrides: the stored settings survive.
     assert dataclasses.astuple(old_style.config) == dataclasses.astuple(
         RecognizerConfig(threshold=0.8, beam_size=2, threads=1))
+
+
+@pytest.fixture(scope="module")
+def home_assistant_context():  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from assistant.grammar import load_context
+
+    return load_context(Path(__file__).parents[1] / "assistant/contexts/home_assistant.yaml")
+
+
+def test_a_second_look_finds_the_sentence_the_beam_missed(tiny_int8, speak,  # type: ignore[no-untyped-def]
+                                                          home_assistant_context) -> None:
+    """On Home Assistant's 2-million-sentence grammar the beam (4 wide) commits to a first
+    word and writes nonsense for this Piper "unmute the volume", while the free decode heard
+    "and use the volume"; the nearest grammar sentences, scored by the model, find it."""
+    audio = speak("unmute the volume", voice="joe", engine="piper")
+    without = Recognizer(home_assistant_context, tiny_int8,
+                         RecognizerConfig(rescue_sentences=0)).recognize(audio)
+    assert not without.understood and without.intent is None  # the failure this fixes
+    result = Recognizer(home_assistant_context, tiny_int8).recognize(audio)
+    assert result.understood and result.intent == "HassMediaPlayerUnmute"
+    assert result.transcript.lower().rstrip(".") == "unmute the volume"
+    assert result.timing_ms["rescue"] > 0
+
+
+def test_no_second_look_for_an_understood_answer(tiny_int8, speak) -> None:  # type: ignore[no-untyped-def]
+    from assistant.grammar import load_context
+    from tests.conftest import HOME_CONTEXT
+
+    context = load_context(HOME_CONTEXT)
+    audio = speak("pause the music")
+    plain = Recognizer(context, tiny_int8, RecognizerConfig(rescue_sentences=0)).recognize(audio)
+    looked = Recognizer(context, tiny_int8).recognize(audio)
+    assert plain.understood
+    assert (looked.transcript, looked.confidence) == (plain.transcript, plain.confidence)
+
+
+def test_rescoring_a_sentence_the_beam_found_gives_the_same_hypothesis(  # type: ignore[no-untyped-def]
+        home_recognizer: Recognizer, speak) -> None:
+    """What :meth:`BeamSearch.rescore` reports for a sentence is what the beam search itself
+    reports for it: tokens, score, regret and the branching of the whole grammar. (Scores
+    agree to INT8 rounding only: dynamic quantization scales activations per batch, and the
+    two searches batch different rows.)"""
+    from assistant.features import frames_for_duration, log_mel_spectrogram
+
+    audio = np.concatenate([speak("turn on the lights"), np.zeros(16000, np.float32)])
+    model = home_recognizer.model
+    encoded = model.encode(log_mel_spectrogram(audio, n_mels=model.dims.n_mels,
+                                               n_frames=frames_for_duration(audio.size)))
+    search = home_recognizer.search
+    beam = search.decode(encoded, audio.size / 16000).hypotheses[0]
+    words = home_recognizer.constraint.words_of_tokens(beam.tokens)
+    assert words
+    again = search.rescore(encoded, audio.size / 16000, [words, ["stop"]])
+    same = [h for h in again if h.tokens == beam.tokens]
+    assert len(same) == 1
+    assert same[0].logprob == pytest.approx(beam.logprob, abs=0.1)
+    assert same[0].regret == pytest.approx(beam.regret, abs=0.1)
+    assert same[0].log_branching == pytest.approx(beam.log_branching)
+    assert all(home_recognizer.constraint.words_of_tokens(h.tokens) in (words, ["stop"])
+               for h in again)
