@@ -98,13 +98,13 @@ def run_system(recognizer: Any, vad: Any, clips: list[Clip], conds: list[Conditi
     return rows
 
 
-def run_domain(job: tuple[str, Path, BenchSize, str | None, str, bool]
+def run_domain(job: tuple[str, Path, BenchSize, str | None, str, bool, dict[str, Any]]
                ) -> list[dict[str, Any]]:
     """Every system on one domain's clips under every condition (one worker's share)."""
     from assistant.recognizer import Recognizer, RecognizerConfig
     from assistant.vad import SileroVad
 
-    name, data, size, model_dir, speech_model, parallel = job
+    name, data, size, model_dir, speech_model, parallel, settings = job
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     domain = DOMAINS[name]
     vad = SileroVad()
@@ -112,11 +112,11 @@ def run_domain(job: tuple[str, Path, BenchSize, str | None, str, bool]
     conds = conditions(size, noises)
     clips = domain_clips(domain, data, size, say)
     threads = 1 if parallel else None  # one core each when domains run side by side
+    given = {**settings, **({"threads": threads} if threads else {})}
     systems = {"zero-shot": Recognizer.from_context(
-        domain.grammar(data), RecognizerConfig(speech_model=speech_model, threads=threads))}
+        domain.grammar(data), RecognizerConfig(**{**given, "speech_model": speech_model}))}
     if model_dir is not None:
-        systems["fine-tuned"] = Recognizer.from_model_dir(model_dir, {"threads": threads}
-                                                          if threads else None)
+        systems["fine-tuned"] = Recognizer.from_model_dir(model_dir, given)
     rows = []
     for system, recognizer in systems.items():
         recognizer.warm_up()
@@ -225,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--speech-model", default="tiny.en")
     parser.add_argument("--jobs", type=int, default=2, help="domains run side by side")
+    from assistant.config import add_arguments, given
+    from assistant.recognizer import RecognizerConfig
+
+    own = ("speech_model", "precision", "threads")  # the bench's own choices
+    add_arguments(parser, RecognizerConfig, skip=own)
     args = parser.parse_args(argv)
+    settings = {k: v for k, v in given(RecognizerConfig, args).items() if k not in own}
 
     from benchmarks.devbench_data import FULL, QUICK
     from benchmarks.machine import describe
@@ -238,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     names = [n for n in args.domains or sorted(DOMAINS)
              if DOMAINS[n].grammar(args.data).is_file() or say(f"{n}: skipped, no grammar")]
-    jobs = [(n, args.data, size, models.get(n), args.speech_model, args.jobs > 1)
+    jobs = [(n, args.data, size, models.get(n), args.speech_model, args.jobs > 1, settings)
             for n in names]
     rows: list[dict[str, Any]] = []
     if args.jobs > 1:
@@ -253,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         for job in jobs:
             rows += run_domain(job)
     result = {**report(rows), "rows": rows, "size": size.__dict__, "noises": list(size.noises),
+              "settings": settings,
               "seconds": round(time.monotonic() - started, 1), "machine": describe(),
               "command": " ".join(["python", "benchmarks/devbench.py", *(argv or sys.argv[1:])])}
     args.out.mkdir(parents=True, exist_ok=True)
