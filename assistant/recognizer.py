@@ -63,7 +63,7 @@ class RecognizerConfig:
     # When the beam's best sentence is under the threshold and is not what the free decode
     # heard, also score this many grammar sentences nearest what was heard
     # (assistant.grammar.nearest); 0 never does.
-    rescue_sentences: int = 16
+    rescue_sentences: int = 8
     threshold: float = 0.5  # understood when confidence >= threshold
     trailing_pad_ms: int = 1000  # silence appended after speech: Whisper ends sentences better
     max_utterance_s: float = MAX_UTTERANCE_S  # longer audio is cut here
@@ -333,10 +333,10 @@ class Recognizer:
             "threshold": self.config.threshold,
         }
 
-    def analyze(self, audio: np.ndarray, second_look: bool = True) -> Analysis:
+    def analyze(self, audio: np.ndarray, rescue: bool = True) -> Analysis:
         """Decode one utterance and measure it, before any confidence is computed.
 
-        ``second_look=False`` skips the nearest-sentence rescue (see :meth:`_rescued`), as
+        ``rescue=False`` skips the nearest-sentence rescue (see :meth:`_rescued`), as
         a partial result does: a quick guess at audio that is still coming."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
@@ -372,7 +372,7 @@ class Recognizer:
         heard_words = normalize_text(heard)
         reading = self._read(decoded, scores, heard_words)
         t_read = time.perf_counter()
-        if second_look:
+        if rescue:
             reading = self._rescued(reading, encoded, padded.size / SAMPLE_RATE_HZ, scores,
                                     heard_words)
         timing["rescue"] = 1000 * (time.perf_counter() - t_read)
@@ -400,8 +400,8 @@ class Recognizer:
 
     def _rescued(self, reading: _Reading, encoded: EncoderOutput, audio_s: float,
                  scores: IntentScores | None, heard_words: list[str]) -> _Reading:
-        """A second look when the free decode is not the beam's best sentence: the grammar
-        sentences nearest what the model heard, scored by the model.
+        """The nearest-sentence rescue: when the free decode is not the beam's best sentence,
+        the grammar sentences nearest what the model heard, scored by the model.
 
         The beam can commit early to a first word and end far off ("check, trash, bags, off,
         the list." for "shut garage door please", while the model heard "Check rashdoor
@@ -433,7 +433,7 @@ class Recognizer:
         """A quick guess while the user still speaks: the intent classifier when the model has
         one (no decoding), else the best grammar sentence for the audio so far."""
         if self.classifier is None:
-            return self.recognize(audio, second_look=False)
+            return self.recognize(audio, rescue=False)
         started = time.perf_counter()
         audio = np.asarray(audio, dtype=np.float32)
         mel = log_mel_spectrogram(audio, n_mels=self.model.dims.n_mels,
@@ -446,11 +446,11 @@ class Recognizer:
                       {"total": 1000 * (time.perf_counter() - started)},
                       intent_scores=scores, audio_dbfs=level_dbfs(audio))
 
-    def recognize(self, audio: np.ndarray, second_look: bool = True) -> Result:
+    def recognize(self, audio: np.ndarray, rescue: bool = True) -> Result:
         """Recognize one utterance: float32 mono 16 kHz audio, trimmed to the speech
-        (``second_look``: see :meth:`analyze`)."""
+        (``rescue``: see :meth:`analyze`)."""
         started = time.perf_counter()
-        analysis = self.analyze(audio, second_look)
+        analysis = self.analyze(audio, rescue)
         confidence = self.calibration.probability(analysis.features)
         annotation = analysis.annotation
         understood = annotation is not None and confidence >= self.config.threshold

@@ -117,7 +117,7 @@ def home_assistant_context():  # type: ignore[no-untyped-def]
     return load_context(Path(__file__).parents[1] / "assistant/contexts/home_assistant.yaml")
 
 
-def test_a_second_look_finds_the_sentence_the_beam_missed(tiny_int8, speak,  # type: ignore[no-untyped-def]
+def test_the_rescue_finds_the_sentence_the_beam_missed(tiny_int8, speak,  # type: ignore[no-untyped-def]
                                                           home_assistant_context) -> None:
     """On Home Assistant's 2-million-sentence grammar the beam (4 wide) commits to a first
     word and writes nonsense for this Piper "unmute the volume", while the free decode heard
@@ -132,7 +132,7 @@ def test_a_second_look_finds_the_sentence_the_beam_missed(tiny_int8, speak,  # t
     assert result.timing_ms["rescue"] > 0
 
 
-def test_no_second_look_for_an_understood_answer(tiny_int8, speak) -> None:  # type: ignore[no-untyped-def]
+def test_no_rescue_for_an_understood_answer(tiny_int8, speak) -> None:  # type: ignore[no-untyped-def]
     from assistant.grammar import load_context
     from tests.conftest import HOME_CONTEXT
 
