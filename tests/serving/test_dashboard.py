@@ -192,6 +192,8 @@ def test_traffic_results_and_drift_show_on_the_dashboard(profiled_home: Path, cl
         results = send(server, [speak(t) for t in OTHER])
         assert not any(r["understood"] for r in results)
         wait_for(page, "document.getElementById('drift-status').dataset.status === 'drift'")
+        # The drift may show before the page's next refresh counts the last answers.
+        wait_for(page, "document.getElementById('answers').textContent === '18'")
         alerts = text(page, "#alerts")
         assert "Drift on home" in alerts and "outcome" in alerts, alerts
         assert "not understood" in text(page, "#recent")
