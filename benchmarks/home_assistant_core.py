@@ -14,7 +14,8 @@ many packages, and the newest releases need a newer Python than ours), on loopba
 2. the Wyoming integration is added the way its UI adds it (a config flow with our host and
    port): Home Assistant asks ``describe`` and makes an ``stt`` entity of our service;
 3. the demo's device names go to our server at run time (``PUT /v1/models/ha/slots/TYPE``);
-4. an Assist pipeline (our speech-to-text, Home Assistant's own conversation agent) runs for
+4. the devices are exposed to Assist (newer releases expose no locks by default), and
+   an Assist pipeline (our speech-to-text, Home Assistant's own conversation agent) runs for
    each command over Home Assistant's WebSocket API, fed 16 kHz PCM of a Piper voice, as a
    voice satellite feeds it; the device's state is read before and after.
 
@@ -179,7 +180,14 @@ async def run_pipelines(ha: HomeAssistant, stt: str) -> list[dict[str, Any]]:
             "tts_engine": None, "tts_language": None, "tts_voice": None,
             "wake_word_entity": None, "wake_word_id": None}))
         pipeline = json.loads(await ws.recv())["result"]["id"]
-        for n, (text, entity, expected) in enumerate(COMMANDS, 2):
+        # Newer releases expose no locks to Assist by default (a user's choice in its UI).
+        await ws.send(json.dumps({
+            "id": 2, "type": "homeassistant/expose_entity", "assistants": ["conversation"],
+            "entity_ids": sorted({entity for _, entity, _ in COMMANDS}), "should_expose": True}))
+        exposed = json.loads(await ws.recv())
+        if not exposed.get("success"):
+            raise RuntimeError(f"could not expose the devices to Assist: {exposed}")
+        for n, (text, entity, expected) in enumerate(COMMANDS, 3):
             before = ha.state(entity)
             await ws.send(json.dumps({"id": n, "type": "assist_pipeline/run",
                                       "start_stage": "stt", "end_stage": "intent",
