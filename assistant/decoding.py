@@ -147,9 +147,11 @@ class BeamSearch:
     def rescore(self, encoded: EncoderOutput, audio_s: float,
                 sentences: Sequence[Sequence[str]]) -> list[Hypothesis]:
         """The finished hypotheses of a search constrained to ``sentences`` (word sequences of
-        this search's grammar), best first: how the model scores them, in whatever case,
-        digits and punctuation it writes them. Their branching is counted in this search's
-        grammar, as if this search had found them."""
+        this search's grammar), best first, in whatever case, digits and punctuation the model
+        writes them; their branching is counted in this search's grammar, as if this search
+        had found them. The search is as wide and as pruned as this one, so it completes the
+        best of the sentences (often one or two of them, in several writings), not each: a
+        search that scored every sentence cost three times as much in a trial."""
         if not sentences:
             return []
         constraint = self.constraint.restricted(WordGraph.of_sentences(sentences))

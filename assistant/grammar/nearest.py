@@ -37,7 +37,9 @@ from .wordgraph import WordGraph
 INSERT_COST = 1.0  # a heard word the sentence does not have
 DELETE_COST = 1.0  # a sentence word that was not heard
 MIN_PIECE_CHARS = 2  # a heard word splits into two pieces of at least this many letters
+MAX_SPLIT_CHARS = 24  # ... when it has at most this many (two words run together)
 MAX_EXPANSIONS = 20_000  # a safety bound on the best-first enumeration
+MAX_HEARD_WORDS = 40  # longer free decodes are cut (a command is shorter)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ class HeardLattice:
             pieces.append(_Piece(i, i + 1, word, 1.0))
             if i + 1 < n:
                 pieces.append(_Piece(i, i + 2, word + heard[i + 1], 2.0))
-            for cut in range(MIN_PIECE_CHARS, len(word) - MIN_PIECE_CHARS + 1):
+            cuts = range(MIN_PIECE_CHARS, len(word) - MIN_PIECE_CHARS + 1) \
+                if len(word) <= MAX_SPLIT_CHARS else range(0)
+            for cut in cuts:
                 pieces.append(_Piece(i, places, word[:cut], 1.0))
                 pieces.append(_Piece(places, i + 1, word[cut:], 1.0))
                 places += 1
@@ -138,7 +142,7 @@ class NearestSentences:
         use the") counts once (see :func:`without_loops`)."""
         if k <= 0 or not self.graph.arcs:
             return []
-        lattice = HeardLattice(without_loops(heard))
+        lattice = HeardLattice(without_loops(heard)[:MAX_HEARD_WORDS])
         distance = lattice.distances(self.vocabulary)
         rest = self._costs_to_go(lattice, distance)
         return self._enumerate(lattice, distance, rest, k)
@@ -167,18 +171,21 @@ class NearestSentences:
     def _enumerate(self, lattice: HeardLattice, distance: np.ndarray, rest: np.ndarray,
                    k: int) -> list[Near]:
         """Best-first over (node, place, sentence so far) with the exact bound ``rest``; each
-        distinct sentence once, at its cheapest alignment."""
+        distinct sentence once, at its cheapest alignment. Among equal bounds the furthest
+        along goes first (``-cost``): the bound is exact, so it leads straight to a sentence,
+        where the least along would expand every tie."""
         graph, n = self.graph, lattice.n
         start = float(rest[graph.start, 0])
         if not np.isfinite(start):
             return []
         heap: list[tuple[float, float, int, int, tuple[str, ...]]] = [
-            (start, 0.0, graph.start, 0, ())]
+            (start, -0.0, graph.start, 0, ())]
         found: list[Near] = []
         seen: set[tuple[str, ...]] = set()
         expanded: set[tuple[int, int, tuple[str, ...]]] = set()
         while heap and len(found) < k and len(expanded) < MAX_EXPANSIONS:
-            _, cost, node, place, words = heapq.heappop(heap)
+            _, negative_cost, node, place, words = heapq.heappop(heap)
+            cost = -negative_cost
             if node < 0:  # a finished sentence
                 if words not in seen:
                     seen.add(words)
@@ -190,7 +197,7 @@ class NearestSentences:
             boundary = place <= n
             if boundary and node in graph.finals:
                 done = cost + INSERT_COST * (n - place)
-                heapq.heappush(heap, (done, done, -1, n, words))
+                heapq.heappush(heap, (done, -done, -1, n, words))
             if boundary and place < n:
                 _push(heap, rest, cost + INSERT_COST, node, place + 1, words)
             pieces = lattice.from_place.get(place, ())
@@ -231,4 +238,4 @@ def _push(heap: list[tuple[float, float, int, int, tuple[str, ...]]], rest: np.n
           cost: float, node: int, place: int, words: tuple[str, ...]) -> None:
     bound = cost + float(rest[node, place])
     if np.isfinite(bound):
-        heapq.heappush(heap, (bound, cost, node, place, words))
+        heapq.heappush(heap, (bound, -cost, node, place, words))
