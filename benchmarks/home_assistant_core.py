@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -122,6 +124,9 @@ class HomeAssistant:
             try:
                 self.request("GET", "/api/onboarding")
                 return
+            except urllib.error.HTTPError as e:
+                raise RuntimeError(f"{self.base} answered {e.code}: not a new Home "
+                                   f"Assistant") from e
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(1)
         raise RuntimeError(f"Home Assistant did not answer in {timeout_s:.0f} s")
@@ -153,6 +158,7 @@ class HomeAssistant:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
         self.log.close()
 
 
@@ -196,6 +202,9 @@ async def run_pipelines(ha: HomeAssistant, stt: str) -> list[dict[str, Any]]:
             sent = 0.0
             while True:
                 message = json.loads(await ws.recv())
+                if message.get("type") == "result" and not message.get("success"):
+                    row["error"] = message.get("error")
+                    break
                 if message.get("type") != "event":
                     continue
                 event = message["event"]
@@ -225,6 +234,15 @@ async def run_pipelines(ha: HomeAssistant, stt: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hass", required=True, help="the hass executable of a virtual "
@@ -235,10 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from benchmarks.report import save_json
 
-    server, wyoming_port, http = start_server()
+    with socket.socket() as probe:  # a leftover hass on the port would answer instead
+        if probe.connect_ex(("127.0.0.1", args.port)) == 0:
+            raise SystemExit(f"port {args.port} is taken (a Home Assistant left running?)")
     config_dir = Path(tempfile.mkdtemp(prefix="ha-core-"))
-    ha = HomeAssistant(args.hass, args.port, config_dir)
-    try:
+    with contextlib.ExitStack() as stack:
+        server, wyoming_port, http = start_server()
+        stack.callback(_stop, server)
+        ha = HomeAssistant(args.hass, args.port, config_dir)
+        stack.callback(ha.stop)
         for slot_type, names in NAMES.items():
             req = urllib.request.Request(f"{http}/v1/models/ha/slots/{slot_type}",
                                          data=json.dumps(names).encode(), method="PUT")
@@ -250,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         entry = ha.add_wyoming(wyoming_port)
         if entry.get("type") != "create_entry":
             raise RuntimeError(f"the Wyoming integration was not added: {entry}")
-        stt = []
+        stt: list[str] = []
         for _ in range(30):
             if stt := ha.stt_entities():
                 break
@@ -258,11 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         if not stt:
             raise RuntimeError("Home Assistant made no stt entity of the service")
         setup_s = round(time.monotonic() - started, 1)
-        rows = asyncio.run(run_pipelines(ha, stt[0]))
-    finally:
-        ha.stop()
-        server.terminate()
-        server.wait(timeout=30)
+        rows = asyncio.run(asyncio.wait_for(run_pipelines(ha, stt[0]),
+                                            timeout=60 * len(COMMANDS)))
     report = {"home_assistant": version, "stt_entity": stt[0], "setup_s": setup_s,
               "commands": len(rows), "done": sum(r["done"] for r in rows), "rows": rows,
               "command": " ".join(["python", "benchmarks/home_assistant_core.py",
