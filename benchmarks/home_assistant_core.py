@@ -153,12 +153,7 @@ class HomeAssistant:
                 if s["entity_id"].startswith("stt.") and "demo" not in s["entity_id"]]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _stop(self.process)
         self.log.close()
 
 
@@ -234,7 +229,8 @@ async def run_pipelines(ha: HomeAssistant, stt: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def _stop(process: subprocess.Popen[Any]) -> None:
+    """Terminate, then kill after 30 s."""
     process.terminate()
     try:
         process.wait(timeout=30)
