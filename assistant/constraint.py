@@ -252,6 +252,15 @@ class TokenConstraint:
                 out |= self._boundary_moves(where, phase).get(token, set())
         return frozenset(out)
 
+    def next_state(self, state: State, token: int) -> State | None:
+        """The state after writing ``token`` in ``state``, or None when it is not allowed
+        there; through :meth:`allowed`, so its cache serves (and fills)."""
+        ids, states = self.allowed(state)
+        where = int(np.searchsorted(ids, token))
+        if where >= ids.size or ids[where] != token:
+            return None
+        return states[where]
+
     def accepts_end(self, state: State) -> bool:
         return any(
             kind == BOUNDARY and phase in (AFTER_WORD, AFTER_DIGITS, PUNCTUATED)

@@ -164,13 +164,13 @@ class BeamSearch:
         state = self.constraint.start
         total = 0.0
         for i, token in enumerate(tokens):
-            ids, states = self.constraint.allowed(state)
+            ids, _ = self.constraint.allowed(state)
             allowed = int(ids.size - (i == 0 and BLANK_TOKEN in ids))
             total += math.log(max(allowed, 1))
-            where = int(np.searchsorted(ids, token))
-            if where >= ids.size or ids[where] != token:
+            following = self.constraint.next_state(state, token)
+            if following is None:
                 break  # cannot happen for words of this grammar
-            state = states[where]
+            state = following
         return total
 
     def _step(self, beams: list[Hypothesis], beam_logprobs: list[np.ndarray],
