@@ -411,8 +411,9 @@ class Recognizer:
         be understood (confidence under the threshold), and when the free decode is not
         already that sentence: an understood answer costs nothing more."""
         k = self.config.rescue_sentences
+        current = self.calibration.probability(reading.features)
         if (k == 0 or not heard_words or list(reading.words) == heard_words
-                or self.calibration.probability(reading.features) >= self.config.threshold):
+                or current >= self.config.threshold):
             return reading
         near = self.nearest.nearest(heard_words, k)
         found = self.search.rescore(encoded, audio_s, [n.words for n in near])
@@ -423,10 +424,7 @@ class Recognizer:
         others = sorted([*reading.decoded.hypotheses, *fresh[1:]], key=lambda h: -h.logprob)
         other = self._read(dataclasses.replace(reading.decoded, hypotheses=[fresh[0], *others]),
                            scores, heard_words)
-        if self.calibration.probability(other.features) > self.calibration.probability(
-                reading.features):
-            return other
-        return reading
+        return other if self.calibration.probability(other.features) > current else reading
 
     def partial(self, audio: np.ndarray) -> Result:
         """A quick guess while the user still speaks: the intent classifier when the model has
