@@ -7,6 +7,7 @@ constraint, the calibration) and can serve many streams and threads at once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 import warnings
@@ -247,7 +248,13 @@ class Recognizer:
             DecodingOptions(beam_size=self.config.beam_size,
                             free_decoding=self.config.free_decoding),
         )
-        self.nearest = NearestSentences(self.graph)
+
+    @functools.cached_property
+    def nearest(self) -> NearestSentences:
+        """The nearest-sentence search of the rescue, built on its first use: most answers
+        never need it, and a recognizer is rebuilt at every slot update. (Two threads may
+        both build it; it is read-only, so either copy serves.)"""
+        return NearestSentences(self.graph)
 
     @classmethod
     def from_context(
