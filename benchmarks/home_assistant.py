@@ -86,7 +86,9 @@ async def transcribe(port: int, audio: np.ndarray) -> tuple[str, float]:
     from wyoming.audio import AudioChunk, AudioStart, AudioStop
     from wyoming.client import AsyncTcpClient
 
-    pcm = np.round(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    from assistant.pcm import float_to_pcm16le
+
+    pcm = float_to_pcm16le(audio)
     async with AsyncTcpClient("127.0.0.1", port, read_timeout=120) as client:
         await client.write_event(Transcribe(language="en").event())
         await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())

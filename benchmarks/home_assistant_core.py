@@ -47,7 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.home_assistant import start_server  # noqa: E402
+from benchmarks.home_assistant import speak, start_server  # noqa: E402
 
 CONFIG = """homeassistant:
   name: Benchmark
@@ -158,11 +158,13 @@ class HomeAssistant:
 
 
 def pcm_of(text: str) -> bytes:
-    from training.tts import Voice, synthesize
+    """The command as ``home_assistant.py`` speaks it, 0.5 s more silence after (Home
+    Assistant's own end-of-speech detection listens too), as 16-bit PCM."""
+    from assistant.pcm import float_to_pcm16le
+    from training.tts import Voice
 
-    pad = np.zeros(8000, np.float32)
-    audio = np.concatenate([pad, synthesize(text, Voice("piper", "joe")), pad, pad])
-    return np.round(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    audio = speak(text, Voice("piper", "joe"))
+    return float_to_pcm16le(np.concatenate([audio, np.zeros(8000, np.float32)]))
 
 
 async def run_pipelines(ha: HomeAssistant, stt: str) -> list[dict[str, Any]]:
