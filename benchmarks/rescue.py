@@ -65,7 +65,7 @@ def decode_all(settings: list[int], per_grammar: int, seed: int, say: Any
             found = measure(recognizers[setting][clip.grammar], vad, audio, clip)
             ms = 1000 * (time.perf_counter() - started)
             if found is not None:
-                features, right = found
+                features, right, _ = found
                 rows[setting].append({"grammar": CALIBRATION_GRAMMARS[clip.grammar].stem,
                                       "kind": clip.kind, "label": right, "ms": ms,
                                       "features": features})

@@ -108,3 +108,21 @@ def test_sampled_settings_stay_in_range(room_bank, noise_bank) -> None:  # type:
     kinds = {s.noise for s in draws}
     assert {"music", "babble", "pink", "fan"} <= kinds
     assert {s.channel for s in draws} == {"none", "telephone", "opus", "mp3"}
+
+
+def test_calibration_can_draw_fine_tunings_augmentation(espeak_speech: np.ndarray,
+                                                         room_bank, noise_bank) -> None:  # type: ignore[no-untyped-def]
+    """``training.calibrate --augment training``: the clip and the condition it records are a
+    function of the seed, and half the clips (not fine-tuning's 80 %) are noisy."""
+    from training.calibrate import CALIBRATION_AUGMENT, _TrainingAugment
+
+    augment = _TrainingAugment()
+    a, condition = augment(espeak_speech, np.random.default_rng(7))
+    b, again = augment(espeak_speech, np.random.default_rng(7))
+    assert np.array_equal(a, b) and condition == again
+    assert set(condition) == {"noise", "snr_db", "room", "channel"}
+    assert a.size > espeak_speech.size  # leading and trailing silence at least
+    rng = np.random.default_rng(1)
+    noisy = [sample_settings(rng, CALIBRATION_AUGMENT, room_bank, noise_bank).noise is not None
+             for _ in range(2000)]
+    assert 0.45 < np.mean(noisy) < 0.55
