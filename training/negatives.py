@@ -103,7 +103,12 @@ DISTRACTORS = (
 
 
 def near_misses(context: Context, n: int, seed: int) -> list[str]:
-    """``n`` sentences one edit away from the grammar that the grammar does not accept."""
+    """``n`` sentences one edit away from the grammar that the grammar does not accept.
+
+    A word is swapped for a distractor, a distractor inserted, or a word deleted. A one-word
+    sentence ("computer", "seven") cannot lose its word: it is swapped (the distractor said
+    alone) or gets a distractor before or after it, so one-word grammars (keywords, digits)
+    get near misses too; they had none."""
     rng = random.Random(seed)
     vocabulary = set(compile_word_graph(context).vocabulary)
     distractors = [d for d in DISTRACTORS if d not in vocabulary]
@@ -114,11 +119,16 @@ def near_misses(context: Context, n: int, seed: int) -> list[str]:
     while len(out) < n and attempts < 50 * n:
         attempts += 1
         words = normalize_text(rng.choice(pool).text)
-        if len(words) < 2:
+        if not words:
             continue
         i = rng.randrange(len(words))
         edit = rng.random()
-        if edit < 0.7:
+        if len(words) == 1:
+            if edit < 0.5:
+                words[0] = rng.choice(distractors)
+            else:
+                words.insert(rng.randrange(2), rng.choice(distractors))
+        elif edit < 0.7:
             words[i] = rng.choice(distractors)
         elif edit < 0.85:
             words.insert(i, rng.choice(distractors))

@@ -47,3 +47,24 @@ def test_the_benchmarks_held_out_noise_cannot_be_used() -> None:
                    "/usr/share/asterisk"):
         with pytest.raises(ConfigError, match="held-out"):
             NoiseBankConfig(music_dir=folder)
+
+
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def test_one_word_grammars_get_near_misses() -> None:
+    """A grammar of one-word sentences (spoken digits) had no near misses at all: every
+    edit of a one-word sentence was skipped. Now the word is swapped or gets a neighbour."""
+    from assistant.grammar import context_from_yaml
+
+    digits = context_from_yaml(
+        "context:\n  expressions:\n    digit: ['$digit:digit']\n  slots:\n    digit: ["
+        + ", ".join(DIGITS) + "]\n")
+    misses = near_misses(digits, 40, seed=2)
+    assert len(misses) == 40 == len(set(misses))
+    assert all(parse(digits, s) is None for s in misses)
+    alone = [s for s in misses if len(s.split()) == 1]
+    beside = [s.split() for s in misses if len(s.split()) == 2]
+    assert alone and beside and len(alone) + len(beside) == 40
+    assert all(sum(w in DIGITS for w in pair) == 1 for pair in beside)
+    assert near_misses(digits, 40, seed=2) == misses
