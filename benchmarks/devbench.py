@@ -78,7 +78,7 @@ def score(clip: Clip, result: Any) -> dict[str, Any]:
             is not None, "accepted": accepted, "correct": correct,
             "understood": result.understood, "confidence": float(result.confidence),
             "cause": cause, "ms": float(result.timing_ms.get("total", 0.0)),
-            "transcript": result.transcript, "heard": result.heard}
+            "text": clip.text, "transcript": result.transcript, "heard": result.heard}
 
 
 def run_system(recognizer: Any, vad: Any, clips: list[Clip], conds: list[Condition],

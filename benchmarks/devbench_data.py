@@ -72,6 +72,7 @@ class Clip:
     noisy: bool = False  # also mixed with noise
     pitch_band: str = "unknown"
     accent: str = ""
+    text: str = ""  # what a synthesized clip says ("" for recordings)
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def synth_clips(domain: Domain, context: Any, count: int) -> list[Clip]:
         audio, speaker = _speak(annotation.text, i)
         clips.append(Clip(domain.name, "synth", audio, annotation.intent,
                           dict(annotation.slots), speaker, True,
-                          pitch_band(median_pitch_hz(audio))))
+                          pitch_band(median_pitch_hz(audio)), text=annotation.text))
     return clips
 
 
@@ -182,7 +183,7 @@ def near_clips(domain: Domain, context: Any, count: int, say: Callable[[str], No
     clips = []
     for i, text in enumerate(subsample(outside, count)):
         audio, speaker = _speak(text, i)
-        clips.append(Clip(domain.name, "near", audio, None, {}, speaker))
+        clips.append(Clip(domain.name, "near", audio, None, {}, speaker, text=text))
     return clips
 
 
