@@ -3,8 +3,7 @@
 * :data:`OUT_OF_DOMAIN`: everyday sentences from other domains (questions, chat, other apps).
 * :data:`SHORT_UTTERANCES`: single words and fragments people say to assistants.
 * :func:`near_misses`: grammar sentences with one word swapped for a word the grammar does not
-  allow there ("can I get a large pizza"), or for one that sounds almost like it ("tree" for
-  "three", :mod:`training.soundalike`), checked not to parse.
+  allow there ("can I get a large pizza"), checked not to parse.
 * :func:`non_speech`: coloured noise, hum and near-silence, seeded.
 * :func:`templated_out_of_domain`: more everyday sentences, generated from templates.
 * :func:`out_of_domain_for`: a seeded mix of all of the above speech negatives that the given
@@ -27,8 +26,6 @@ from assistant.grammar import (
     parse,
     sample_sentences,
 )
-
-from .soundalike import Lexicon
 
 OUT_OF_DOMAIN = (
     "what's the capital of australia",
@@ -105,19 +102,15 @@ DISTRACTORS = (
 )
 
 
-def near_misses(context: Context, n: int, seed: int, lexicon: Lexicon | None = None
-                ) -> list[str]:
+def near_misses(context: Context, n: int, seed: int) -> list[str]:
     """``n`` sentences one edit away from the grammar that the grammar does not accept.
 
     A word is swapped for a distractor, a distractor inserted, or a word deleted. A one-word
     sentence ("computer", "seven") cannot lose its word: it is swapped (the distractor said
     alone) or gets a distractor before or after it, so one-word grammars (keywords, digits)
-    get near misses too; they had none. With a pronouncing ``lexicon``
-    (:mod:`training.soundalike`), half the edits swap a word for one that sounds almost like
-    it ("tree" for "three"), where the dictionary has one."""
+    get near misses too; they had none."""
     rng = random.Random(seed)
     vocabulary = set(compile_word_graph(context).vocabulary)
-    alikes = {w: lexicon.sound_alikes(w) for w in sorted(vocabulary)} if lexicon else {}
     distractors = [d for d in DISTRACTORS if d not in vocabulary]
     out: list[str] = []
     seen: set[str] = set()
@@ -129,37 +122,24 @@ def near_misses(context: Context, n: int, seed: int, lexicon: Lexicon | None = N
         if not words:
             continue
         i = rng.randrange(len(words))
-        if alikes and rng.random() < 0.5:
-            near = [j for j, w in enumerate(words) if alikes.get(w)]
-            if not near:
-                continue
-            j = rng.choice(near)
-            words[j] = rng.choice(alikes[words[j]])
+        edit = rng.random()
+        if len(words) == 1:
+            if edit < 0.5:
+                words[0] = rng.choice(distractors)
+            else:
+                words.insert(rng.randrange(2), rng.choice(distractors))
+        elif edit < 0.7:
+            words[i] = rng.choice(distractors)
+        elif edit < 0.85:
+            words.insert(i, rng.choice(distractors))
         else:
-            _edit(words, i, rng, distractors)
+            del words[i]
         text = " ".join(words)
         if text in seen or parse(context, text) is not None:
             continue
         seen.add(text)
         out.append(text)
     return out
-
-
-def _edit(words: list[str], i: int, rng: random.Random, distractors: list[str]) -> None:
-    """Swap, insert before or delete ``words[i]`` (a one-word sentence: swap it, or add a
-    distractor before or after it)."""
-    edit = rng.random()
-    if len(words) == 1:
-        if edit < 0.5:
-            words[0] = rng.choice(distractors)
-        else:
-            words.insert(rng.randrange(2), rng.choice(distractors))
-    elif edit < 0.7:
-        words[i] = rng.choice(distractors)
-    elif edit < 0.85:
-        words.insert(i, rng.choice(distractors))
-    else:
-        del words[i]
 
 
 def non_speech(n: int, seed: int, duration_s: float = 2.0) -> list[tuple[str, np.ndarray]]:

@@ -25,7 +25,6 @@ from assistant.grammar import Context, sample_sentences
 from .data_config import DatasetConfig
 from .negatives import near_misses, out_of_domain_for
 from .noises import NOISE_KINDS
-from .soundalike import load_lexicon
 from .tts import Voice, VoiceCatalog, vary
 
 NON_SPEECH_KINDS = (*NOISE_KINDS, "silence")
@@ -81,8 +80,7 @@ def plan_clips(context: Context, config: DatasetConfig, catalog: VoiceCatalog,
         "out_of_domain": [(t, None, ()) for t in out_of_domain_for(
             context, round(n * config.out_of_domain_ratio), seed=config.seed + 1)],
         "near_miss": [(t, None, ()) for t in near_misses(
-            context, round(n * config.near_miss_ratio), seed=config.seed + 2,
-            lexicon=load_lexicon())],
+            context, round(n * config.near_miss_ratio), seed=config.seed + 2)],
     }
     clips: list[ClipPlan] = []
     taken: set[tuple[str, str]] = set()  # (text, base voice) pairs of train
