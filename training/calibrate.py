@@ -18,10 +18,10 @@ exactly as ``assistant recognize`` cuts a recording (:func:`assistant.vad.comman
 ``--augment training`` draws fine-tuning's augmentation instead (rooms, the noise bank's
 music and babble, hum, fan, codecs; half the clips noisy). Measured on 2026-12-06 and not
 adopted: fitted on it, the calibration was no better calibrated on noise kinds it had not
-seen (a leave-one-noise-kind-out refit: babble ECE 14.1 % against 11.1 % for the shipped
-fit) and it accepted more out-of-grammar clips (76 against 57 of about 800).
+seen (a leave-one-noise-kind-out refit: babble ECE 14.1 % against 11.1 % for a fit on the
+simple noise) and it accepted more out-of-grammar clips (76 against 57 of about 800).
 ``--rows`` writes every measured clip (features, label, transcript, heard, audio length, and
-the augmentation drawn) for such analyses.
+with ``--augment training`` the augmentation drawn) for such analyses.
 
 The feature set and the L2 strength are chosen by leave-one-grammar-out cross-validation:
 the calibration has to hold on grammars it has not seen, of any size, so each grammar in turn
