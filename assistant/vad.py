@@ -69,6 +69,20 @@ def default_model_path() -> Path:
     )
 
 
+@dataclass(frozen=True)
+class _Foreseen:
+    """One frame's result computed ahead (:meth:`SileroVad.look_ahead`): valid while the
+    stream's state is still ``state_before`` / ``context_before`` (the very arrays) and the
+    frame it is given is ``frame``."""
+
+    frame: np.ndarray
+    state_before: np.ndarray
+    context_before: np.ndarray
+    probability: float
+    state: np.ndarray
+    context: np.ndarray
+
+
 @dataclass
 class VadState:
     """Per-stream recurrent state of the VAD; create one per stream, reset between streams."""
@@ -77,10 +91,27 @@ class VadState:
     context: np.ndarray = field(
         default_factory=lambda: np.zeros((1, CONTEXT_SAMPLES), dtype=np.float32)
     )
+    # Results computed ahead by SileroVad.look_ahead, next frame first.
+    foreseen: collections.deque[_Foreseen] = field(default_factory=collections.deque)
 
     def reset(self) -> None:
         self.state = np.zeros(STATE_SHAPE, dtype=np.float32)
         self.context = np.zeros((1, CONTEXT_SAMPLES), dtype=np.float32)
+        self.foreseen.clear()
+
+    def _take_foreseen(self, frame: np.ndarray) -> float | None:
+        """The probability of ``frame`` if it was computed ahead from this very state (the
+        state then moves on as :meth:`SileroVad.process` would move it), else None (and
+        whatever was foreseen is dropped: the stream went another way, e.g. a reset)."""
+        if not self.foreseen:
+            return None
+        first = self.foreseen.popleft()
+        if (first.state_before is self.state and first.context_before is self.context
+                and np.array_equal(first.frame, frame)):
+            self.state, self.context = first.state, first.context
+            return first.probability
+        self.foreseen.clear()
+        return None
 
 
 class SileroVad:
@@ -120,6 +151,9 @@ class SileroVad:
     def process(self, frame: Any, state: VadState) -> float:
         """Speech probability of one 512-sample float frame; updates ``state``."""
         x = _check_frame(frame)
+        foreseen = state._take_foreseen(x)
+        if foreseen is not None:
+            return foreseen
         model_input = np.concatenate([state.context, x[None, :]], axis=1)
         prob, new_state = self._session.run(
             None, {"input": model_input, "state": state.state, "sr": self._sr}
@@ -149,6 +183,52 @@ class SileroVad:
             s.state = np.ascontiguousarray(new_state[:, i : i + 1, :])
             s.context = model_input[i : i + 1, -CONTEXT_SAMPLES:].copy()
         return np.asarray(probs[:, 0], dtype=np.float32)
+
+    def look_ahead(self, streams: Sequence[tuple[VadState, np.ndarray]]) -> int:
+        """Compute ahead the probabilities of the frames that several streams will be given
+        next: ``(state, frames [n, 512])`` per stream (each stream once), one model run per
+        frame position across all of them. Nothing visible changes: each stream's
+        :meth:`process` then returns the foreseen probability without a run when its state
+        and frame are the ones foreseen, and computes afresh otherwise, so the results are
+        those of running each stream alone (the model is the same per row of a batch).
+
+        One frame alone costs about as much as four in a batch (0.22 ms against 0.06 ms per
+        frame at 32-100 streams on 2 cores), so a server feeding many real-time streams
+        looks ahead for all of them at once (:mod:`serving.feeder`). Returns the model runs
+        made. Replaces whatever was foreseen for those streams before."""
+        work: list[tuple[VadState, np.ndarray]] = []
+        for state, frames in streams:
+            state.foreseen.clear()
+            batch = np.asarray(frames)
+            if batch.ndim != 2 or batch.shape[1] != FRAME_SAMPLES:
+                raise AudioFormatError(f"expected frames of shape (n, {FRAME_SAMPLES}), "
+                                       f"got {batch.shape}")
+            if not np.issubdtype(batch.dtype, np.floating):
+                raise AudioFormatError(f"expected float samples, got dtype {batch.dtype}")
+            if batch.shape[0]:
+                work.append((state, batch.astype(np.float32, copy=False)))
+        if len({id(state) for state, _ in work}) != len(work):
+            raise ConfigError("look_ahead: a stream is listed twice")
+        states = [state.state for state, _ in work]
+        contexts = [state.context for state, _ in work]
+        runs = 0
+        for k in range(max((frames.shape[0] for _, frames in work), default=0)):
+            rows = [i for i, (_, frames) in enumerate(work) if frames.shape[0] > k]
+            model_input = np.concatenate(
+                [np.concatenate([contexts[i] for i in rows], axis=0),
+                 np.stack([work[i][1][k] for i in rows])], axis=1)
+            probs, new_state = self._session.run(None, {
+                "input": model_input, "state": np.concatenate([states[i] for i in rows], axis=1),
+                "sr": self._sr})
+            runs += 1
+            for j, i in enumerate(rows):
+                state_after = np.ascontiguousarray(new_state[:, j : j + 1, :])
+                context_after = model_input[j : j + 1, -CONTEXT_SAMPLES:].copy()
+                work[i][0].foreseen.append(_Foreseen(
+                    work[i][1][k], states[i], contexts[i], float(probs[j, 0]), state_after,
+                    context_after))
+                states[i], contexts[i] = state_after, context_after
+        return runs
 
     def probabilities(self, audio: Any) -> np.ndarray:
         """Per-frame probabilities of a whole recording (last frame zero-padded), fresh state."""

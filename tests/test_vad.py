@@ -189,6 +189,47 @@ def test_batch_equals_one_stream_at_a_time(vad: SileroVad, speech: np.ndarray) -
         np.testing.assert_allclose(probs, vad.probabilities(stream), atol=1e-5, rtol=0)
 
 
+def test_look_ahead_gives_each_stream_what_it_computes_alone(vad: SileroVad,
+                                                            speech: np.ndarray) -> None:
+    streams = [speech[i * 8000 : i * 8000 + 30 * FRAME_SAMPLES].reshape(30, FRAME_SAMPLES)
+               for i in range(4)]
+    alone = [vad.probabilities(s.reshape(-1)) for s in streams]
+    states = [VadState() for _ in streams]
+    # Uneven look-aheads (10..13 frames), as streams whose audio came in different sizes.
+    assert vad.look_ahead([(st, s[: 10 + i]) for i, (st, s) in
+                           enumerate(zip(states, streams, strict=True))]) == 13
+    for i, (state, stream, expected) in enumerate(zip(states, streams, alone, strict=True)):
+        assert len(state.foreseen) == 10 + i
+        got = []
+        for k, frame in enumerate(stream):
+            foreseen = state.foreseen[0].probability if state.foreseen else None
+            got.append(vad.process(frame, state))
+            if k < 10 + i:  # taken from the look-ahead, which then holds one fewer
+                assert got[-1] == foreseen and len(state.foreseen) == 10 + i - k - 1
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_a_stream_that_goes_another_way_computes_afresh(vad: SileroVad,
+                                                        speech: np.ndarray) -> None:
+    frames = speech[20000 : 20000 + 8 * FRAME_SAMPLES].reshape(8, FRAME_SAMPLES)
+    other = VadState()
+    fresh = [vad.process(frame, VadState()) for frame in frames[3:5]]
+
+    state = VadState()
+    vad.look_ahead([(state, frames[:3]), (other, frames[:3])])
+    # Another frame than the one foreseen: computed from the unchanged state.
+    assert vad.process(frames[3], state) == fresh[0] and not state.foreseen
+    state = VadState()
+    vad.look_ahead([(state, frames[:3]), (other, frames[:3])])
+    state.reset()  # e.g. a finalize between the look-ahead and the audio
+    assert not state.foreseen
+    assert vad.process(frames[4], state) == fresh[1]
+    with pytest.raises(ConfigError, match="twice"):
+        vad.look_ahead([(state, frames[:2]), (state, frames[:2])])
+    with pytest.raises(AudioFormatError, match="shape"):
+        vad.look_ahead([(state, frames[0])])
+
+
 def test_many_recordings_batched_equal_one_at_a_time(vad: SileroVad) -> None:
     recordings = [read_audio(p) for p in _recordings()]
     # Different lengths in one batch (one shorter than a frame, one empty), and batches that
