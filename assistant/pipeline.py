@@ -44,6 +44,7 @@ from .segmenter import (
 )
 from .sinks import SINKS, create_sinks
 from .utterance import Completed, Gate, RecognitionRequest, ResultSink, Utterance, stage_name
+from .vad import VadState
 
 logger = logging.getLogger("assistant.pipeline")
 
@@ -122,6 +123,12 @@ class Pipeline:
              now_s: float | None = None) -> list[Event]:
         """Audio in (any size); ``now_s`` is the shell's clock when it arrived."""
         return self._segments(self._stream().feed(chunk), now_s)
+
+    def upcoming_frames(self, chunks: Sequence[bytes | bytearray | memoryview | np.ndarray]
+                        ) -> tuple[VadState, np.ndarray]:
+        """What the VAD will be given if ``chunks`` are fed next (see
+        :meth:`~assistant.segmenter.Segmenter.upcoming_frames`)."""
+        return self._stream().upcoming_frames(chunks)
 
     def finalize(self, now_s: float | None = None, answer_silence: bool = True,
                  always: bool = False) -> list[Event]:

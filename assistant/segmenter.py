@@ -21,14 +21,16 @@ the command is complete: at once, or when the pause has lasted long enough.
 from __future__ import annotations
 
 import collections
+import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
 
 from .endpointing import DEFAULT_GRAMMAR_ENDPOINTING, EndpointingPolicy, GrammarEndpointing
-from .errors import ConfigError
+from .errors import AudioFormatError, ConfigError
 from .pcm import SAMPLE_RATE_HZ, as_float32, pcm16le_to_float
 from .resample import Resampler, check_rate
 from .vad import (
@@ -236,14 +238,31 @@ class Segmenter:
     def samples_seen(self) -> int:
         return self._samples
 
-    def _to_16k(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    def _to_16k(self, chunk: bytes | bytearray | memoryview | np.ndarray,
+                resampler: Resampler | None = None) -> np.ndarray:
         if isinstance(chunk, bytes | bytearray | memoryview):
             samples = pcm16le_to_float(chunk)
         else:
             samples = as_float32(chunk)
-        if self._resampler is not None:
-            samples = self._resampler.process(samples)
+        resampler = resampler or self._resampler
+        if resampler is not None:
+            samples = resampler.process(samples)
         return samples
+
+    def upcoming_frames(self, chunks: Sequence[bytes | bytearray | memoryview | np.ndarray]
+                        ) -> tuple[VadState, np.ndarray]:
+        """What the VAD will be given if ``chunks`` are fed next, in order: this stream's VAD
+        state and the frames [n, 512], for :meth:`~assistant.vad.SileroVad.look_ahead`.
+        Changes nothing (the resampler runs on a copy of its state); audio that will not
+        convert gives no frames (feeding it raises)."""
+        resampler = copy.copy(self._resampler)  # its state arrays are replaced, never written
+        try:
+            parts = [self._pending, *(self._to_16k(chunk, resampler) for chunk in chunks)]
+        except AudioFormatError:
+            parts = [self._pending[:0]]
+        audio = np.concatenate(parts)
+        n_frames = audio.size // FRAME_SAMPLES
+        return self._vad_state, audio[: n_frames * FRAME_SAMPLES].reshape(n_frames, FRAME_SAMPLES)
 
     def feed(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> list[Segment]:
         """Add audio; return what it caused, in order."""

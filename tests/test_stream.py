@@ -141,6 +141,38 @@ def test_bad_chunks_are_rejected_and_lose_nothing(home_recognizer, vad, two_comm
     assert _summary(events) == reference
 
 
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_looking_ahead_changes_no_event(vad, two_commands, rate: int) -> None:  # type: ignore[no-untyped-def]
+    """Two streams whose VAD runs ahead in batches (as the server's feeder runs it) give the
+    events each gives alone; the frames foreseen are exactly the ones the VAD is then given."""
+    audio = two_commands if rate == 16000 else resample(two_commands, 16000, rate)
+    pcm = _pcm16(audio).tobytes()
+    step = 2 * (1000 * rate // 16000 + 7)  # odd-sized chunks: frames straddle them
+    chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
+    config = StreamConfig(sample_rate_hz=rate)
+    alone = Segmenter(vad, config)
+    expected = [e for c in chunks for e in alone.feed(c)]
+    first, second = Segmenter(vad, config), Segmenter(vad, config)
+    got: list[object] = []
+    for i in range(0, len(chunks), 3):
+        ahead = chunks[i : i + 3]
+        other = chunks[-i - 3 : len(chunks) - i]  # the second stream feeds other audio
+        (state, frames), seen = first.upcoming_frames(ahead), first.samples_seen
+        vad.look_ahead([(state, frames), second.upcoming_frames(other)])
+        assert len(state.foreseen) == frames.shape[0]
+        last = state.foreseen[-1].state if state.foreseen else state.state
+        for chunk in ahead:
+            got += first.feed(chunk)
+        # Every foreseen frame was used (the state is the last one foreseen, which only
+        # taking them all in order leads to), and no other frame was run.
+        assert state.state is last and not state.foreseen
+        assert first.samples_seen - seen == frames.size
+        for chunk in other:
+            second.feed(chunk)
+    assert got == expected and any(isinstance(e, SpeechEnded) for e in got)
+    assert first.upcoming_frames([b"\0" * 1001])[1].shape == (0, 512)  # will not convert
+
+
 def test_config_validation() -> None:
     with pytest.raises(AudioFormatError):
         StreamConfig(sample_rate_hz=0)
