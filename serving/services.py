@@ -15,8 +15,6 @@ listeners' lifecycle.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import os
 import tempfile
@@ -39,6 +37,7 @@ from .auth import Authenticator, Principal, Refusal, host_allowed
 from .capture import CaptureSink
 from .catalog import ModelCatalog
 from .config import Settings
+from .feeder import Feeder, Upcoming
 from .inference import InferencePool
 from .limits import KeyedLimiter
 from .metrics import Metrics
@@ -68,10 +67,10 @@ T = TypeVar("T")
 
 class SessionCalls:
     """Calls into one session, one at a time: at once in the caller's thread (``now``) or
-    off the event loop in the services' feeder thread (``off_loop``). Every listener's
-    connection holds one."""
+    off the event loop in the services' feeder thread (``off_loop``, :mod:`serving.feeder`).
+    Every listener's connection holds one."""
 
-    def __init__(self, feeder: concurrent.futures.Executor):
+    def __init__(self, feeder: Feeder):
         self._feeder = feeder
         self._lock = threading.Lock()
 
@@ -79,10 +78,11 @@ class SessionCalls:
         with self._lock:
             return call(*args)
 
-    async def off_loop(self, call: Callable[..., T], *args: Any) -> T:
-        """``call(*args)`` under the session lock in the feeder thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._feeder, self.now, call, *args)
+    async def off_loop(self, call: Callable[..., T], *args: Any,
+                       upcoming: Upcoming | None = None) -> T:
+        """``call(*args)`` under the session lock in the feeder thread; ``upcoming`` says
+        which VAD frames it will run, so that they run batched with other sessions'."""
+        return await self._feeder.call(self._lock, call, *args, upcoming=upcoming)
 
 
 class Services:
@@ -104,11 +104,8 @@ class Services:
                                   on_restart=self.metrics.worker_restarts.inc)
         self.vad = vad or SileroVad()
         # Sessions feed their audio (resampling, VAD, segmentation) in this thread, never on
-        # the event loop. One thread: with 64 real-time streams on 2 cores under outside load,
-        # two threads took CPU from the recognition workers (client-side latency p50 1.4-1.6 s
-        # against 0.97-1.05 s with one; benchmarks/load.py, docs/scaling.md).
-        self.feeder = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="assistant-feed")
+        # the event loop, their VAD batched across sessions (serving/feeder.py).
+        self.feeder = Feeder(self.vad)
         secret = server.token_secret.encode() if server.token_secret else None
         self.auth = Authenticator(server.keys(), secret, server.token_ttl_s)
         per_s = self.limits.connections_per_min / 60
@@ -161,7 +158,7 @@ class Services:
 
     def stop(self) -> None:
         """After the listeners drained: stop the workers and close the sinks (blocking)."""
-        self.feeder.shutdown(wait=True, cancel_futures=True)
+        self.feeder.shutdown()
         self.pool.shutdown()
         close_sinks(self.sinks)
         self.state = ServerState.STOPPED

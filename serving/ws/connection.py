@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from assistant import protocol as p
 from assistant.recognizer import Result
 
+from ..feeder import Upcoming
 from ..logs import ConnectionLogger
 from ..services import Services, SessionCalls
 from .session import Action, Cancelled, Close, Finish, Recognize, Send, Session, SessionState
@@ -191,7 +193,8 @@ class Connection:
             self._inbox.clear()
             self._inbox_room.set()
             if batch and self.session.open:
-                await self._apply(await self._calls.off_loop(self._feed, batch))
+                await self._apply(await self._calls.off_loop(
+                    self._feed, batch, upcoming=self._upcoming(batch)))
                 if not self.session.open:
                     self._stop_reading()
                 if self.outbox.qsize() > self.session.limits.outbox_size:
@@ -201,6 +204,15 @@ class Connection:
                 break
         if self.draining and self._closing is None:
             await self._apply(await self._calls.off_loop(self.session.drain, time.perf_counter()))
+
+    def _upcoming(self, batch: list[InboxItem]) -> Upcoming | None:
+        """The VAD frames of the audio that opens ``batch`` (see :mod:`serving.feeder`)."""
+        audio: list[bytes] = []
+        for frame, _ in batch:
+            if not isinstance(frame, bytes):
+                break
+            audio.append(frame)
+        return functools.partial(self.session.upcoming_frames, audio) if audio else None
 
     def _feed(self, batch: list[InboxItem]) -> list[Action]:
         """The session's actions for ``batch`` (runs in the feeder thread, lock held)."""

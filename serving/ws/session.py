@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+import numpy as np
+
 from assistant import protocol as p
 from assistant.endpointing import DEFAULT_GRAMMAR_ENDPOINTING, EndpointingPolicy, parse_policy
 from assistant.errors import AudioFormatError, ConfigError
@@ -30,7 +32,7 @@ from assistant.segmenter import (
     StreamConfig,
 )
 from assistant.utterance import Gate, RecognitionRequest, ResultSink
-from assistant.vad import EndpointConfig, SileroVad
+from assistant.vad import EndpointConfig, SileroVad, VadState
 
 from ..catalog import ModelEntry, UnknownModel
 from ..config import LimitsConfig
@@ -195,6 +197,13 @@ class Session:
             return self._actions(self.pipeline.finalize(now_s, always=True))
         self.pipeline.cancel()
         return [Cancelled(self.pipeline.epoch)]
+
+    def upcoming_frames(self, chunks: Sequence[bytes]) -> tuple[VadState, np.ndarray] | None:
+        """What the VAD will be given if audio ``chunks`` come next (for a look-ahead across
+        sessions, :mod:`serving.feeder`); None while the stream is not running."""
+        if self._state is not SessionState.STREAMING or self.pipeline is None:
+            return None
+        return self.pipeline.upcoming_frames(chunks)
 
     def on_audio(self, data: bytes, now_s: float) -> list[Action]:
         if not self.open:

@@ -546,6 +546,41 @@ def test_audio_is_processed_off_the_event_loop_and_waiting_counts(vad, two_comma
     assert results[1]["timing"]["end_of_speech_to_result_ms"] > 400
 
 
+def test_concurrent_streams_share_vad_runs_and_get_their_own_results(
+        server: ServerThread, two_commands: np.ndarray, lights: np.ndarray) -> None:
+    """Streams fed together run their VAD in shared batches (serving/feeder.py) and each
+    gets exactly what it gets alone."""
+    audios = [two_commands, np.concatenate([np.zeros(8000, np.float32), lights])]
+
+    def run(audio: np.ndarray) -> list[tuple[Any, ...]]:
+        with doc_client(server) as ws:
+            client = DocClient(ws)
+            client.start()
+            client.audio(audio, realtime=3.0)
+            client.command("stop")
+            return [(e["type"], *(_summary(e) if e["type"] == "result" else
+                                  (e["utterance_id"], e.get("start_ms"), e.get("end_ms"))))
+                    for e in client.rest() if e["type"] in ("result", "speech_ended")]
+
+    alone = [run(audio) for audio in audios]
+    stats = server.app.services.feeder.stats
+    before = stats.frames_ahead
+    together: list[list[tuple[Any, ...]]] = [[] for _ in range(6)]
+
+    def one(i: int) -> None:
+        together[i] = run(audios[i % 2])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [r[3:5] for r in alone[0] if r[0] == "result"] == [
+        ("lightsOff", {"room": "bedroom"}), ("setTimer", {"duration": 5, "unit": "minutes"})]
+    assert together == [alone[i % 2] for i in range(6)]
+    assert stats.frames_ahead > before  # their frames did run in shared batches
+
+
 def test_sessions_count_when_they_start_and_name_their_client(server: ServerThread,
                                                               caplog: pytest.LogCaptureFixture
                                                               ) -> None:

@@ -1,0 +1,166 @@
+"""The feeder: one thread that drives the sessions off the event loop, batching their VAD.
+
+Every listener's session is fed here (resampling, VAD, segmentation, the pipeline's
+bookkeeping), never on the event loop, one call into a session at a time (its lock). Calls
+queue while the thread works; each round takes all of them and first runs the voice-activity
+detection of the audio they carry for all their streams together, one batched model run per
+frame position (:meth:`~assistant.vad.SileroVad.look_ahead`), so the calls then find their
+frames' probabilities computed. Nothing else changes: a call whose stream went another way
+(a ``finalize`` or a refused frame before its audio) computes afresh, so every session gets
+the results it would get alone.
+
+Why: with many real-time streams the VAD was most of the server process' work. Silero runs
+one 32 ms frame in about 0.22 ms alone and 0.06 ms per frame in a batch of 32-100 (2 cores),
+and 100 streams give it 3,125 frames a second: about two thirds of a core one by one, which
+the recognition workers then lacked (docs/scaling.md). Batching costs no waiting: a round
+takes what queued while the last one ran, so a quiet server runs calls one by one as before
+and a busy one batches more.
+
+One thread: with 64 real-time streams on 2 cores under outside load, two feeder threads took
+CPU from the recognition workers (client-side latency p50 1.4-1.6 s against 0.97-1.05 s with
+one; ``benchmarks/load.py``, docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from assistant.vad import SileroVad, VadState
+
+logger = logging.getLogger("assistant.serving.feeder")
+
+T = TypeVar("T")
+Upcoming = Callable[[], "tuple[VadState, np.ndarray] | None"]
+
+
+class FeederClosed(RuntimeError):
+    """A call came after :meth:`Feeder.shutdown`."""
+
+
+@dataclass
+class _Call:
+    lock: threading.Lock
+    call: Callable[..., Any]
+    args: tuple[Any, ...]
+    upcoming: Upcoming | None
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class FeederStats:
+    """What the feeder did (for tests and benchmarks)."""
+
+    rounds: int = 0
+    calls: int = 0
+    vad_runs: int = 0  # batched model runs of look-aheads
+    frames_ahead: int = 0  # frames whose probabilities were computed in them
+
+
+class Feeder:
+    """See module docs. ``await feeder.call(lock, fn, *args, upcoming=...)`` runs
+    ``fn(*args)`` under ``lock`` in the feeder thread; ``upcoming()`` (called there, under the
+    same lock) says which VAD state and frames ``fn`` will run, or None."""
+
+    def __init__(self, vad: SileroVad, name: str = "assistant-feed"):
+        self.vad = vad
+        self.stats = FeederStats()
+        self._queue: list[_Call] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    async def call(self, lock: threading.Lock, call: Callable[..., T], *args: Any,
+                   upcoming: Upcoming | None = None) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._wake:
+            if self._closed:
+                raise FeederClosed("the server is stopping: no more audio is processed")
+            self._queue.append(_Call(lock, call, args, upcoming, loop, future))
+            self._wake.notify()
+        return await future
+
+    def shutdown(self) -> None:
+        """Run no more calls: those waiting are cancelled, the one running finishes."""
+        with self._wake:
+            self._closed = True
+            waiting, self._queue = self._queue, []
+            self._wake.notify()
+        for item in waiting:
+            _settle(item.loop, [(item, None, None)], cancel=True)
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                calls, self._queue = self._queue, []
+            self.stats.rounds += 1
+            self._look_ahead(calls)
+            done: list[tuple[_Call, Any, BaseException | None]] = []
+            for item in calls:
+                if item.future.cancelled():  # its caller went away before it ran
+                    continue
+                try:
+                    with item.lock:
+                        done.append((item, item.call(*item.args), None))
+                except BaseException as e:  # handed to the caller, who raises it
+                    done.append((item, None, e))
+                self.stats.calls += 1
+            # One wake-up of each event loop per round, not one per call: waking a loop
+            # from another thread writes to its self-pipe (8 % of the server process' time
+            # with 100 streams when each call did).
+            for loop in {id(item.loop): item.loop for item, _, _ in done}.values():
+                _settle(loop, [d for d in done if d[0].loop is loop])
+
+    def _look_ahead(self, calls: list[_Call]) -> None:
+        streams: list[tuple[VadState, np.ndarray]] = []
+        seen: set[int] = set()
+        for item in calls:
+            if item.upcoming is None:
+                continue
+            try:
+                with item.lock:
+                    found = item.upcoming()
+            except Exception:  # never fatal: the call computes its frames itself
+                logger.exception("looking ahead failed")
+                continue
+            if found is not None and found[1].shape[0] and id(found[0]) not in seen:
+                seen.add(id(found[0]))
+                streams.append(found)
+        if len(streams) < 2:
+            return  # one stream alone gains nothing from running ahead
+        self.stats.vad_runs += self.vad.look_ahead(streams)
+        self.stats.frames_ahead += sum(frames.shape[0] for _, frames in streams)
+
+
+def _settle(loop: asyncio.AbstractEventLoop,
+            done: list[tuple[_Call, Any, BaseException | None]], cancel: bool = False) -> None:
+    """Hand calls' results (or errors, or cancellation) to their futures on ``loop``."""
+    def settle() -> None:
+        for item, result, error in done:
+            if item.future.done():
+                continue
+            if cancel:
+                item.future.cancel()
+            elif error is not None:
+                item.future.set_exception(error)
+            else:
+                item.future.set_result(result)
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(settle)
