@@ -144,7 +144,13 @@ class Feeder:
                 streams.append(found)
         if len(streams) < 2:
             return  # one stream alone gains nothing from running ahead
-        self.stats.vad_runs += self.vad.look_ahead(streams)
+        try:
+            self.stats.vad_runs += self.vad.look_ahead(streams)
+        except Exception:  # never fatal: the calls compute their frames themselves
+            logger.exception("looking ahead failed")
+            for state, _ in streams:
+                state.foreseen.clear()
+            return
         self.stats.frames_ahead += sum(frames.shape[0] for _, frames in streams)
 
 

@@ -1,0 +1,79 @@
+"""The feeder thread: calls in order under their session's lock, VAD looked ahead in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from assistant.vad import FRAME_SAMPLES, SileroVad, VadState
+from serving.feeder import Feeder, FeederClosed
+
+
+def _frames(seed: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (0.1 * rng.standard_normal((n, FRAME_SAMPLES))).astype(np.float32)
+
+
+def test_calls_queued_together_share_vad_runs_and_results(vad: SileroVad) -> None:
+    feeder = Feeder(vad)
+    gate = threading.Event()
+    states = [VadState() for _ in range(3)]
+    frames = [_frames(i, 4 + i) for i in range(3)]
+    alone = [vad.probabilities(fs.reshape(-1)) for fs in frames]
+
+    def feed(i: int) -> list[float]:
+        return [vad.process(f, states[i]) for f in frames[i]]
+
+    def broken() -> Any:
+        raise RuntimeError("no frames today")
+
+    async def main() -> list[Any]:
+        locks = [threading.Lock() for _ in range(4)]
+        blocker = asyncio.ensure_future(feeder.call(locks[3], gate.wait, 5.0))
+        await asyncio.sleep(0.05)  # the thread now waits in the blocker: the rest queue
+        calls = [feeder.call(locks[i], feed, i, upcoming=lambda i=i: (states[i], frames[i]))
+                 for i in range(3)]
+        failing = feeder.call(locks[3], lambda: 1 // 0, upcoming=broken)
+        tasks = [asyncio.ensure_future(c) for c in (*calls, failing)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocker
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        *got, error = asyncio.run(main())
+    finally:
+        feeder.shutdown()
+    assert isinstance(error, ZeroDivisionError)  # the caller gets the call's own error
+    for mine, expected in zip(got, alone, strict=True):
+        np.testing.assert_allclose(mine, expected, atol=1e-5, rtol=0)
+    assert feeder.stats.vad_runs == 6 and feeder.stats.frames_ahead == 4 + 5 + 6
+    assert all(not state.foreseen for state in states)  # every frame came from the batches
+
+
+def test_a_stopped_feeder_cancels_what_waits_and_refuses_more(vad: SileroVad) -> None:
+    feeder = Feeder(vad)
+    gate = threading.Event()
+    lock = threading.Lock()
+
+    async def main() -> None:
+        running = asyncio.ensure_future(feeder.call(lock, gate.wait, 5.0))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(feeder.call(lock, lambda: "never"))
+        await asyncio.sleep(0.01)
+        stopper = threading.Thread(target=feeder.shutdown)
+        stopper.start()
+        await asyncio.sleep(0.05)
+        gate.set()  # the call in progress finishes ...
+        assert await running is True
+        with pytest.raises(asyncio.CancelledError):  # ... the one waiting never runs
+            await waiting
+        stopper.join(5)
+        with pytest.raises(FeederClosed, match="stopping"):
+            await feeder.call(lock, lambda: None)
+
+    asyncio.run(main())
