@@ -198,6 +198,17 @@ class AudioBuffer:
         return self._data[lo:max(lo, hi)].copy()
 
 
+@dataclass(frozen=True)
+class _Converted:
+    """A chunk converted ahead (:meth:`Segmenter.upcoming_frames`): its 16 kHz samples and
+    the resampler states before and after it."""
+
+    chunk: object
+    resampler_before: Resampler | None
+    samples: np.ndarray
+    resampler_after: Resampler | None
+
+
 class Segmenter:
     """Chunks in, speech segments out (see module docs); holds only per-stream state."""
 
@@ -211,6 +222,7 @@ class Segmenter:
     def reset(self) -> None:
         """Forget all audio and state; the next sample is time zero again."""
         self._vad_state = VadState()
+        self._converted: collections.deque[_Converted] = collections.deque()
         self._endpointer = Endpointer(self.config.effective_endpoint)
         if self._resampler is not None:
             self._resampler.reset()
@@ -239,12 +251,11 @@ class Segmenter:
         return self._samples
 
     def _to_16k(self, chunk: bytes | bytearray | memoryview | np.ndarray,
-                resampler: Resampler | None = None) -> np.ndarray:
+                resampler: Resampler | None) -> np.ndarray:
         if isinstance(chunk, bytes | bytearray | memoryview):
             samples = pcm16le_to_float(chunk)
         else:
             samples = as_float32(chunk)
-        resampler = resampler or self._resampler
         if resampler is not None:
             samples = resampler.process(samples)
         return samples
@@ -253,20 +264,40 @@ class Segmenter:
                         ) -> tuple[VadState, np.ndarray]:
         """What the VAD will be given if ``chunks`` are fed next, in order: this stream's VAD
         state and the frames [n, 512], for :meth:`~assistant.vad.SileroVad.look_ahead`.
-        Changes nothing (the resampler runs on a copy of its state); audio that will not
-        convert gives no frames (feeding it raises)."""
-        resampler = copy.copy(self._resampler)  # its state arrays are replaced, never written
+
+        Changes nothing that feeding sees: the resampler runs on copies of its state, and
+        the converted audio is kept so that feeding these very chunk objects next does not
+        convert them again (resampling 100 ms of 48 kHz audio costs more than its VAD).
+        Audio that will not convert gives no frames (feeding it raises)."""
+        resampler = self._resampler
+        converted: collections.deque[_Converted] = collections.deque()
         try:
-            parts = [self._pending, *(self._to_16k(chunk, resampler) for chunk in chunks)]
+            for chunk in chunks:
+                before = resampler
+                resampler = copy.copy(resampler)  # its arrays are replaced, never written
+                converted.append(_Converted(chunk, before, self._to_16k(chunk, resampler),
+                                            resampler))
         except AudioFormatError:
-            parts = [self._pending[:0]]
-        audio = np.concatenate(parts)
+            converted.clear()
+        self._converted = converted
+        audio = np.concatenate([self._pending, *(c.samples for c in converted)])
         n_frames = audio.size // FRAME_SAMPLES
         return self._vad_state, audio[: n_frames * FRAME_SAMPLES].reshape(n_frames, FRAME_SAMPLES)
 
+    def _convert(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+        """``chunk`` at 16 kHz: converted ahead by :meth:`upcoming_frames` when it is the
+        chunk expected next from this very resampler state, else now."""
+        if self._converted:
+            ahead = self._converted.popleft()
+            if ahead.chunk is chunk and ahead.resampler_before is self._resampler:
+                self._resampler = ahead.resampler_after
+                return ahead.samples
+            self._converted.clear()
+        return self._to_16k(chunk, self._resampler)
+
     def feed(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> list[Segment]:
         """Add audio; return what it caused, in order."""
-        samples = self._to_16k(chunk)
+        samples = self._convert(chunk)
         return self._frames(np.concatenate([self._pending, samples]))
 
     def _frames(self, audio: np.ndarray) -> list[Segment]:

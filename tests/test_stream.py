@@ -161,8 +161,14 @@ def test_looking_ahead_changes_no_event(vad, two_commands, rate: int) -> None:  
         vad.look_ahead([(state, frames), second.upcoming_frames(other)])
         assert len(state.foreseen) == frames.shape[0]
         last = state.foreseen[-1].state if state.foreseen else state.state
+        resampler = first._converted[-1].resampler_after
+        # Every other time the same audio comes in other objects: converted afresh.
+        same_objects = i % 6 == 0
         for chunk in ahead:
-            got += first.feed(chunk)
+            got += first.feed(chunk if same_objects else bytes(bytearray(chunk)))
+        # The audio converted ahead was used, not converted twice (the resampler's state is
+        # the one the look-ahead left), unless other objects came.
+        assert (first._resampler is resampler) == (same_objects or rate == 16000)
         # Every foreseen frame was used (the state is the last one foreseen, which only
         # taking them all in order leads to), and no other frame was run.
         assert state.state is last and not state.foreseen
@@ -171,6 +177,22 @@ def test_looking_ahead_changes_no_event(vad, two_commands, rate: int) -> None:  
             second.feed(chunk)
     assert got == expected and any(isinstance(e, SpeechEnded) for e in got)
     assert first.upcoming_frames([b"\0" * 1001])[1].shape == (0, 512)  # will not convert
+
+
+def test_audio_converted_ahead_is_not_used_after_a_reset(vad, two_commands) -> None:  # type: ignore[no-untyped-def]
+    pcm = _pcm16(resample(two_commands, 16000, 48000)).tobytes()
+    speech = 2 * int(1.3 * 48000)  # bytes: chunks of speech, whose history matters
+    chunks = [pcm[speech + i : speech + i + 9602] for i in range(0, 4 * 9602, 9602)]
+    segmenter, fresh = Segmenter(vad, StreamConfig(sample_rate_hz=48000)), \
+        Segmenter(vad, StreamConfig(sample_rate_hz=48000))
+    segmenter.feed(chunks[0])
+    segmenter.upcoming_frames(chunks[1:])  # converted from the state after chunks[0] ...
+    segmenter.reset()  # ... which a reset (a finalize, a cancel) throws away
+    for chunk in chunks[1:]:
+        segmenter.feed(chunk)
+        fresh.feed(chunk)
+    end = fresh.samples_seen
+    np.testing.assert_array_equal(segmenter._buffer.slice(0, end), fresh._buffer.slice(0, end))
 
 
 def test_config_validation() -> None:
