@@ -289,7 +289,9 @@ class Segmenter:
         chunk expected next from this very resampler state, else now."""
         if self._converted:
             ahead = self._converted.popleft()
-            if ahead.chunk is chunk and ahead.resampler_before is self._resampler:
+            # bytes only: an array or bytearray could have been changed in place since
+            if (isinstance(chunk, bytes) and ahead.chunk is chunk
+                    and ahead.resampler_before is self._resampler):
                 self._resampler = ahead.resampler_after
                 return ahead.samples
             self._converted.clear()

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -62,7 +63,11 @@ class FeederStats:
     rounds: int = 0
     calls: int = 0
     vad_runs: int = 0  # batched model runs of look-aheads
-    frames_ahead: int = 0  # frames whose probabilities were computed in them
+    frames_ahead: int = 0  # frames whose probabilities were computed in them ...
+    frames_used: int = 0  # ... and those the calls then took (the rest went another way)
+
+
+SETTLE_EVERY_S = 0.002  # results wait at most about this long for others of their round
 
 
 class Feeder:
@@ -86,6 +91,8 @@ class Feeder:
         with self._wake:
             if self._closed:
                 raise FeederClosed("the server is stopping: no more audio is processed")
+            if not self._thread.is_alive():
+                raise FeederClosed("the feeder thread is gone (see the log)")
             self._queue.append(_Call(lock, call, args, upcoming, loop, future))
             self._wake.notify()
         return await future
@@ -96,8 +103,7 @@ class Feeder:
             self._closed = True
             waiting, self._queue = self._queue, []
             self._wake.notify()
-        for item in waiting:
-            _settle(item.loop, [(item, None, None)], cancel=True)
+        _cancel(waiting)
         if self._thread is not threading.current_thread():
             self._thread.join()
 
@@ -109,25 +115,42 @@ class Feeder:
                 if self._closed:
                     return
                 calls, self._queue = self._queue, []
-            self.stats.rounds += 1
-            self._look_ahead(calls)
-            done: list[tuple[_Call, Any, BaseException | None]] = []
-            for item in calls:
-                if item.future.cancelled():  # its caller went away before it ran
-                    continue
-                try:
-                    with item.lock:
-                        done.append((item, item.call(*item.args), None))
-                except BaseException as e:  # handed to the caller, who raises it
-                    done.append((item, None, e))
-                self.stats.calls += 1
-            # One wake-up of each event loop per round, not one per call: waking a loop
-            # from another thread writes to its self-pipe (8 % of the server process' time
-            # with 100 streams when each call did).
-            for loop in {id(item.loop): item.loop for item, _, _ in done}.values():
-                _settle(loop, [d for d in done if d[0].loop is loop])
+            try:
+                self._round(calls)
+            except BaseException:  # a bug here must not leave sessions waiting forever
+                logger.exception("a feeder round failed; its calls are cancelled")
+                _cancel(calls)
 
-    def _look_ahead(self, calls: list[_Call]) -> None:
+    def _round(self, calls: list[_Call]) -> None:
+        self.stats.rounds += 1
+        foreseen = self._look_ahead(calls)
+        done: list[tuple[_Call, Any, BaseException | None]] = []
+        settled_s = time.perf_counter()
+        for index, item in enumerate(calls):
+            if self._closed:  # stopping: what has not started never will
+                _cancel(calls[index:])
+                break
+            if item.future.cancelled():  # its caller went away before it ran
+                continue
+            try:
+                with item.lock:
+                    done.append((item, item.call(*item.args), None))
+            except BaseException as e:  # handed to the caller, who raises it
+                done.append((item, None, e))
+            self.stats.calls += 1
+            # Waking a loop from another thread writes to its self-pipe (8 % of the server
+            # process' time with 100 streams when every call did): results go in groups, but
+            # none waits more than SETTLE_EVERY_S for the rest of its round.
+            if time.perf_counter() - settled_s >= SETTLE_EVERY_S:
+                _settle_all(done)
+                done, settled_s = [], time.perf_counter()
+        _settle_all(done)
+        self.stats.frames_used += sum(state.foreseen_taken - taken
+                                      for state, taken in foreseen)
+
+    def _look_ahead(self, calls: list[_Call]) -> list[tuple[VadState, int]]:
+        """Run ahead the VAD of the calls' streams; returns each stream's state and how many
+        foreseen frames it had taken before."""
         streams: list[tuple[VadState, np.ndarray]] = []
         seen: set[int] = set()
         for item in calls:
@@ -136,22 +159,34 @@ class Feeder:
             try:
                 with item.lock:
                     found = item.upcoming()
+                if found is None or not found[1].shape[0] or id(found[0]) in seen:
+                    continue
             except Exception:  # never fatal: the call computes its frames itself
                 logger.exception("looking ahead failed")
                 continue
-            if found is not None and found[1].shape[0] and id(found[0]) not in seen:
-                seen.add(id(found[0]))
-                streams.append(found)
+            seen.add(id(found[0]))
+            streams.append(found)
         if len(streams) < 2:
-            return  # one stream alone gains nothing from running ahead
+            return []  # one stream alone gains nothing from running ahead
         try:
             self.stats.vad_runs += self.vad.look_ahead(streams)
         except Exception:  # never fatal: the calls compute their frames themselves
             logger.exception("looking ahead failed")
             for state, _ in streams:
                 state.foreseen.clear()
-            return
+            return []
         self.stats.frames_ahead += sum(frames.shape[0] for _, frames in streams)
+        return [(state, state.foreseen_taken) for state, _ in streams]
+
+
+def _settle_all(done: list[tuple[_Call, Any, BaseException | None]]) -> None:
+    for loop in {id(item.loop): item.loop for item, _, _ in done}.values():
+        _settle(loop, [d for d in done if d[0].loop is loop])
+
+
+def _cancel(calls: list[_Call]) -> None:
+    for item in calls:
+        _settle(item.loop, [(item, None, None)], cancel=True)
 
 
 def _settle(loop: asyncio.AbstractEventLoop,
@@ -161,12 +196,17 @@ def _settle(loop: asyncio.AbstractEventLoop,
         for item, result, error in done:
             if item.future.done():
                 continue
-            if cancel:
-                item.future.cancel()
-            elif error is not None:
-                item.future.set_exception(error)
-            else:
-                item.future.set_result(result)
+            try:
+                if cancel:
+                    item.future.cancel()
+                elif error is not None:
+                    if isinstance(error, StopIteration):  # a future refuses to hold one
+                        error = RuntimeError(f"StopIteration raised in {item.call!r}")
+                    item.future.set_exception(error)
+                else:
+                    item.future.set_result(result)
+            except Exception:  # one bad result must not keep the others from their callers
+                logger.exception("could not hand a result to its caller")
 
     with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
         loop.call_soon_threadsafe(settle)

@@ -224,6 +224,14 @@ def test_a_stream_that_goes_another_way_computes_afresh(vad: SileroVad,
     state.reset()  # e.g. a finalize between the look-ahead and the audio
     assert not state.foreseen
     assert vad.process(frames[4], state) == fresh[1]
+    # The stream moved on without the look-ahead (here: a batch of its own): the frame is
+    # the one foreseen, but not the state it was foreseen from.
+    state, moved = VadState(), VadState()
+    vad.look_ahead([(state, frames[:2]), (other, frames[:2])])
+    vad.process_batch(frames[:1], [state])
+    vad.process(frames[0], moved)
+    assert vad.process(frames[0], state) == vad.process(frames[0], moved)
+    assert state.foreseen_taken == 0 and not state.foreseen
     with pytest.raises(ConfigError, match="twice"):
         vad.look_ahead([(state, frames[:2]), (state, frames[:2])])
     with pytest.raises(AudioFormatError, match="shape"):

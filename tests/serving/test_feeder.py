@@ -38,20 +38,24 @@ def test_calls_queued_together_share_vad_runs_and_results(vad: SileroVad) -> Non
         calls = [feeder.call(locks[i], feed, i, upcoming=lambda i=i: (states[i], frames[i]))
                  for i in range(3)]
         failing = feeder.call(locks[3], lambda: 1 // 0, upcoming=broken)
-        tasks = [asyncio.ensure_future(c) for c in (*calls, failing)]
+        stopping = feeder.call(locks[3], lambda: next(iter(())))  # raises StopIteration
+        tasks = [asyncio.ensure_future(c) for c in (*calls, stopping, failing)]
         await asyncio.sleep(0.05)
         gate.set()
         await blocker
         return await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
-        *got, error = asyncio.run(main())
+        *got, stopped, error = asyncio.run(main())
     finally:
         feeder.shutdown()
-    assert isinstance(error, ZeroDivisionError)  # the caller gets the call's own error
+    assert isinstance(error, ZeroDivisionError)  # the caller gets the call's own error ...
+    assert isinstance(stopped, RuntimeError)  # ... or one a future can hold
+    assert "StopIteration" in str(stopped)
     for mine, expected in zip(got, alone, strict=True):
         np.testing.assert_allclose(mine, expected, atol=1e-5, rtol=0)
     assert feeder.stats.vad_runs == 6 and feeder.stats.frames_ahead == 4 + 5 + 6
+    assert feeder.stats.frames_used == 4 + 5 + 6
     assert all(not state.foreseen for state in states)  # every frame came from the batches
 
 
