@@ -65,6 +65,9 @@ class ServerConfig:
     log_json: bool = False  # structured logs: one JSON object a line
     log_level: str = "INFO"
     warm_up: bool = True  # run each model once before reporting ready
+    # A worker process idle this long after a recognition hands the memory it freed back to
+    # the system (0: after every recognition, which costs latency; negative: never).
+    trim_memory_s: float = 0.5
     # Slot values set at run time (device names, areas, items), by model and slot type: read at
     # start and reload, written back by PUT /v1/models/NAME/slots/TYPE (YAML).
     slots_file: str | None = None
@@ -98,7 +101,8 @@ class ServerConfig:
 
     @property
     def pool(self) -> PoolConfig:
-        return PoolConfig(self.workers, self.worker_kind, self.queue_size, self.warm_up)
+        return PoolConfig(self.workers, self.worker_kind, self.queue_size, self.warm_up,
+                          self.trim_memory_s)
 
     @property
     def is_local(self) -> bool:
@@ -134,6 +138,7 @@ class PoolConfig:
     worker_kind: str = "process"
     queue_size: int = 32
     warm_up: bool = True
+    trim_memory_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 64:
