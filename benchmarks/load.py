@@ -9,7 +9,8 @@ stop talking at the same instant. Reported: utterances sent, results, lost and f
 end-of-speech-to-result percentiles (the server's own measure, carried in each result),
 the server's CPU use (from /proc, its worker processes included), the sum of their peak
 RSS (VmHWM; memory the workers share counts once per process), the sum of their PSS after
-the run (shared memory split between its sharers: what the server really holds), and how
+the run (shared memory split between its sharers: what the server really holds) and sampled
+every 0.5 s during it (median and max), and how
 fast ``/healthz`` answers meanwhile (a probe every 100 ms from its own thread, as a
 Kubernetes liveness probe would: an event loop busy with audio answers late).
 """
@@ -232,13 +233,45 @@ class HealthProbe:
                 "max": round(float(values.max()), 1)}
 
 
+class MemorySampler:
+    """The server's total PSS every ``interval_s`` while the clients run, from a thread: what
+    it holds under load, where the figure after the run shows what it keeps."""
+
+    def __init__(self, pids: list[int], interval_s: float = 0.5):
+        self.pids = pids
+        self.interval_s = interval_s
+        self.samples_mib: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            values = [pss_mib(pid) for pid in self.pids]
+            self.samples_mib.append(sum(v for v in values if v == v))  # nan: a process gone
+
+    def summary(self) -> dict[str, float]:
+        values = np.array(self.samples_mib)
+        if not values.size:
+            return {}
+        return {"samples": int(values.size), "median": round(float(np.median(values)), 1),
+                "max": round(float(values.max()), 1)}
+
+
 def measure(url: str, server_pid: int, files: list[Path], clients: int, per_client: int,
             stagger_s: float) -> dict[str, Any]:
     """Run ``clients`` real-time clients against a running server and summarize (module docs)."""
     pids = process_tree(server_pid)
     cpu0, wall0 = tree_cpu_s(pids), time.perf_counter()
     own0 = time.process_time()
-    with HealthProbe(url) as probe:
+    with HealthProbe(url) as probe, MemorySampler(pids) as memory:
         rows = asyncio.run(run_clients(url, files, clients, per_client, stagger_s))
     wall = time.perf_counter() - wall0
     cpu = tree_cpu_s(pids) - cpu0
@@ -273,6 +306,7 @@ def measure(url: str, server_pid: int, files: list[Path], clients: int, per_clie
         "server_peak_rss_mib_per_process": rss, "server_processes": len(pids),
         # After the run: peak RSS counts memory shared between processes once per process.
         "server_pss_mib": round(sum(pss.values()), 1), "server_pss_mib_per_process": pss,
+        "server_pss_mib_during_run": memory.summary(),
         "cores": os.cpu_count(), "errors": [row["error"] for row in failed][:5],
         "healthz_ms": probe.summary(),
     }
