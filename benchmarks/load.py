@@ -191,38 +191,52 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {f"p{q}": round(float(np.percentile(array, q)), 1) for q in (50, 95, 99)}
 
 
-class HealthProbe:
-    """GET /healthz every ``interval_s`` from a thread; the latencies in ms (a timeout or
-    error counts as ``timeout_s``)."""
+class _Periodic:
+    """Calls ``sample()`` every ``interval_s`` from a thread while the ``with`` block runs."""
 
-    def __init__(self, url: str, interval_s: float = 0.1, timeout_s: float = 10.0):
-        self.url = url.replace("ws://", "http://").replace("wss://", "https://") + "/healthz"
+    def __init__(self, interval_s: float, name: str, join_timeout_s: float = 5.0):
         self.interval_s = interval_s
-        self.timeout_s = timeout_s
-        self.latencies_ms: list[float] = []
-        self.failures = 0
+        self._join_timeout_s = join_timeout_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="healthz-probe", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> HealthProbe:
+    def __enter__(self) -> Any:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.timeout_s + 1)
+        self._thread.join(timeout=self._join_timeout_s)
 
     def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+
+class HealthProbe(_Periodic):
+    """GET /healthz every ``interval_s`` from a thread; the latencies in ms (a timeout or
+    error counts as ``timeout_s``)."""
+
+    def __init__(self, url: str, interval_s: float = 0.1, timeout_s: float = 10.0):
+        super().__init__(interval_s, "healthz-probe", timeout_s + 1)
+        self.url = url.replace("ws://", "http://").replace("wss://", "https://") + "/healthz"
+        self.timeout_s = timeout_s
+        self.latencies_ms: list[float] = []
+        self.failures = 0
+
+    def sample(self) -> None:
         import urllib.request
 
-        while not self._stop.wait(self.interval_s):
-            started = time.perf_counter()
-            try:
-                with urllib.request.urlopen(self.url, timeout=self.timeout_s) as r:
-                    r.read()
-            except OSError:
-                self.failures += 1
-            self.latencies_ms.append(1000 * (time.perf_counter() - started))
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(self.url, timeout=self.timeout_s) as r:
+                r.read()
+        except OSError:
+            self.failures += 1
+        self.latencies_ms.append(1000 * (time.perf_counter() - started))
 
     def summary(self) -> dict[str, Any]:
         values = np.array(self.latencies_ms)
@@ -233,29 +247,18 @@ class HealthProbe:
                 "max": round(float(values.max()), 1)}
 
 
-class MemorySampler:
+class MemorySampler(_Periodic):
     """The server's total PSS every ``interval_s`` while the clients run, from a thread: what
     it holds under load, where the figure after the run shows what it keeps."""
 
     def __init__(self, pids: list[int], interval_s: float = 0.5):
+        super().__init__(interval_s, "pss-sampler")
         self.pids = pids
-        self.interval_s = interval_s
         self.samples_mib: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
 
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            values = [pss_mib(pid) for pid in self.pids]
-            self.samples_mib.append(sum(v for v in values if v == v))  # nan: a process gone
+    def sample(self) -> None:
+        values = [pss_mib(pid) for pid in self.pids]
+        self.samples_mib.append(sum(v for v in values if v == v))  # nan: a process gone
 
     def summary(self) -> dict[str, float]:
         values = np.array(self.samples_mib)
