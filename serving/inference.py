@@ -163,8 +163,10 @@ def _worker_recognize(entry: ModelEntry, audio: np.ndarray, partial: bool) -> Re
         trimmer.finished()
 
 
-def _worker_trims() -> tuple[int, int]:
-    """(this worker's pid, how often it has handed memory back)."""
+def _worker_trims(hold_s: float = 0.0) -> tuple[int, int]:
+    """(this worker's pid, how often it has handed memory back), after holding the worker
+    ``hold_s`` (so that other calls go to the other workers)."""
+    time.sleep(hold_s)
     return os.getpid(), _worker["trimmer"].trims
 
 
@@ -268,6 +270,14 @@ class InferencePool:
                      for _ in range(2 * self.workers)]
             shared.update(call.result(timeout=timeout_s) for call in calls)
         return shared
+
+    def memory_trims(self, timeout_s: float = 30.0) -> dict[int, int]:
+        """How often each worker process has handed freed memory back to the system
+        (``trim_memory_s``); {} for thread workers."""
+        if self.kind != "process" or self._executor is None:
+            return {}
+        calls = [self._executor.submit(_worker_trims, 0.1) for _ in range(2 * self.workers)]
+        return dict(call.result(timeout=timeout_s) for call in calls)
 
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (none for thread workers)."""

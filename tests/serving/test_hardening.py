@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -148,6 +149,18 @@ def test_a_dead_worker_process_is_replaced_and_counted(vad: Any, speak: Any) -> 
         assert server.app.metrics.value("assistant_worker_restarts_total") == 1
         (new_pid,) = pool.worker_pids()
         assert new_pid != pid
+
+
+@pytest.mark.parametrize("trim_memory_s", [0.2, -1.0])
+def test_idle_workers_hand_freed_memory_back(vad, speak, trim_memory_s: float) -> None:  # type: ignore[no-untyped-def]
+    lights = speak("turn off the bedroom lights")
+    settings = make_settings(worker_kind="process", workers=1, trim_memory_s=trim_memory_s)
+    with ServerThread(settings, vad) as server:
+        assert list(server.app.pool.memory_trims().values()) == [0]
+        _check_still_serving(server, lights)  # one recognition ...
+        time.sleep(0.6)  # ... then a pause
+        (trims,) = server.app.pool.memory_trims().values()
+    assert trims >= 1 if trim_memory_s >= 0 else trims == 0
 
 
 def test_worker_processes_share_the_models_loaded_before_the_fork() -> None:
