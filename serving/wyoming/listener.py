@@ -7,7 +7,8 @@
 Each connection gets a :class:`WyomingHandler`: the ``wyoming`` package's own event reader
 and writer (:class:`wyoming.server.AsyncEventHandler`) around a pure
 :class:`~serving.wyoming.session.WyomingSession`; the session's audio work runs in the
-services' feeder thread and recognitions in the inference pool, never on the event loop.
+services' feeder thread (their VAD batched with other sessions') and recognitions in the
+inference pool, never on the event loop.
 The listening socket is opened here rather than with ``wyoming.server.AsyncServer`` so that
 the bound port is known (``port 0`` in tests) and shutdown can drain connections.
 """
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urlparse
 
+from wyoming.audio import AudioChunk
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info, IntentModel, IntentProgram
@@ -102,8 +105,10 @@ class WyomingHandler(AsyncEventHandler):
             await self.write_event(Error(text="the server is shutting down",
                                          code="shutting_down").event())
             return False
-        await self._apply(await self._calls.off_loop(self.session.on_event, event,
-                                               time.perf_counter()))
+        audio = AudioChunk.is_type(event.type)  # its VAD can run batched with others'
+        await self._apply(await self._calls.off_loop(
+            self.session.on_event, event, time.perf_counter(),
+            upcoming=functools.partial(self.session.upcoming_frames, event) if audio else None))
         return True
 
     async def _apply(self, actions: list[Action]) -> None:

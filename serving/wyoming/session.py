@@ -43,7 +43,7 @@ from assistant.pipeline import Pipeline, UtteranceResult
 from assistant.recognizer import Result
 from assistant.segmenter import DEFAULT_ENDPOINT, Segmenter, StreamConfig
 from assistant.utterance import Gate, RecognitionRequest, ResultSink
-from assistant.vad import SileroVad
+from assistant.vad import SileroVad, VadState
 
 from ..catalog import ModelEntry, UnknownModel
 from ..config import LimitsConfig
@@ -178,6 +178,17 @@ class WyomingSession:
         self.pipeline = Pipeline(Segmenter(self.vad, stream), self.gates(), self.sinks,
                                  model=model, stream_id=self.session_id)
         return []
+
+    def upcoming_frames(self, event: Event) -> tuple[VadState, np.ndarray] | None:
+        """What the VAD will be given if ``event`` (an audio chunk of a running stream)
+        comes next, for a look-ahead across sessions (:mod:`serving.feeder`); else None."""
+        if self.pipeline is None or not AudioChunk.is_type(event.type):
+            return None
+        try:
+            samples = pcm_to_float(AudioChunk.from_event(event))
+        except AudioFormatError:
+            return None
+        return self.pipeline.upcoming_frames([samples])
 
     def _audio_chunk(self, chunk: AudioChunk, now_s: float) -> list[Action]:
         if self.pipeline is None:

@@ -133,7 +133,11 @@ def test_concurrent_pipelines_each_get_their_own_answer(server: ServerThread,
             _transcribe(port, np.concatenate([silence, speak(text), silence]))
             for text in commands))
 
+    stats = server.app.services.feeder.stats
+    before = stats.frames_ahead, stats.frames_used
     events = asyncio.run(all_at_once())
+    # Their VAD ran in shared batches, each stream taking every frame foreseen for it.
+    assert stats.frames_ahead - before[0] == stats.frames_used - before[1] > 0
     texts = [Transcript.from_event(e).text for e in events]
     (_, recognize) = asyncio.run(_ask(port, Describe().event(),
                                       Recognize(text=texts[0]).event()))
