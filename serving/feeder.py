@@ -12,9 +12,10 @@ the results it would get alone.
 Why: with many real-time streams the VAD was most of the server process' work. Silero runs
 one 32 ms frame in about 0.22 ms alone and 0.06 ms per frame in a batch of 32-100 (2 cores),
 and 100 streams give it 3,125 frames a second: about two thirds of a core one by one, which
-the recognition workers then lacked (docs/scaling.md). Batching costs no waiting: a round
-takes what queued while the last one ran, so a quiet server runs calls one by one as before
-and a busy one batches more.
+the recognition workers then lacked (docs/scaling.md). A round takes what queued while the
+last one ran, so a server with a few streams runs calls one by one as before, with no
+waiting; while many streams send audio (GATHER_MIN_CALLS calls per GATHER_S or more), each
+round first waits GATHER_S (10 ms) for the others' audio to join it.
 
 One thread: with 64 real-time streams on 2 cores under outside load, two feeder threads took
 CPU from the recognition workers (client-side latency p50 1.4-1.6 s against 0.97-1.05 s with
@@ -68,6 +69,13 @@ class FeederStats:
 
 
 SETTLE_EVERY_S = 0.002  # results wait at most about this long for others of their round
+# While audio comes in at GATHER_MIN_CALLS or more calls per GATHER_S (20+ streams talking
+# or not), a round waits GATHER_S for more before it starts: rounds of one call each ran
+# the VAD a frame at a time. 100 quiet streams cost 0.59 cores without the wait, 0.42 with
+# 5 ms and 0.37 with 10 ms; 100 streams of commands p95 317-330 ms without, 211-268 ms with
+# 10 ms (less CPU left more for recognition; benchmarks/load.py, docs/scaling.md).
+GATHER_S = 0.010
+GATHER_MIN_CALLS = 2
 
 
 class Feeder:
@@ -75,8 +83,10 @@ class Feeder:
     ``fn(*args)`` under ``lock`` in the feeder thread; ``upcoming()`` (called there, under the
     same lock) says which VAD state and frames ``fn`` will run, or None."""
 
-    def __init__(self, vad: SileroVad, name: str = "assistant-feed"):
+    def __init__(self, vad: SileroVad, name: str = "assistant-feed",
+                 gather_s: float = GATHER_S):
         self.vad = vad
+        self.gather_s = gather_s
         self.stats = FeederStats()
         self._queue: list[_Call] = []
         self._wake = threading.Condition()
@@ -108,13 +118,22 @@ class Feeder:
             self._thread.join()
 
     def _run(self) -> None:
+        audio_per_s = 0.0  # calls that carry audio, a second (smoothed)
+        last_s = time.perf_counter()
         while True:
             with self._wake:
                 while not self._queue and not self._closed:
                     self._wake.wait()
                 if self._closed:
                     return
+            if audio_per_s * self.gather_s >= GATHER_MIN_CALLS:
+                time.sleep(self.gather_s)  # let the other streams' audio join this round
+            with self._wake:
                 calls, self._queue = self._queue, []
+            now_s = time.perf_counter()
+            audio = sum(1 for item in calls if item.upcoming is not None)
+            audio_per_s = 0.9 * audio_per_s + 0.1 * audio / max(now_s - last_s, 1e-3)
+            last_s = now_s
             try:
                 self._round(calls)
             except BaseException:  # a bug here must not leave sessions waiting forever

@@ -81,3 +81,35 @@ def test_a_stopped_feeder_cancels_what_waits_and_refuses_more(vad: SileroVad) ->
             await feeder.call(lock, lambda: None)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("gather_s", [0.0, 0.02])
+def test_many_streams_gather_into_rounds(vad: SileroVad, gather_s: float) -> None:
+    """Three streams sending 200 calls a second: taken one by one without gathering, in
+    rounds of several when each round waits for the others' audio."""
+    feeder = Feeder(vad, gather_s=gather_s)
+    states = [VadState() for _ in range(3)]
+    frames = _frames(7, 1)
+
+    async def stream(i: int) -> int:
+        lock = threading.Lock()
+        await asyncio.sleep(0.004 * i)  # streams out of step, as real ones are
+        for _ in range(40):
+            await feeder.call(lock, vad.process, frames[0], states[i],
+                              upcoming=lambda i=i: (states[i], frames))
+            await asyncio.sleep(0.013 + 0.002 * i)
+        return 40
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(stream(i) for i in range(3)))
+
+    try:
+        assert asyncio.run(main()) == [40, 40, 40]
+    finally:
+        feeder.shutdown()
+    stats = feeder.stats
+    assert stats.calls == 120 and stats.frames_used == stats.frames_ahead
+    if gather_s:
+        assert stats.rounds <= 60 and stats.frames_ahead >= 60
+    else:
+        assert stats.rounds >= 80
