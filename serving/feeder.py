@@ -14,8 +14,10 @@ one 32 ms frame in about 0.22 ms alone and 0.06 ms per frame in a batch of 32-10
 and 100 streams give it 3,125 frames a second: about two thirds of a core one by one, which
 the recognition workers then lacked (docs/scaling.md). A round takes what queued while the
 last one ran, so a server with a few streams runs calls one by one as before, with no
-waiting; while many streams send audio (GATHER_MIN_CALLS calls per GATHER_S or more), each
-round first waits GATHER_S (10 ms) for the others' audio to join it.
+waiting; while many streams send audio (GATHER_MIN_STREAMS or more in the last 0.25 s, and
+GATHER_MIN_CALLS calls per GATHER_S or more), each round first waits GATHER_S (10 ms) for
+the others' audio to join it. A stream alone (a file sent faster than real time, say) never
+waits: its chunks would each wait in turn.
 
 One thread: with 64 real-time streams on 2 cores under outside load, two feeder threads took
 CPU from the recognition workers (client-side latency p50 1.4-1.6 s against 0.97-1.05 s with
@@ -69,13 +71,19 @@ class FeederStats:
 
 
 SETTLE_EVERY_S = 0.002  # results wait at most about this long for others of their round
-# While audio comes in at GATHER_MIN_CALLS or more calls per GATHER_S (20+ streams talking
-# or not), a round waits GATHER_S for more before it starts: rounds of one call each ran
-# the VAD a frame at a time. 100 quiet streams cost 0.59 cores without the wait, 0.42 with
-# 5 ms and 0.37 with 10 ms; 100 streams of commands p95 317-330 ms without, 211-268 ms with
-# 10 ms (less CPU left more for recognition; benchmarks/load.py, docs/scaling.md).
+# While GATHER_MIN_STREAMS or more streams sent audio in the last 0.25 s and audio comes in
+# at GATHER_MIN_CALLS or more calls per GATHER_S, a round waits GATHER_S for more before it
+# starts: rounds of one call each ran the VAD a frame at a time. 100 quiet streams cost 0.59
+# cores without the wait, 0.42 with 5 ms and 0.37 with 10 ms; 100 streams of commands p95
+# 317-330 ms without, 211-268 ms with 10 ms (less CPU left more for recognition;
+# benchmarks/load.py, docs/scaling.md). The stream count keeps a lone fast stream (a file
+# sent at 20x real time) from waiting 10 ms per chunk: a rate rule alone made a Home
+# Assistant pipeline's transcript 5x slower (benchmarks/home_assistant.py, median 71 -> 344
+# ms), and so did counting the streams of the last second (111-123 ms): that benchmark
+# opens one connection per command, several a second.
 GATHER_S = 0.010
 GATHER_MIN_CALLS = 2
+GATHER_MIN_STREAMS = 8
 
 
 class Feeder:
@@ -84,9 +92,11 @@ class Feeder:
     same lock) says which VAD state and frames ``fn`` will run, or None."""
 
     def __init__(self, vad: SileroVad, name: str = "assistant-feed",
-                 gather_s: float = GATHER_S):
+                 gather_s: float = GATHER_S, gather_min_streams: int = GATHER_MIN_STREAMS):
         self.vad = vad
         self.gather_s = gather_s
+        self.gather_min_streams = gather_min_streams
+        self._streams_seen_s: dict[int, float] = {}  # a session's lock -> its last audio
         self.stats = FeederStats()
         self._queue: list[_Call] = []
         self._wake = threading.Condition()
@@ -126,19 +136,31 @@ class Feeder:
                     self._wake.wait()
                 if self._closed:
                     return
-            if audio_per_s * self.gather_s >= GATHER_MIN_CALLS:
+            if (audio_per_s * self.gather_s >= GATHER_MIN_CALLS
+                    and self._streams_talking(time.perf_counter()) >= self.gather_min_streams):
                 time.sleep(self.gather_s)  # let the other streams' audio join this round
             with self._wake:
                 calls, self._queue = self._queue, []
             now_s = time.perf_counter()
-            audio = sum(1 for item in calls if item.upcoming is not None)
-            audio_per_s = 0.9 * audio_per_s + 0.1 * audio / max(now_s - last_s, 1e-3)
+            audio = [item for item in calls if item.upcoming is not None]
+            for item in audio:
+                self._streams_seen_s[id(item.lock)] = now_s
+            audio_per_s = 0.9 * audio_per_s + 0.1 * len(audio) / max(now_s - last_s, 1e-3)
             last_s = now_s
             try:
                 self._round(calls)
             except BaseException:  # a bug here must not leave sessions waiting forever
                 logger.exception("a feeder round failed; its calls are cancelled")
                 _cancel(calls)
+
+    def _streams_talking(self, now_s: float, within_s: float = 0.25) -> int:
+        """Streams that sent audio in the last ``within_s`` (older ones are forgotten): a
+        real-time stream sends every 100 ms or so; one connection after another, each sending
+        a file at full speed (a Home Assistant pipeline after another), overlap little."""
+        seen = self._streams_seen_s
+        for key in [k for k, t in seen.items() if now_s - t > within_s]:
+            del seen[key]
+        return len(seen)
 
     def _round(self, calls: list[_Call]) -> None:
         self.stats.rounds += 1
