@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -149,6 +150,9 @@ class PoolConfig:
         if self.queue_size < self.workers:
             raise ConfigError(f"queue_size ({self.queue_size}) must be >= workers "
                               f"({self.workers})")
+        if not math.isfinite(self.trim_memory_s):
+            raise ConfigError(f"trim_memory_s must be a finite number of seconds (negative: "
+                              f"never), got {self.trim_memory_s}")
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ one 32 ms frame in about 0.22 ms alone and 0.06 ms per frame in a batch of 32-10
 and 100 streams give it 3,125 frames a second: about two thirds of a core one by one, which
 the recognition workers then lacked (docs/scaling.md). A round takes what queued while the
 last one ran, so a server with a few streams runs calls one by one as before, with no
-waiting; while many streams send audio (GATHER_MIN_STREAMS or more in the last 0.25 s, and
-GATHER_MIN_CALLS calls per GATHER_S or more), each round first waits GATHER_S (10 ms) for
-the others' audio to join it. A stream alone (a file sent faster than real time, say) never
-waits: its chunks would each wait in turn.
+waiting; while many streams send audio (GATHER_MIN_STREAMS or more in the last
+GATHER_WINDOW_S), each round first waits GATHER_S (10 ms) for the others' audio to join it,
+unless a stream sending faster than real time (a file, say) is among those waiting: its
+chunks would each wait in turn.
 
 One thread: with 64 real-time streams on 2 cores under outside load, two feeder threads took
 CPU from the recognition workers (client-side latency p50 1.4-1.6 s against 0.97-1.05 s with
@@ -71,19 +71,18 @@ class FeederStats:
 
 
 SETTLE_EVERY_S = 0.002  # results wait at most about this long for others of their round
-# While GATHER_MIN_STREAMS or more streams sent audio in the last 0.25 s and audio comes in
-# at GATHER_MIN_CALLS or more calls per GATHER_S, a round waits GATHER_S for more before it
-# starts: rounds of one call each ran the VAD a frame at a time. 100 quiet streams cost 0.59
+# While GATHER_MIN_STREAMS or more streams sent audio in the last GATHER_WINDOW_S, a round
+# waits GATHER_S for more before it starts, unless one of the streams waiting was served in
+# the round before (it sends faster than real time, a file say, and would wait once per
+# chunk): rounds of one call each ran the VAD a frame at a time. 100 quiet streams cost 0.59
 # cores without the wait, 0.42 with 5 ms and 0.37 with 10 ms; 100 streams of commands p95
 # 317-330 ms without, 211-268 ms with 10 ms (less CPU left more for recognition;
-# benchmarks/load.py, docs/scaling.md). The stream count keeps a lone fast stream (a file
-# sent at 20x real time) from waiting 10 ms per chunk: a rate rule alone made a Home
-# Assistant pipeline's transcript 5x slower (benchmarks/home_assistant.py, median 71 -> 344
-# ms), and so did counting the streams of the last second (111-123 ms): that benchmark
-# opens one connection per command, several a second.
+# benchmarks/load.py, docs/scaling.md). A first rule on the rate of calls alone made a Home
+# Assistant pipeline's transcript 5x slower (benchmarks/home_assistant.py, one connection
+# per command with its audio sent at once: median 71 -> 344 ms).
 GATHER_S = 0.010
-GATHER_MIN_CALLS = 2
 GATHER_MIN_STREAMS = 8
+GATHER_WINDOW_S = 0.25  # a real-time stream sends every 100 ms or so
 
 
 class Feeder:
@@ -128,37 +127,33 @@ class Feeder:
             self._thread.join()
 
     def _run(self) -> None:
-        audio_per_s = 0.0  # calls that carry audio, a second (smoothed)
-        last_s = time.perf_counter()
+        served: set[int] = set()  # the streams (session locks) with audio in the last round
         while True:
             with self._wake:
                 while not self._queue and not self._closed:
                     self._wake.wait()
                 if self._closed:
                     return
-            if (audio_per_s * self.gather_s >= GATHER_MIN_CALLS
-                    and self._streams_talking(time.perf_counter()) >= self.gather_min_streams):
+                waiting = {id(item.lock) for item in self._queue if item.upcoming is not None}
+            talking = self._streams_talking(time.perf_counter())
+            if self.gather_s > 0 and talking >= self.gather_min_streams and not waiting & served:
                 time.sleep(self.gather_s)  # let the other streams' audio join this round
             with self._wake:
                 calls, self._queue = self._queue, []
             now_s = time.perf_counter()
-            audio = [item for item in calls if item.upcoming is not None]
-            for item in audio:
-                self._streams_seen_s[id(item.lock)] = now_s
-            audio_per_s = 0.9 * audio_per_s + 0.1 * len(audio) / max(now_s - last_s, 1e-3)
-            last_s = now_s
+            served = {id(item.lock) for item in calls if item.upcoming is not None}
+            for key in served:
+                self._streams_seen_s[key] = now_s
             try:
                 self._round(calls)
             except BaseException:  # a bug here must not leave sessions waiting forever
                 logger.exception("a feeder round failed; its calls are cancelled")
                 _cancel(calls)
 
-    def _streams_talking(self, now_s: float, within_s: float = 0.25) -> int:
-        """Streams that sent audio in the last ``within_s`` (older ones are forgotten): a
-        real-time stream sends every 100 ms or so; one connection after another, each sending
-        a file at full speed (a Home Assistant pipeline after another), overlap little."""
+    def _streams_talking(self, now_s: float) -> int:
+        """Streams that sent audio in the last GATHER_WINDOW_S (older ones are forgotten)."""
         seen = self._streams_seen_s
-        for key in [k for k, t in seen.items() if now_s - t > within_s]:
+        for key in [k for k, t in seen.items() if now_s - t > GATHER_WINDOW_S]:
             del seen[key]
         return len(seen)
 
@@ -185,15 +180,17 @@ class Feeder:
             if time.perf_counter() - settled_s >= SETTLE_EVERY_S:
                 _settle_all(done)
                 done, settled_s = [], time.perf_counter()
-        _settle_all(done)
         self.stats.frames_used += sum(state.foreseen_taken - taken
                                       for state, taken in foreseen)
+        _settle_all(done)
 
     def _look_ahead(self, calls: list[_Call]) -> list[tuple[VadState, int]]:
         """Run ahead the VAD of the calls' streams; returns each stream's state and how many
         foreseen frames it had taken before."""
         streams: list[tuple[VadState, np.ndarray]] = []
         seen: set[int] = set()
+        if len({id(item.lock) for item in calls if item.upcoming is not None}) < 2:
+            return []  # one stream alone gains nothing from running ahead
         for item in calls:
             if item.upcoming is None:
                 continue

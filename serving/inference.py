@@ -96,6 +96,16 @@ def _process_start(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
+def glibc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library is another."""
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
 class _MemoryTrimmer:
     """Hands the C heap's free pages back to the system once the worker has been idle for
     ``idle_s`` after a recognition (0: right after each), from a thread of its own.
@@ -109,11 +119,7 @@ class _MemoryTrimmer:
 
     def __init__(self, idle_s: float):
         self.idle_s = idle_s
-        self._trim: Callable[[int], int] | None
-        try:
-            self._trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            self._trim = None
+        self._trim = glibc_malloc_trim()
         self._finished = threading.Event()
         self._last_s = 0.0
         self._busy = False
@@ -142,7 +148,7 @@ class _MemoryTrimmer:
 
 
 def _worker_init(entries: Sequence[ModelEntry], warm_up: bool, server_pid: int,
-                 trim_memory_s: float = -1.0) -> None:
+                 trim_memory_s: float) -> None:
     _exit_with_server(server_pid)
     _worker["trimmer"] = _MemoryTrimmer(trim_memory_s)
     from . import preload
