@@ -149,6 +149,9 @@ class SileroVad:
             )
         self.model_path = path
         self._sr = np.array(SAMPLE_RATE_HZ, dtype=np.int64)
+        # Frames run one at a time by process, and in batches by look_ahead (for metrics).
+        self.frames_alone = 0
+        self.frames_batched = 0
         logger.debug("loaded VAD model %s", path)
 
     def process(self, frame: Any, state: VadState) -> float:
@@ -157,6 +160,7 @@ class SileroVad:
         foreseen = state._take_foreseen(x)
         if foreseen is not None:
             return foreseen
+        self.frames_alone += 1
         model_input = np.concatenate([state.context, x[None, :]], axis=1)
         prob, new_state = self._session.run(
             None, {"input": model_input, "state": state.state, "sr": self._sr}
@@ -225,6 +229,7 @@ class SileroVad:
                 "input": model_input, "state": np.concatenate([states[i] for i in rows], axis=1),
                 "sr": self._sr})
             runs += 1
+            self.frames_batched += len(rows)
             for j, i in enumerate(rows):
                 state_after = np.ascontiguousarray(new_state[:, j : j + 1, :])
                 context_after = model_input[j : j + 1, -CONTEXT_SAMPLES:].copy()

@@ -91,8 +91,12 @@ class Feeder:
     same lock) says which VAD state and frames ``fn`` will run, or None."""
 
     def __init__(self, vad: SileroVad, name: str = "assistant-feed",
-                 gather_s: float = GATHER_S, gather_min_streams: int = GATHER_MIN_STREAMS):
+                 gather_s: float = GATHER_S, gather_min_streams: int = GATHER_MIN_STREAMS,
+                 on_vad_frames: Callable[[str, int], None] | None = None):
         self.vad = vad
+        # Told after each round how many VAD frames ran "batched" and "alone" since the last.
+        self.on_vad_frames = on_vad_frames
+        self._frames_reported = (vad.frames_batched, vad.frames_alone)
         self.gather_s = gather_s
         self.gather_min_streams = gather_min_streams
         self._streams_seen_s: dict[int, float] = {}  # a session's lock -> its last audio
@@ -183,6 +187,17 @@ class Feeder:
         self.stats.frames_used += sum(state.foreseen_taken - taken
                                       for state, taken in foreseen)
         _settle_all(done)
+        self._report_frames()
+
+    def _report_frames(self) -> None:
+        if self.on_vad_frames is None:
+            return
+        now = (self.vad.frames_batched, self.vad.frames_alone)
+        for how, count, before in zip(("batched", "alone"), now, self._frames_reported,
+                                      strict=True):
+            if count > before:
+                self.on_vad_frames(how, count - before)
+        self._frames_reported = now
 
     def _look_ahead(self, calls: list[_Call]) -> list[tuple[VadState, int]]:
         """Run ahead the VAD of the calls' streams; returns each stream's state and how many

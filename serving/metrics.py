@@ -55,6 +55,12 @@ class Metrics:
             "as ended=\"complete\".", ["model"], registry=r)
         self.errors = Counter("assistant_errors", "Errors sent to clients, by code.",
                               ["code"], registry=r)
+        self.vad_frames = Counter(
+            "assistant_vad_frames", "Voice-activity frames the server ran, by how: in one "
+            "batch with other sessions' (batched) or one at a time (alone); batching costs "
+            "about a quarter as much per frame (serving/feeder.py).", ["how"], registry=r)
+        for how in ("batched", "alone"):
+            self.vad_frames.labels(how)
         self.queue_depth = Gauge("assistant_inference_queue_depth",
                                  "Utterances waiting for or in recognition.", registry=r)
         self.ready = Gauge("assistant_ready", "1 when models are loaded and not draining.",

@@ -105,7 +105,8 @@ class Services:
         self.vad = vad or SileroVad()
         # Sessions feed their audio (resampling, VAD, segmentation) in this thread, never on
         # the event loop, their VAD batched across sessions (serving/feeder.py).
-        self.feeder = Feeder(self.vad)
+        self.feeder = Feeder(self.vad, on_vad_frames=lambda how, n: self.metrics.vad_frames
+                             .labels(how).inc(n))
         secret = server.token_secret.encode() if server.token_secret else None
         self.auth = Authenticator(server.keys(), secret, server.token_ttl_s)
         per_s = self.limits.connections_per_min / 60

@@ -580,6 +580,10 @@ def test_concurrent_streams_share_vad_runs_and_get_their_own_results(
     assert together == [alone[i % 2] for i in range(6)]
     # Their frames ran in shared batches, and each stream took every frame foreseen for it.
     assert stats.frames_ahead - before[0] == stats.frames_used - before[1] > 0
+    # Operators see both kinds in /metrics (the streams alone above ran theirs one by one).
+    metrics = server.app.metrics
+    assert metrics.value("assistant_vad_frames_total", how="batched") >= stats.frames_ahead
+    assert metrics.value("assistant_vad_frames_total", how="alone") > 0
 
 
 def test_sessions_count_when_they_start_and_name_their_client(server: ServerThread,
