@@ -180,16 +180,22 @@ class SileroVad:
             raise AudioFormatError(f"expected float samples, got dtype {batch.dtype}")
         if not states:
             return np.zeros(0, dtype=np.float32)
-        context = np.concatenate([s.context for s in states], axis=0)
-        model_input = np.concatenate([context, batch.astype(np.float32, copy=False)], axis=1)
-        state = np.concatenate([s.state for s in states], axis=1)
-        probs, new_state = self._session.run(
-            None, {"input": model_input, "state": state, "sr": self._sr}
-        )
-        for i, s in enumerate(states):
-            s.state = np.ascontiguousarray(new_state[:, i : i + 1, :])
-            s.context = model_input[i : i + 1, -CONTEXT_SAMPLES:].copy()
-        return np.asarray(probs[:, 0], dtype=np.float32)
+        rows = self._run_rows([s.state for s in states], [s.context for s in states],
+                              batch.astype(np.float32, copy=False))
+        for s, (_, state_after, context_after) in zip(states, rows, strict=True):
+            s.state, s.context = state_after, context_after
+        return np.array([prob for prob, _, _ in rows], dtype=np.float32)
+
+    def _run_rows(self, states: Sequence[np.ndarray], contexts: Sequence[np.ndarray],
+                  frames: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """One model run for one frame per stream (``frames[i]`` after ``contexts[i]``, from
+        ``states[i]``): each stream's probability, state and context after it."""
+        model_input = np.concatenate([np.concatenate(contexts, axis=0), frames], axis=1)
+        probs, new_state = self._session.run(None, {
+            "input": model_input, "state": np.concatenate(states, axis=1), "sr": self._sr})
+        self.frames_batched += len(states)
+        return [(float(probs[i, 0]), np.ascontiguousarray(new_state[:, i : i + 1, :]),
+                 model_input[i : i + 1, -CONTEXT_SAMPLES:].copy()) for i in range(len(states))]
 
     def look_ahead(self, streams: Sequence[tuple[VadState, np.ndarray]]) -> int:
         """Compute ahead the probabilities of the frames that several streams will be given
@@ -222,20 +228,12 @@ class SileroVad:
         runs = 0
         for k in range(max((frames.shape[0] for _, frames in work), default=0)):
             rows = [i for i, (_, frames) in enumerate(work) if frames.shape[0] > k]
-            model_input = np.concatenate(
-                [np.concatenate([contexts[i] for i in rows], axis=0),
-                 np.stack([work[i][1][k] for i in rows])], axis=1)
-            probs, new_state = self._session.run(None, {
-                "input": model_input, "state": np.concatenate([states[i] for i in rows], axis=1),
-                "sr": self._sr})
+            results = self._run_rows([states[i] for i in rows], [contexts[i] for i in rows],
+                                     np.stack([work[i][1][k] for i in rows]))
             runs += 1
-            self.frames_batched += len(rows)
-            for j, i in enumerate(rows):
-                state_after = np.ascontiguousarray(new_state[:, j : j + 1, :])
-                context_after = model_input[j : j + 1, -CONTEXT_SAMPLES:].copy()
+            for i, (prob, state_after, context_after) in zip(rows, results, strict=True):
                 work[i][0].foreseen.append(_Foreseen(
-                    work[i][1][k], states[i], contexts[i], float(probs[j, 0]), state_after,
-                    context_after))
+                    work[i][1][k], states[i], contexts[i], prob, state_after, context_after))
                 states[i], contexts[i] = state_after, context_after
         return runs
 
