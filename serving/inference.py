@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -54,6 +54,7 @@ from .config import PoolConfig
 from .models import ModelRegistry
 
 logger = logging.getLogger("assistant.serving.inference")
+T = TypeVar("T")
 
 # -- in each worker process ------------------------------------------------------------------
 
@@ -265,25 +266,26 @@ class InferencePool:
     def shared_models(self, timeout_s: float = 30.0) -> dict[int, bool]:
         """Whether each worker process runs the models loaded before it was forked (shared
         memory) rather than its own copy; {} for thread workers."""
+        return self._ask_each_worker(_worker_shares_models, timeout_s)
+
+    def memory_trims(self, timeout_s: float = 30.0) -> dict[int, int]:
+        """How often each worker process has handed freed memory back to the system
+        (``trim_memory_s``); {} for thread workers."""
+        return self._ask_each_worker(_worker_trims, timeout_s)
+
+    def _ask_each_worker(self, call: Callable[[float], tuple[int, T]], timeout_s: float
+                         ) -> dict[int, T]:
+        """``call(hold_s)``'s answer from every worker process, by pid; {} for threads."""
         if self.kind != "process" or self._executor is None:
             return {}
         # Each call holds its worker a moment, so one quick worker cannot answer them all
         # while another is still starting (a busy machine); ask again until all have.
         deadline = time.monotonic() + timeout_s
-        shared: dict[int, bool] = {}
-        while len(shared) < self.workers and time.monotonic() < deadline:
-            calls = [self._executor.submit(_worker_shares_models, 0.1)
-                     for _ in range(2 * self.workers)]
-            shared.update(call.result(timeout=timeout_s) for call in calls)
-        return shared
-
-    def memory_trims(self, timeout_s: float = 30.0) -> dict[int, int]:
-        """How often each worker process has handed freed memory back to the system
-        (``trim_memory_s``); {} for thread workers."""
-        if self.kind != "process" or self._executor is None:
-            return {}
-        calls = [self._executor.submit(_worker_trims, 0.1) for _ in range(2 * self.workers)]
-        return dict(call.result(timeout=timeout_s) for call in calls)
+        answers: dict[int, T] = {}
+        while len(answers) < self.workers and time.monotonic() < deadline:
+            calls = [self._executor.submit(call, 0.1) for _ in range(2 * self.workers)]
+            answers.update(future.result(timeout=timeout_s) for future in calls)
+        return answers
 
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (none for thread workers)."""
