@@ -149,7 +149,7 @@ class Feeder:
             for key in served:
                 self._streams_seen_s[key] = now_s
             try:
-                self._round(calls)
+                self._round(calls, len(served))
             except BaseException:  # a bug here must not leave sessions waiting forever
                 logger.exception("a feeder round failed; its calls are cancelled")
                 _cancel(calls)
@@ -161,9 +161,9 @@ class Feeder:
             del seen[key]
         return len(seen)
 
-    def _round(self, calls: list[_Call]) -> None:
+    def _round(self, calls: list[_Call], audio_streams: int) -> None:
         self.stats.rounds += 1
-        foreseen = self._look_ahead(calls)
+        foreseen = self._look_ahead(calls, audio_streams)
         done: list[tuple[_Call, Any, BaseException | None]] = []
         settled_s = time.perf_counter()
         for index, item in enumerate(calls):
@@ -199,12 +199,13 @@ class Feeder:
                 self.on_vad_frames(how, count - before)
         self._frames_reported = now
 
-    def _look_ahead(self, calls: list[_Call]) -> list[tuple[VadState, int]]:
-        """Run ahead the VAD of the calls' streams; returns each stream's state and how many
-        foreseen frames it had taken before."""
+    def _look_ahead(self, calls: list[_Call], audio_streams: int
+                    ) -> list[tuple[VadState, int]]:
+        """Run ahead the VAD of the calls' streams (``audio_streams`` of them carry audio);
+        returns each stream's state and how many foreseen frames it had taken before."""
         streams: list[tuple[VadState, np.ndarray]] = []
         seen: set[int] = set()
-        if len({id(item.lock) for item in calls if item.upcoming is not None}) < 2:
+        if audio_streams < 2:
             return []  # one stream alone gains nothing from running ahead
         for item in calls:
             if item.upcoming is None:
