@@ -13,8 +13,12 @@ Encoder (``encoder.onnx``)
 
 Decoder (``decoder.onnx``), one or more tokens at a time with a key/value cache
     in:  ``tokens`` int64 [batch, new], ``past_k_i``/``past_v_i`` [batch, heads, past, head_dim]
-         (``past`` may be 0), ``cross_k_i``/``cross_v_i`` from the encoder (batch 1 broadcasts
-         over the decoder's batch, so beams share one copy).
+         (``past`` may be 0), ``cross_k_i``/``cross_v_i`` from the encoder for ``utterances``
+         utterances, and ``cross_mask`` float32 [utterances, positions] (0 where an
+         utterance's audio is, a large negative number over the padding after a shorter
+         one). The decoder's rows belong to the utterances in order, ``batch / utterances``
+         each (beams of one utterance share one copy of its keys and values; several
+         utterances decode in one run, :func:`assistant.decoding.decode_together`).
     out: ``logprobs`` [batch, new, vocab] (log-softmax), ``present_k_i``/``present_v_i``.
 
 Attention scale ``head_dim ** -0.5`` is folded into the query projections.
@@ -32,7 +36,7 @@ from .errors import MissingDependencyError
 from .whisper_weights import WhisperDims
 
 OPSET = 17
-GRAPH_VERSION = 1  # bump when the graphs change: cached artifacts are keyed by it
+GRAPH_VERSION = 2  # bump when the graphs change: cached artifacts are keyed by it
 
 
 def _onnx() -> Any:
@@ -231,6 +235,34 @@ def build_decoder(dims: WhisperDims, sd: dict[str, np.ndarray]) -> Any:
                               b.const(np.array([0], np.int64))])
     mask = b.op("Where", [b.op("Greater", [cols, rows]),
                           b.const(np.array(-1e9, np.float32)), b.const(np.array(0, np.float32))])
+    # Cross-attention per utterance: the queries of an utterance's rows side by side,
+    # [batch, H, new, Dh] -> [utterances, H, rows * new, Dh], against its keys and values.
+    one_d = b.const(np.array([1], np.int64), "one_d")
+
+    def vector(scalar: str) -> str:  # a size as a 1-element shape piece
+        return b.op("Reshape", [scalar, one_d])
+
+    utterances = vector(dim("cross_k_0", 0))
+    rows_each = b.op("Div", [vector(dim("tokens", 0)), utterances])
+
+    def shape(*parts: str | list[int]) -> str:
+        return b.op("Concat", [p if isinstance(p, str) else b.const(np.array(p, np.int64))
+                               for p in parts], axis=0)
+
+    grouped = shape(utterances, rows_each, [heads, -1, head_dim])
+    side_by_side = shape(utterances, [heads, -1, head_dim])
+    ungrouped = shape(utterances, [heads], rows_each, [-1, head_dim])
+    row_shape = shape([-1, heads], vector(new), [head_dim])
+    cross_mask = b.op("Unsqueeze", ["cross_mask", b.const(np.array([1, 2], np.int64))])
+
+    def to_utterances(q: str) -> str:
+        t = b.op("Transpose", [b.op("Reshape", [q, grouped])], perm=[0, 2, 1, 3, 4])
+        return b.op("Reshape", [t, side_by_side])
+
+    def to_rows(a: str) -> str:  # [utterances, H, rows * new, Dh] -> [batch, H, new, Dh]
+        t = b.op("Transpose", [b.op("Reshape", [a, ungrouped])], perm=[0, 2, 1, 3, 4])
+        return b.op("Reshape", [t, row_shape])
+
     outputs = []
     for i in range(dims.n_text_layer):
         p = f"{dec}.layers.{i}"
@@ -252,8 +284,9 @@ def build_decoder(dims: WhisperDims, sd: dict[str, np.ndarray]) -> Any:
         h = b.layer_norm(x, sd, f"{p}.encoder_attn_layer_norm")
         q = b.split_heads(b.linear(h, sd, f"{p}.encoder_attn.q_proj", scale), heads, head_dim,
                           [0, 2, 1, 3])
-        a = b.attend(q, f"cross_k_{i}", f"cross_v_{i}", None)
-        x = b.op("Add", [x, b.linear(b.merge_heads(a, d), sd, f"{p}.encoder_attn.out_proj")])
+        a = b.attend(to_utterances(q), f"cross_k_{i}", f"cross_v_{i}", cross_mask)
+        x = b.op("Add", [x, b.linear(b.merge_heads(to_rows(a), d), sd,
+                                     f"{p}.encoder_attn.out_proj")])
         x = b.mlp(x, sd, p)
         outputs += [
             _tensor(f"present_k_{i}", f32, ["batch", heads, "total", head_dim]),
@@ -272,9 +305,10 @@ def build_decoder(dims: WhisperDims, sd: dict[str, np.ndarray]) -> Any:
         ]
     for i in range(dims.n_text_layer):
         inputs += [
-            _tensor(f"cross_k_{i}", f32, ["cross_batch", heads, head_dim, "positions"]),
-            _tensor(f"cross_v_{i}", f32, ["cross_batch", heads, "positions", head_dim]),
+            _tensor(f"cross_k_{i}", f32, ["utterances", heads, head_dim, "positions"]),
+            _tensor(f"cross_v_{i}", f32, ["utterances", heads, "positions", head_dim]),
         ]
+    inputs.append(_tensor("cross_mask", f32, ["utterances", "positions"]))
     outputs.insert(0, _tensor("logprobs", f32, ["batch", "new", dims.n_vocab]))
     return b.model("whisper_decoder", inputs, outputs, "Whisper decoder with a key/value cache")
 

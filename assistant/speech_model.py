@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,48 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+MASKED = np.float32(-1e9)  # a cross-attention mask's value over padding (exp() is 0)
+
+
+@dataclass(frozen=True)
+class CrossKeys:
+    """What the decoder attends to: the cross-attention keys and values ``cross_k_i`` /
+    ``cross_v_i`` of one or more utterances, and ``mask`` [utterances, positions] (0 over
+    an utterance's audio, :data:`MASKED` over the padding after a shorter one)."""
+
+    arrays: dict[str, np.ndarray]
+    mask: np.ndarray
+
+    @property
+    def utterances(self) -> int:
+        return int(self.mask.shape[0])
+
+    @classmethod
+    def together(cls, parts: Sequence[CrossKeys]) -> CrossKeys:
+        """Several utterances' keys side by side, the shorter ones padded and masked."""
+        positions = max(p.mask.shape[1] for p in parts)
+        mask = np.full((sum(p.utterances for p in parts), positions), MASKED, np.float32)
+        arrays = {}
+        for name, first in parts[0].arrays.items():
+            axis = 3 if name.startswith("cross_k") else 2  # k is stored transposed
+            shape = list(first.shape)
+            shape[0], shape[axis] = mask.shape[0], positions
+            out = np.zeros(shape, np.float32)
+            row = 0
+            for p in parts:
+                part = p.arrays[name]
+                index = [slice(row, row + part.shape[0])] + [slice(None)] * 3
+                index[axis] = slice(0, part.shape[axis])
+                out[tuple(index)] = part
+                row += part.shape[0]
+            arrays[name] = out
+        row = 0
+        for p in parts:
+            mask[row : row + p.utterances, : p.mask.shape[1]] = p.mask
+            row += p.utterances
+        return cls(arrays, mask)
+
+
 @dataclass(frozen=True)
 class EncoderOutput:
     hidden: np.ndarray  # [batch, positions, d]
@@ -50,6 +93,11 @@ class EncoderOutput:
     @property
     def positions(self) -> int:
         return int(self.hidden.shape[1])
+
+    @property
+    def keys(self) -> CrossKeys:
+        """The cross-attention keys and values, every position heard."""
+        return CrossKeys(self.cross, np.zeros(self.hidden.shape[:2], np.float32))
 
 
 class KVCache:
@@ -105,6 +153,9 @@ class SpeechModel:
             raise ModelError(f"cannot load ONNX models from {self.directory}: {e}") from e
         self._encoder_outputs = [o.name for o in self._encoder.get_outputs()]
         self._decoder_outputs = [o.name for o in self._decoder.get_outputs()]
+        # Graphs built before version 2 attend to one utterance at a time.
+        self._takes_mask = any(i.name == "cross_mask" for i in self._decoder.get_inputs())
+        self.decodes_together = self._takes_mask  # assistant.decoding.run_together looks
 
     @property
     def max_frames(self) -> int:
@@ -123,11 +174,23 @@ class SpeechModel:
         return EncoderOutput(hidden=hidden, cross=named)
 
     def decode(
-        self, tokens: np.ndarray, cache: KVCache, encoded: EncoderOutput
+        self, tokens: np.ndarray, cache: KVCache, encoded: EncoderOutput | CrossKeys
     ) -> tuple[np.ndarray, KVCache]:
-        """Log-probabilities [batch, new, vocab] for ``tokens`` [batch, new] and the new cache."""
+        """Log-probabilities [batch, new, vocab] for ``tokens`` [batch, new] and the new cache.
+
+        With the keys of several utterances (:meth:`CrossKeys.together`), the rows belong to
+        them in order, ``batch / utterances`` each."""
+        keys = encoded.keys if isinstance(encoded, EncoderOutput) else encoded
         feeds = {"tokens": np.ascontiguousarray(tokens, np.int64), **cache.arrays,
-                 **encoded.cross}
+                 **keys.arrays}
+        if self._takes_mask:
+            feeds["cross_mask"] = keys.mask
+        elif keys.utterances > 1:
+            raise ModelError(f"{self.directory}: its decoder graph predates decoding several "
+                             "utterances together; rebuild or re-export the model")
+        if tokens.shape[0] % keys.utterances:
+            raise ModelError(f"{tokens.shape[0]} decoder rows cannot be shared evenly by "
+                             f"{keys.utterances} utterances")
         outputs = self._decoder.run(None, feeds)
         named = dict(zip(self._decoder_outputs, outputs, strict=True))
         logprobs = named.pop("logprobs")

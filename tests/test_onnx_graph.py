@@ -137,3 +137,31 @@ def test_real_tiny_fp32_matches_transformers_and_int8_decides_the_same(
     np.testing.assert_allclose(logprobs, expected, atol=REAL_FP32_ATOL)
     assert "timer" in fp32.tokenizer.decode(tokens).lower()
     assert greedy(int8) == tokens
+
+
+def test_utterances_of_different_lengths_decode_together_as_alone(random_model) -> None:  # type: ignore[no-untyped-def]
+    """Several utterances in one decoder run (their keys padded and masked, each with its
+    own rows) give every row what it gets alone, to float rounding."""
+    from assistant.speech_model import CrossKeys
+
+    _, model = random_model
+    rng = np.random.default_rng(3)
+    encoded = [model.encode(rng.standard_normal((1, 80, frames)).astype(np.float32))
+               for frames in (60, 24, 90)]
+    rows = 3
+    tokens = rng.integers(0, 256, (rows * len(encoded), 1))
+    past = {name: rng.standard_normal((rows * len(encoded), *a.shape[1:2], 4, *a.shape[3:]))
+            .astype(np.float32) for name, a in KVCache.empty(model.dims, 1).arrays.items()}
+    together, cache = model.decode(tokens, KVCache(past),
+                                   CrossKeys.together([e.keys for e in encoded]))
+    assert together.shape[0] == rows * len(encoded) and cache.length == 5
+    for u, enc in enumerate(encoded):
+        span = slice(u * rows, (u + 1) * rows)
+        alone, alone_cache = model.decode(tokens[span], KVCache({k: v[span] for k, v in
+                                                                 past.items()}), enc)
+        np.testing.assert_allclose(together[span], alone, atol=1e-5)
+        np.testing.assert_allclose(cache.arrays["past_k_0"][span],
+                                   alone_cache.arrays["past_k_0"], atol=1e-5)
+    with pytest.raises(Exception, match="cannot be shared evenly"):
+        model.decode(tokens[:4], KVCache({k: v[:4] for k, v in past.items()}),
+                     CrossKeys.together([e.keys for e in encoded]))
