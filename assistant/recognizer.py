@@ -11,7 +11,7 @@ import functools
 import logging
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 from .artifacts import SpeechModelSpec, ensure_speech_model
 from .confidence import Calibration, builtin_calibration, features
 from .constraint import TokenConstraint
-from .decoding import BeamSearch, Decoded, DecodingOptions
+from .decoding import BeamSearch, Decoded, DecodingOptions, Failed, Steps, run_alone, run_together
 from .errors import ConfigError, ModelError
 from .features import frames_for_duration, log_mel_spectrogram
 from .grammar import (
@@ -344,6 +344,10 @@ class Recognizer:
 
         ``rescue=False`` skips the nearest-sentence rescue (see :meth:`_rescued`), as
         a partial result does: a quick guess at audio that is still coming."""
+        return run_alone(self.model, self._analysis(audio, rescue))
+
+    def _analysis(self, audio: np.ndarray, rescue: bool) -> Steps[Analysis]:
+        """:meth:`analyze` as a generator of decoder calls (:mod:`assistant.decoding`)."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
             raise ConfigError(f"audio must be 1-D mono samples, got shape {audio.shape}")
@@ -372,15 +376,15 @@ class Recognizer:
             timing["decoder"] = 0.0  # clearly out of domain: no need to decode
             return Analysis(audio_ms, None, None, "", "", timing, scores, out_of_domain=True,
                             embedding=embedding)
-        decoded = self.search.decode(encoded, padded.size / SAMPLE_RATE_HZ)
+        decoded = yield from self.search.steps(encoded, padded.size / SAMPLE_RATE_HZ)
         timing["decoder"] = 1000 * (time.perf_counter() - t_encoder)
         heard = self.model.tokenizer.decode(decoded.free_tokens).strip()
         heard_words = normalize_text(heard)
         reading = self._read(decoded, scores, heard_words)
         t_read = time.perf_counter()
         if rescue:
-            reading = self._rescued(reading, encoded, padded.size / SAMPLE_RATE_HZ, scores,
-                                    heard_words)
+            reading = yield from self._rescued(reading, encoded, padded.size / SAMPLE_RATE_HZ,
+                                               scores, heard_words)
         timing["rescue"] = 1000 * (time.perf_counter() - t_read)
         extension = None
         if reading.annotation is not None:
@@ -405,7 +409,7 @@ class Recognizer:
         return _Reading(decoded, transcript, tuple(words), annotation, values)
 
     def _rescued(self, reading: _Reading, encoded: EncoderOutput, audio_s: float,
-                 scores: IntentScores | None, heard_words: list[str]) -> _Reading:
+                 scores: IntentScores | None, heard_words: list[str]) -> Steps[_Reading]:
         """The nearest-sentence rescue: when the free decode is not the beam's best sentence,
         the grammar sentences nearest what the model heard, scored by the model.
 
@@ -423,7 +427,7 @@ class Recognizer:
                 or current >= self.config.threshold):
             return reading
         near = self.nearest.nearest(heard_words, k)
-        found = self.search.rescore(encoded, audio_s, [n.words for n in near])
+        found = yield from self.search.rescore_steps(encoded, audio_s, [n.words for n in near])
         known = {tuple(h.tokens) for h in reading.decoded.hypotheses}
         fresh = [h for h in found if tuple(h.tokens) not in known]
         if not fresh:
@@ -454,7 +458,23 @@ class Recognizer:
         """Recognize one utterance: float32 mono 16 kHz audio, trimmed to the speech
         (``rescue``: see :meth:`analyze`)."""
         started = time.perf_counter()
-        analysis = self.analyze(audio, rescue)
+        return self._result(self.analyze(audio, rescue), audio, started)
+
+    def recognize_many(self, audios: Sequence[np.ndarray],
+                       on_run: Callable[[int], None] | None = None) -> list[Result | Exception]:
+        """Recognize several utterances at once, their decoder runs shared
+        (:func:`~assistant.decoding.run_together`): the same results as :meth:`recognize`
+        one by one, but for the rounding of INT8 models, which quantize a decoder run's
+        inputs as one (docs/scaling.md). An utterance whose recognition raised gets the
+        exception in its place; the others are unaffected. Each result's ``timing_ms`` is
+        wall time, so its decoder time includes the runs it shared with the others.
+        ``on_run(utterances)``: see ``run_together``."""
+        started = time.perf_counter()
+        outcomes = run_together(self.model, [self._analysis(a, True) for a in audios], on_run)
+        return [o.error if isinstance(o, Failed) else self._result(o, audio, started)
+                for o, audio in zip(outcomes, audios, strict=True)]
+
+    def _result(self, analysis: Analysis, audio: np.ndarray, started: float) -> Result:
         confidence = self.calibration.probability(analysis.features)
         annotation = analysis.annotation
         understood = annotation is not None and confidence >= self.config.threshold

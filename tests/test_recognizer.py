@@ -168,3 +168,56 @@ def test_rescoring_a_sentence_the_beam_found_gives_the_same_hypothesis(  # type:
     assert same[0].log_branching == pytest.approx(beam.log_branching)
     assert all(home_recognizer.constraint.words_of_tokens(h.tokens) in (words, ["stop"])
                for h in again)
+
+
+TOGETHER = [("unmute the volume", "joe", "piper"),
+            ("turn on the kitchen light", "en-us+f2", "espeak"),
+            ("what time is it", "en-gb+m1", "espeak"),
+            ("set a timer for five minutes", "en-us+m3", "espeak")]
+
+
+@pytest.fixture(scope="module")
+def together_audio(speak) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    return [speak(text, voice=voice, engine=engine) for text, voice, engine in TOGETHER]
+
+
+def test_utterances_recognized_together_get_what_they_get_alone(  # type: ignore[no-untyped-def]
+        home_assistant_context, together_audio) -> None:
+    """FP32: the same transcripts and confidences, while the decoder ran several utterances
+    at once (the first one's search goes on to the nearest-sentence rescue, too)."""
+    from assistant.artifacts import SpeechModelSpec, ensure_speech_model
+    from assistant.speech_model import SpeechModel
+
+    fp32 = SpeechModel(ensure_speech_model(SpeechModelSpec("tiny.en", "fp32")), threads=2)
+    recognizer = Recognizer(home_assistant_context, fp32)
+    alone = [recognizer.recognize(a) for a in together_audio]
+    runs: list[int] = []
+    together = recognizer.recognize_many(together_audio, on_run=runs.append)
+    assert max(runs) == len(TOGETHER)  # the decoder did run them together
+    for a, t in zip(alone, together, strict=True):
+        assert isinstance(t, Result)
+        assert (t.transcript, t.heard, t.understood, t.intent, t.slots) == (
+            a.transcript, a.heard, a.understood, a.intent, a.slots)
+        assert t.confidence == pytest.approx(a.confidence, abs=1e-6)
+    assert sum(r.understood for r in alone) >= 3
+
+
+def test_int8_together_decides_as_alone_and_keeps_failures_apart(  # type: ignore[no-untyped-def]
+        home_assistant_context, tiny_int8, together_audio, monkeypatch) -> None:
+    """INT8 quantizes each decoder run's inputs as one, so confidences move a little with
+    the company (docs/scaling.md); the answers stay. A bad utterance gets its own error."""
+    recognizer = Recognizer(home_assistant_context, tiny_int8)
+    alone = [recognizer.recognize(a) for a in together_audio]
+    together = recognizer.recognize_many([*together_audio, np.zeros((2, 10), np.float32)])
+    assert isinstance(together[-1], ConfigError)
+    for a, t in zip(alone, together[:-1], strict=True):
+        assert isinstance(t, Result)
+        assert (t.understood, t.intent, t.slots) == (a.understood, a.intent, a.slots)
+        assert t.confidence == pytest.approx(a.confidence, abs=0.05)
+    # A decoder graph from before it could (graph version 1) runs them one by one: exactly.
+    monkeypatch.setattr(tiny_int8, "decodes_together", False)
+    runs: list[int] = []
+    one_by_one = recognizer.recognize_many(together_audio, on_run=runs.append)
+    assert set(runs) == {1}
+    assert [(r.transcript, r.confidence) for r in one_by_one if isinstance(r, Result)] == [
+        (a.transcript, a.confidence) for a in alone]
