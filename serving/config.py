@@ -69,6 +69,10 @@ class ServerConfig:
     # A worker process idle this long after a recognition hands the memory it freed back to
     # the system (0: after every recognition, which costs latency; negative: never).
     trim_memory_s: float = 0.5
+    # Final recognitions waiting together go to a worker together, up to this many in one
+    # call, their decoder runs shared (1: one by one; results then never depend on which
+    # utterances came together, which INT8 rounding otherwise makes them do slightly).
+    batch_utterances: int = 8
     # Slot values set at run time (device names, areas, items), by model and slot type: read at
     # start and reload, written back by PUT /v1/models/NAME/slots/TYPE (YAML).
     slots_file: str | None = None
@@ -103,7 +107,7 @@ class ServerConfig:
     @property
     def pool(self) -> PoolConfig:
         return PoolConfig(self.workers, self.worker_kind, self.queue_size, self.warm_up,
-                          self.trim_memory_s)
+                          self.trim_memory_s, self.batch_utterances)
 
     @property
     def is_local(self) -> bool:
@@ -140,8 +144,11 @@ class PoolConfig:
     queue_size: int = 32
     warm_up: bool = True
     trim_memory_s: float = 0.5
+    batch_utterances: int = 8
 
     def __post_init__(self) -> None:
+        if not 1 <= self.batch_utterances <= 64:
+            raise ConfigError(f"batch_utterances must be in 1..64, got {self.batch_utterances}")
         if not 1 <= self.workers <= 64:
             raise ConfigError(f"workers must be in 1..64, got {self.workers}")
         if self.worker_kind not in ("process", "thread"):

@@ -20,17 +20,24 @@ process pool; the pool then starts a fresh one (:meth:`InferencePool._restart`, 
 ``on_restart``) and runs the utterances that were in flight once more on it, so one bad
 moment costs latency, not answers, and never leaves the server answering nothing.
 
-Micro-batching several utterances into one encoder run does not pay on 2 cores: 4 utterances
-of 2.6-4.3 s padded to the same length took 307 ms as one batch and 290 ms one after another
-(tiny.en int8, one intra-op thread), and the beam search runs per utterance anyway.
+Utterances that wait together are recognized together: when a worker comes free, it takes
+its share of the waiting utterances of one model (up to ``batch_utterances``) in one call,
+and :meth:`~assistant.recognizer.Recognizer.recognize_many` runs their beam searches side by
+side, each decoder step one run for all of them (:func:`assistant.decoding.run_together`).
+A lone utterance goes alone, as before; under load the decoder's fixed cost per run is
+shared (docs/scaling.md). Their encoders still run one by one: padding 4 utterances of
+2.6-4.3 s to one length took 307 ms as one encoder batch and 290 ms one after another
+(tiny.en int8, one intra-op thread), and padding changes what Whisper's encoder computes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -170,6 +177,27 @@ def _worker_recognize(entry: ModelEntry, audio: np.ndarray, partial: bool) -> Re
         trimmer.finished()
 
 
+def _worker_recognize_batch(entry: ModelEntry, audios: Sequence[np.ndarray]
+                            ) -> list[Result | Exception]:
+    trimmer: _MemoryTrimmer = _worker["trimmer"]
+    trimmer.started()
+    try:
+        return _registry_recognize_batch(_worker["registry"], entry, audios)
+    finally:
+        trimmer.finished()
+
+
+def _registry_recognize_batch(registry: ModelRegistry, entry: ModelEntry,
+                              audios: Sequence[np.ndarray]) -> list[Result | Exception]:
+    recognizer = registry.recognizer(entry)
+    if len(audios) == 1:
+        try:
+            return [recognizer.recognize(audios[0])]
+        except Exception as e:  # its own failure, like one of a batch's
+            return [e]
+    return recognizer.recognize_many(audios)
+
+
 def _worker_trims(hold_s: float = 0.0) -> tuple[int, int]:
     """(this worker's pid, how often it has handed memory back), after holding the worker
     ``hold_s`` (so that other calls go to the other workers)."""
@@ -218,6 +246,26 @@ def _preloading(context: Any, entries: Sequence[ModelEntry], warm_up: bool) -> I
             os.environ.pop(PRELOAD_ENV, None)
 
 
+@dataclasses.dataclass
+class _Waiting:
+    """A final recognition waiting for a worker."""
+
+    entry: ModelEntry
+    audio: np.ndarray
+    future: asyncio.Future[Result]
+    alone: bool = False  # its last call broke the pool: it goes alone from now on
+
+
+def _settle(future: asyncio.Future[Result], result: Result | None = None,
+            error: BaseException | None = None) -> None:
+    if future.done():  # its waiter gave up meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
 class InferencePool:
     """``config.workers`` processes (or threads); at most ``queue_size`` utterances at once.
 
@@ -240,6 +288,10 @@ class InferencePool:
         self._generation = 0  # bumped by each restart of the process pool
         self._restarting: asyncio.Lock | None = None
         self.restarts = 0
+        self.batch_utterances = config.batch_utterances
+        self._waiting: collections.deque[_Waiting] = collections.deque()
+        self._calls = 0  # calls of final recognitions running in the workers
+        self.on_batch: Callable[[int], None] | None = None  # told each call's utterance count
 
     def start(self, entries: Sequence[ModelEntry], timeout_s: float = 300.0) -> None:
         """Start the workers and load ``entries`` in each (blocking)."""
@@ -339,14 +391,19 @@ class InferencePool:
             raise RuntimeError("the inference pool is not running")
         self._in_flight += 1
         try:
+            if not request.partial:
+                waiting = _Waiting(entry, request.audio,
+                                   asyncio.get_running_loop().create_future())
+                self._waiting.append(waiting)
+                self._dispatch()
+                return await waiting.future
             loop = asyncio.get_running_loop()
             if self.kind == "process":
                 for attempt in (1, 2):
                     generation = self._generation
                     try:
                         return await loop.run_in_executor(
-                            self._executor, _worker_recognize, entry, request.audio,
-                            request.partial)
+                            self._executor, _worker_recognize, entry, request.audio, True)
                     except BrokenProcessPool:
                         if attempt == 2 or self._closed:
                             raise  # it broke again on a fresh pool: this utterance's doing
@@ -354,15 +411,89 @@ class InferencePool:
                 raise AssertionError("unreachable")
             # The lookup runs in the worker thread too: a new generation is built there.
             result: Result = await loop.run_in_executor(
-                self._executor, _registry_recognize, self.registry, entry, request.audio,
-                request.partial)
+                self._executor, _registry_recognize, self.registry, entry, request.audio, True)
             return result
         finally:
             self._in_flight -= 1
 
+    def _dispatch(self) -> None:
+        """Hand waiting final recognitions to the workers that are free: each call takes its
+        share of the waiting utterances of the oldest one's model (at most
+        ``batch_utterances``; one after a pool broke while it ran, so that a bad utterance
+        breaks no other's call)."""
+        if self._restarting is not None and self._restarting.locked():
+            return  # the restart dispatches them on the fresh pool
+        while self._waiting and self._calls < self.workers and not self._closed:
+            while self._waiting and self._waiting[0].future.done():  # given up (cancelled)
+                self._waiting.popleft()
+            if not self._waiting:
+                return
+            first = self._waiting[0]
+            share = -(-len(self._waiting) // (self.workers - self._calls))
+            size = 1 if first.alone else min(share, self.batch_utterances)
+            taken: list[_Waiting] = []
+            for waiting in list(self._waiting):
+                if len(taken) == size:
+                    break
+                if waiting.entry == first.entry and not waiting.future.done() and (
+                        not waiting.alone or waiting is first):
+                    taken.append(waiting)
+            for waiting in taken:
+                self._waiting.remove(waiting)
+            self._calls += 1
+            if self.on_batch is not None:
+                self.on_batch(len(taken))
+            asyncio.get_running_loop().create_task(self._call(first.entry, taken))
+
+    async def _call(self, entry: ModelEntry, taken: list[_Waiting]) -> None:
+        loop = asyncio.get_running_loop()
+        audios = [w.audio for w in taken]
+        generation = self._generation
+        try:
+            if self.kind == "process":
+                results = await loop.run_in_executor(
+                    self._executor, _worker_recognize_batch, entry, audios)
+            else:
+                results = await loop.run_in_executor(
+                    self._executor, _registry_recognize_batch, self.registry, entry, audios)
+        except BrokenProcessPool as e:
+            self._calls -= 1
+            for waiting in taken:
+                if waiting.alone or self._closed:  # it broke again on a fresh pool: its doing
+                    _settle(waiting.future, error=e)
+                else:
+                    waiting.alone = True
+            again = [w for w in taken if not w.future.done()]
+            if again:
+                await self._restart(generation)
+                self._waiting.extendleft(reversed(again))
+            self._dispatch()
+            return
+        except BaseException as e:  # the call itself failed: each utterance learns why
+            self._calls -= 1
+            for waiting in taken:
+                _settle(waiting.future, error=e)
+            self._dispatch()
+            if not isinstance(e, Exception):
+                raise
+            return
+        self._calls -= 1
+        for waiting, result in zip(taken, results, strict=True):
+            if isinstance(result, Exception):
+                _settle(waiting.future, error=result)
+            else:
+                _settle(waiting.future, result=result)
+        self._dispatch()
+
     def shutdown(self) -> None:
-        """Stop the workers after the work already started (waits for it)."""
+        """Stop the workers after the work already started (waits for it); utterances still
+        waiting for a worker fail."""
         self._closed = True
+        while self._waiting:
+            waiting = self._waiting.popleft()
+            if not waiting.future.done():
+                waiting.future.get_loop().call_soon_threadsafe(
+                    _settle, waiting.future, None, RuntimeError("the inference pool stopped"))
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 

@@ -61,6 +61,11 @@ class Metrics:
             "about a quarter as much per frame (serving/feeder.py).", ["how"], registry=r)
         for how in ("batched", "alone"):
             self.vad_frames.labels(how)
+        self.recognition_calls = Histogram(
+            "assistant_recognition_call_utterances", "Final recognitions per worker call: "
+            "utterances that waited together are recognized together, their decoder runs "
+            "shared (batch_utterances; serving/inference.py).",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64), registry=r)
         self.queue_depth = Gauge("assistant_inference_queue_depth",
                                  "Utterances waiting for or in recognition.", registry=r)
         self.ready = Gauge("assistant_ready", "1 when models are loaded and not draining.",

@@ -102,6 +102,7 @@ class Services:
         self.metrics = Metrics()
         self.pool = InferencePool(pool, self.registry,
                                   on_restart=self.metrics.worker_restarts.inc)
+        self.pool.on_batch = self.metrics.recognition_calls.observe
         self.vad = vad or SileroVad()
         # Sessions feed their audio (resampling, VAD, segmentation) in this thread, never on
         # the event loop, their VAD batched across sessions (serving/feeder.py).

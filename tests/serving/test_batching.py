@@ -1,0 +1,96 @@
+"""Final recognitions that wait together go to a worker together (serving/inference.py), and
+each still gets its own answer: over the wire, and through a worker pool that broke."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from websockets.sync.client import connect
+
+from assistant.utterance import RecognitionRequest, Utterance
+from tests.serving.conftest import ServerThread, make_settings
+from tests.serving.test_server import DocClient
+
+COMMANDS = [("turn off the bedroom lights", "lightsOff", {"room": "bedroom"}),
+            ("set a timer for five minutes", "setTimer", {"duration": 5, "unit": "minutes"}),
+            ("what time is it", "getTime", {})]
+
+
+@pytest.fixture(scope="module")
+def commands(speak) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    return [speak(text) for text, _, _ in COMMANDS]
+
+
+def _calls(server: ServerThread) -> tuple[float, float]:
+    """(worker calls, utterances in them) so far."""
+    metrics = server.app.metrics
+    return (metrics.value("assistant_recognition_call_utterances_count"),
+            metrics.value("assistant_recognition_call_utterances_sum"))
+
+
+@pytest.mark.parametrize("batch_utterances", [8, 1])
+def test_utterances_waiting_together_are_recognized_together(
+        vad: Any, commands: list[np.ndarray], batch_utterances: int) -> None:
+    """Nine clients send a command at once to one worker process: the utterances that queue
+    behind the first share calls (unless batch_utterances is 1), and every client gets the
+    answer it asked for."""
+    settings = make_settings(worker_kind="process", workers=1,
+                             batch_utterances=batch_utterances)
+    with ServerThread(settings, vad) as server:
+        answers: list[tuple[Any, ...] | None] = [None] * 9
+        ready = threading.Barrier(9)
+
+        def client(i: int) -> None:
+            with connect(server.url, open_timeout=10) as ws:
+                doc = DocClient(ws)
+                doc.start()
+                ready.wait(timeout=30)
+                doc.audio(commands[i % 3])
+                doc.command("finalize")
+                result = doc.until("result", timeout_s=60)
+                answers[i] = (result["intent"], result["slots"])
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(9)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert answers == [COMMANDS[i % 3][1:] for i in range(9)]
+        calls, utterances = _calls(server)
+    assert utterances == 9
+    if batch_utterances == 1:
+        assert calls == 9
+    else:
+        assert calls < 9  # some utterances shared a call
+
+
+def test_a_batch_whose_worker_died_is_recognized_again_one_by_one(
+        vad: Any, commands: list[np.ndarray]) -> None:
+    with ServerThread(make_settings(worker_kind="process", workers=1), vad) as server:
+        pool = server.app.pool
+        (pid,) = pool.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pid in pool.worker_pids():
+            time.sleep(0.05)
+        entry = server.app.services.catalog.get(None)
+        sizes: list[int] = []
+        pool.on_batch = sizes.append
+
+        async def recognize_all() -> list[Any]:
+            requests = [RecognitionRequest(Utterance(i, commands[i % 3]), 0) for i in range(4)]
+            return await asyncio.gather(*(pool.recognize(entry, r) for r in requests))
+
+        results = server.call(recognize_all(), timeout_s=120)
+    assert [(r.intent, r.slots) for r in results] == [COMMANDS[i % 3][1:] for i in range(4)]
+    assert pool.restarts == 1
+    # The call that found the pool broken held the first utterance; it then went alone on
+    # the fresh pool, and the three that waited meanwhile went together.
+    assert sizes == [1, 1, 3]
