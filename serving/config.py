@@ -70,9 +70,10 @@ class ServerConfig:
     # the system (0: after every recognition, which costs latency; negative: never).
     trim_memory_s: float = 0.5
     # Final recognitions waiting together go to a worker together, up to this many in one
-    # call, their decoder runs shared (1: one by one; results then never depend on which
-    # utterances came together, which INT8 rounding otherwise makes them do slightly).
-    batch_utterances: int = 8
+    # call, their decoder runs shared. 1 (one by one) is quicker per answer on a CPU with the
+    # INT8 model (docs/scaling.md); raise it for FP32 or GPU models. INT8 rounding then makes
+    # confidences depend slightly on which utterances came together.
+    batch_utterances: int = 1
     # Slot values set at run time (device names, areas, items), by model and slot type: read at
     # start and reload, written back by PUT /v1/models/NAME/slots/TYPE (YAML).
     slots_file: str | None = None
@@ -144,7 +145,7 @@ class PoolConfig:
     queue_size: int = 32
     warm_up: bool = True
     trim_memory_s: float = 0.5
-    batch_utterances: int = 8
+    batch_utterances: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_utterances <= 64:

@@ -20,14 +20,19 @@ process pool; the pool then starts a fresh one (:meth:`InferencePool._restart`, 
 ``on_restart``) and runs the utterances that were in flight once more on it, so one bad
 moment costs latency, not answers, and never leaves the server answering nothing.
 
-Utterances that wait together are recognized together: when a worker comes free, it takes
-its share of the waiting utterances of one model (up to ``batch_utterances``) in one call,
-and :meth:`~assistant.recognizer.Recognizer.recognize_many` runs their beam searches side by
+With ``batch_utterances`` above 1, utterances that wait together are recognized together:
+when a worker comes free, it takes its share of the waiting utterances of one model (up to
+``batch_utterances``) in one call, and
+:meth:`~assistant.recognizer.Recognizer.recognize_many` runs their beam searches side by
 side, each decoder step one run for all of them (:func:`assistant.decoding.run_together`).
-A lone utterance goes alone, as before; under load the decoder's fixed cost per run is
-shared (docs/scaling.md). Their encoders still run one by one: padding 4 utterances of
-2.6-4.3 s to one length took 307 ms as one encoder batch and 290 ms one after another
-(tiny.en int8, one intra-op thread), and padding changes what Whisper's encoder computes.
+The default is 1, one at a time: on a 2-core CPU with the INT8 model the shared runs save
+only a fifth of an utterance's time, so the utterances of a batch, which all wait for its
+end, got their answers later than one by one (p95 at 100 clients 231-329 ms one at a time,
+278-477 ms in batches; docs/scaling.md). FP32 models save more (1.5-1.7x for 4-8 together),
+and a GPU is where batching is the point. Encoders run one by one either way: padding 4
+utterances of 2.6-4.3 s to one length took 307 ms as one encoder batch and 290 ms one after
+another (tiny.en int8, one intra-op thread), and padding changes what Whisper's encoder
+computes.
 """
 
 from __future__ import annotations

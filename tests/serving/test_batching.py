@@ -73,7 +73,8 @@ def test_utterances_waiting_together_are_recognized_together(
 
 def test_a_batch_whose_worker_died_is_recognized_again_one_by_one(
         vad: Any, commands: list[np.ndarray]) -> None:
-    with ServerThread(make_settings(worker_kind="process", workers=1), vad) as server:
+    settings = make_settings(worker_kind="process", workers=1, batch_utterances=8)
+    with ServerThread(settings, vad) as server:
         pool = server.app.pool
         (pid,) = pool.worker_pids()
         os.kill(pid, signal.SIGKILL)
