@@ -4,6 +4,8 @@ Both are cheap measures of the audio a recognition saw, reported with every resu
 monitoring can tell quiet microphones and noisy rooms from what the model was built on:
 
 * :func:`level_dbfs`: RMS level in dB relative to full scale;
+* :func:`speech_end_s`: where the speech ends, at 10 ms resolution: the last frame within
+  45 dB of the loudest and 12 dB over the background (the quietest tenth of frames);
 * :func:`snr_estimate_db`: the 90th against the 10th percentile (nearest rank) of 32 ms
   frame powers. An utterance cut by the VAD keeps some padding around the speech, so its
   quietest frames are background; this is an estimate, not a measurement (steady noise
@@ -39,3 +41,17 @@ def snr_estimate_db(audio: np.ndarray) -> float | None:
     loud, quiet = per_frame[(9 * (frames - 1)) // 10], per_frame[(frames - 1) // 10]
     ratio = 10.0 * math.log10((loud + 1e-12) / (quiet + 1e-12))
     return float(min(max(ratio, SNR_RANGE_DB[0]), SNR_RANGE_DB[1]))
+
+
+def speech_end_s(audio: np.ndarray, sample_rate_hz: int = 16000) -> float:
+    """Where the speech in ``audio`` ends, in seconds at 10 ms resolution (0.0: none found):
+    the end of the last 10 ms frame within 45 dB of the loudest and 12 dB over the quietest
+    tenth of the frames."""
+    frame = sample_rate_hz // 100
+    frames = audio[: audio.size // frame * frame].reshape(-1, frame)
+    if frames.size == 0:
+        return 0.0
+    level = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
+    threshold = max(float(np.percentile(level, 10)) + 12.0, float(level.max()) - 45.0)
+    loud = np.flatnonzero(level >= threshold)
+    return float((loud[-1] + 1) * frame / sample_rate_hz) if loud.size else 0.0

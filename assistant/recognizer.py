@@ -25,6 +25,7 @@ from .constraint import TokenConstraint
 from .decoding import BeamSearch, Decoded, DecodingOptions, Failed, Steps, run_alone, run_together
 from .errors import ConfigError, ModelError
 from .features import frames_for_duration, log_mel_spectrogram
+from .finality import builtin_probe
 from .grammar import (
     Annotation,
     Context,
@@ -163,6 +164,12 @@ class Result:
     # Whether what the model heard freely begins a sentence of the grammar but stops before
     # it ends ("set a timer for"): the speaker is likely to go on.
     heard_unfinished: bool = False
+    # How likely the speech sounds finished rather than paused mid-sentence, and the probe's
+    # judgement (:mod:`assistant.finality`: True finished, False unfinished, None cannot
+    # tell); None also when the speech model has no probe or no speech end was found. Not
+    # serialized.
+    finality: float | None = None
+    sounds_finished: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -208,6 +215,7 @@ class Analysis:
     embedding: np.ndarray | None = None  # encoder states over the audio, mean-pooled
     extension: Extension | None = None  # what its longer sentences do to its meaning
     heard_unfinished: bool = False  # the free decode begins a sentence but stops before its end
+    finality: float | None = None  # how finished the speech sounds (assistant.finality)
 
 
 @dataclass(frozen=True)
@@ -237,6 +245,8 @@ class Recognizer:
         self.classifier = classifier
         self.config = config or RecognizerConfig()
         self.calibration = calibration or builtin_calibration(model.name)
+        # Only the encoder it was fitted on: a fine-tuned model's is another ("-commands").
+        self.finality = builtin_probe(model.name)
         self.graph = compile_word_graph(context)
         self._extensions: dict[tuple[str, ...], Extension] = {}
         self.constraint = TokenConstraint(
@@ -339,6 +349,19 @@ class Recognizer:
             "threshold": self.config.threshold,
         }
 
+    def _mel(self, audio: np.ndarray) -> tuple[np.ndarray, float]:
+        """The encoder's input for ``audio`` with the trailing silence the recognizer adds,
+        and the padded audio's length in seconds."""
+        pad = np.zeros(self.config.trailing_pad_ms * SAMPLE_RATE_HZ // 1000, np.float32)
+        padded = np.concatenate([audio, pad])
+        mel = log_mel_spectrogram(padded, n_mels=self.model.dims.n_mels,
+                                  n_frames=frames_for_duration(padded.size))
+        return mel, padded.size / SAMPLE_RATE_HZ
+
+    def encode(self, audio: np.ndarray) -> EncoderOutput:
+        """The encoder's output for ``audio`` (float32 mono 16 kHz), as recognition sees it."""
+        return self.model.encode(self._mel(np.asarray(audio, dtype=np.float32))[0])
+
     def analyze(self, audio: np.ndarray, rescue: bool = True) -> Analysis:
         """Decode one utterance and measure it, before any confidence is computed.
 
@@ -360,12 +383,11 @@ class Recognizer:
         if audio.size == 0:
             return Analysis(audio_ms, None, None, "", "", {})
         started = time.perf_counter()
-        pad = np.zeros(self.config.trailing_pad_ms * SAMPLE_RATE_HZ // 1000, np.float32)
-        padded = np.concatenate([audio, pad])
-        mel = log_mel_spectrogram(padded, n_mels=self.model.dims.n_mels,
-                                  n_frames=frames_for_duration(padded.size))
+        mel, padded_s = self._mel(audio)
         t_features = time.perf_counter()
         encoded = self.model.encode(mel)
+        finality = (None if self.finality is None
+                    else self.finality.probability(encoded.hidden[0], audio))
         scores = self.classifier.classify(encoded.hidden) if self.classifier else None
         t_encoder = time.perf_counter()
         timing = {"features": 1000 * (t_features - started),
@@ -375,15 +397,15 @@ class Recognizer:
                 and scores.out_of_domain >= self.config.ood_gate):
             timing["decoder"] = 0.0  # clearly out of domain: no need to decode
             return Analysis(audio_ms, None, None, "", "", timing, scores, out_of_domain=True,
-                            embedding=embedding)
-        decoded = yield from self.search.steps(encoded, padded.size / SAMPLE_RATE_HZ)
+                            embedding=embedding, finality=finality)
+        decoded = yield from self.search.steps(encoded, padded_s)
         timing["decoder"] = 1000 * (time.perf_counter() - t_encoder)
         heard = self.model.tokenizer.decode(decoded.free_tokens).strip()
         heard_words = normalize_text(heard)
         reading = self._read(decoded, scores, heard_words)
         t_read = time.perf_counter()
         if rescue:
-            reading = yield from self._rescued(reading, encoded, padded.size / SAMPLE_RATE_HZ,
+            reading = yield from self._rescued(reading, encoded, padded_s,
                                                scores, heard_words)
         timing["rescue"] = 1000 * (time.perf_counter() - t_read)
         extension = None
@@ -391,7 +413,8 @@ class Recognizer:
             extension = self._extension(tuple(reading.words))
         return Analysis(audio_ms, reading.features, reading.annotation, reading.transcript,
                         heard, timing, scores, embedding=embedding, extension=extension,
-                        heard_unfinished=unfinished(self.graph, heard_words))
+                        heard_unfinished=unfinished(self.graph, heard_words),
+                        finality=finality)
 
     def _read(self, decoded: Decoded, scores: IntentScores | None,
               heard_words: list[str]) -> _Reading:
@@ -497,6 +520,9 @@ class Recognizer:
             embedding=analysis.embedding,
             extension=analysis.extension,
             heard_unfinished=analysis.heard_unfinished,
+            finality=analysis.finality,
+            sounds_finished=(None if self.finality is None
+                             else self.finality.judge(analysis.finality)),
         )
 
 
