@@ -24,7 +24,14 @@ recognizes. The ``grammar`` policy uses what the grammar knows about the sentenc
      ``complete_ms`` (150 ms);
    * understood, but the grammar **can extend it to another meaning** ("turn on the
      lights" ... "in the kitchen"): ``extendable_ms`` (400 ms, the fixed policy's wait, so
-     these are never slower than under it).
+     these are never slower than under it). With ``use_finality`` (off by default) the
+     speech itself decides where the speech model has a finality probe
+     (:mod:`assistant.finality`): a last word that **sounds finished** commits after
+     ``complete_ms``, one that **sounds unfinished** waits ``incomplete_ms``. On synthesized
+     speech each threshold lets through at most 2 % of the other kind; on real barista
+     orders speakers paused after words that sounded finished ("I want a medium mocha" ...
+     "with whole milk and sweetener"), and 5 of 100 were answered before they ended
+     (``benchmarks/endpointing.py``, README), so it stays off.
 
    Committing on a sentence whose extensions mean the same thing is safe for the answer:
    when the speaker does add "please", that answer was already right, and the word becomes
@@ -74,6 +81,7 @@ class GrammarEndpointing:
     extendable_ms: int = 400
     incomplete_ms: int = 1000  # the endpointer's min_silence_ms under this policy
     min_heard_match: float = 0.5  # free-decode agreement needed to end before incomplete_ms
+    use_finality: bool = False  # extendable sentences: let the finality probe decide
     # The VAD calls a soft last sound ("lights": the s) silence. A speculation waits until the
     # last speculate_ms of audio are quiet: quiet_db under the utterance's loudest frame, or
     # within floor_margin_db of the background (the quietest tenth of the last 2 s), and at
@@ -106,7 +114,11 @@ class GrammarEndpointing:
         if (result.heard_unfinished or not result.understood or heard < self.min_heard_match
                 or result.extension is Extension.CONTINUES_VALUE):
             return None
-        return self.complete_ms if result.extension is Extension.NONE else self.extendable_ms
+        if result.extension is Extension.NONE:
+            return self.complete_ms
+        if self.use_finality and result.sounds_finished is not None:
+            return self.complete_ms if result.sounds_finished else None
+        return self.extendable_ms  # no probe, or it cannot tell
 
 
 DEFAULT_GRAMMAR_ENDPOINTING = GrammarEndpointing()

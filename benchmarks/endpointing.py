@@ -4,8 +4,9 @@ cut short when the speaker pauses, for several endpointing policies in one run.
     python benchmarks/endpointing.py --out runs/endpointing.json [--synthesized 60]
 
 Policies: a fixed trailing silence of 400 ms (ours), 700 ms (Home Assistant's default) and
-1000 ms (Rhino's), and grammar-aware endpointing (:mod:`assistant.endpointing`, its
-defaults). Sets:
+1000 ms (Rhino's), and grammar-aware endpointing (:mod:`assistant.endpointing`): its
+defaults, with the finality probe deciding extendable sentences (``use_finality=true``), and
+waiting longest for every extendable sentence (``extendable_ms=1000``). Sets:
 
 * **barista-dev** (real recordings, ../shared/data; measured, never tuned on) and
   **synthesized** commands of the home grammar (espeak-ng voices, clean): each clip with
@@ -50,9 +51,10 @@ sys.path.insert(0, str(ROOT))
 
 from assistant.audio import SAMPLE_RATE_HZ, read_audio  # noqa: E402
 from assistant.evaluation import Label, command_accepted  # noqa: E402
+from assistant.levels import speech_end_s  # noqa: E402
 
 POLICIES = ("fixed 400 ms", "fixed 700 ms", "fixed 1000 ms", "grammar",
-            "grammar extendable_ms=1000")
+            "grammar use_finality=true", "grammar extendable_ms=1000")
 PAUSES_MS = (200, 400, 600, 800)
 TRAILING_S = 1.5
 CHUNK_MS = 20
@@ -62,12 +64,16 @@ HOME = ROOT / "assistant" / "contexts" / "home.yaml"
 
 def last_word_end_s(audio: np.ndarray) -> float:
     """Where the speech ends, at 10 ms resolution (see module docs)."""
-    frame = SAMPLE_RATE_HZ // 100
-    frames = audio[: audio.size // frame * frame].reshape(-1, frame)
-    level = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
-    threshold = max(float(np.percentile(level, 10)) + 12.0, float(level.max()) - 45.0)
-    loud = np.flatnonzero(level >= threshold)
-    return float((loud[-1] + 1) * frame / SAMPLE_RATE_HZ) if loud.size else 0.0
+    return speech_end_s(audio, SAMPLE_RATE_HZ)
+
+
+def _typed(default: Any, value: str) -> Any:
+    """``value`` as the type of the setting's ``default`` ("false" is False)."""
+    if isinstance(default, bool):
+        if value.lower() not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value.lower() == "true"
+    return type(default)(value)
 
 
 def stream_config(policy: str) -> Any:
@@ -80,7 +86,7 @@ def stream_config(policy: str) -> Any:
     if policy.startswith("grammar"):  # "grammar" and GrammarEndpointing fields: name=value
         options = dict(option.split("=", 1) for option in policy.split()[1:])
         grammar = StreamConfig().grammar
-        grammar = replace(grammar, **{name: type(getattr(grammar, name))(value)
+        grammar = replace(grammar, **{name: _typed(getattr(grammar, name), value)
                                       for name, value in options.items()})
         return StreamConfig(endpointing=EndpointingPolicy.GRAMMAR, grammar=grammar)
     silence_ms = int(policy.split()[1])

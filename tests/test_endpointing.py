@@ -106,11 +106,13 @@ def test_unfinished_words(cafe: Any) -> None:
 # -- the policy ------------------------------------------------------------------------------
 
 def _result(understood: bool = True, extension: Extension | None = Extension.NONE,
-            heard_match: float = 1.0, heard_unfinished: bool = False) -> Result:
+            heard_match: float = 1.0, heard_unfinished: bool = False,
+            sounds_finished: bool | None = None) -> Result:
     return Result(understood, "x" if understood else None, {}, 0.9, "t", "t", 500.0,
                   features={"heard_match": heard_match}, extension=extension,
                   heard_unfinished=heard_unfinished,
-                  reason=None if understood else Reason.BELOW_THRESHOLD)
+                  reason=None if understood else Reason.BELOW_THRESHOLD,
+                  sounds_finished=sounds_finished)
 
 
 def test_policy_waits() -> None:
@@ -123,6 +125,23 @@ def test_policy_waits() -> None:
     assert policy.wait_ms(_result(understood=False, extension=None)) is None
     assert policy.wait_ms(_result(heard_unfinished=True)) is None
     assert policy.wait_ms(_result(understood=False, heard_unfinished=True)) is None
+
+
+def test_the_speech_decides_for_an_extendable_sentence() -> None:
+    """Where the speech model has a finality probe: a last word that sounds finished commits
+    soon, one that sounds unfinished waits longest, and when the probe cannot tell the
+    grammar's wait stays; a sentence nothing extends never waits on the probe."""
+    policy = GrammarEndpointing(use_finality=True)
+    adds = Extension.ADDS
+    assert policy.wait_ms(_result(extension=adds, sounds_finished=True)) == policy.complete_ms
+    assert policy.wait_ms(_result(extension=adds, sounds_finished=False)) is None
+    assert policy.wait_ms(_result(extension=adds, sounds_finished=None)) == policy.extendable_ms
+    assert policy.wait_ms(_result(sounds_finished=False)) == policy.complete_ms
+    off = GrammarEndpointing()  # the default: the grammar alone
+    for judged in (True, False, None):
+        assert off.wait_ms(_result(extension=adds, sounds_finished=judged)) == off.extendable_ms
+    assert policy.wait_ms(_result(extension=Extension.CONTINUES_VALUE,
+                                  sounds_finished=True)) is None
 
 
 def test_policy_settings_are_checked() -> None:
