@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from assistant.audio import SAMPLE_RATE_HZ, read_audio  # noqa: E402
 from assistant.evaluation import Label, command_accepted  # noqa: E402
-from assistant.levels import speech_end_s  # noqa: E402
+from assistant.levels import frame_levels_db, level_dips, speech_end_s  # noqa: E402
 
 POLICIES = ("fixed 400 ms", "fixed 700 ms", "fixed 1000 ms", "grammar",
             "grammar use_finality=true", "grammar extendable_ms=1000")
@@ -251,26 +251,12 @@ def real_pause_set(clips: list[tuple[np.ndarray, Label]], seed: int
     frame = SAMPLE_RATE_HZ // 100
     out = []
     for i, (audio, label) in enumerate(clips):
-        frames = audio[: audio.size // frame * frame].reshape(-1, frame)
-        level = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
-        floor = float(np.percentile(level, 10))
-        loud = np.flatnonzero(level >= max(floor + 12.0, float(level.max()) - 45.0))
-        if loud.size < 10:
-            continue
-        first, last = int(loud[0]), int(loud[-1])
-        top = float(np.percentile(level[first : last + 1], 90))
-        low = level < top - 25.0
-        span = last - first
-        dips = []
-        run = 0
-        for k in range(first, last + 1):
-            run = run + 1 if low[k] else 0
-            if run == 3 and first + 0.2 * span <= k - 1 <= first + 0.8 * span:
-                dips.append(k - 1)  # the middle of a 30 ms dip
+        dips = level_dips(audio, SAMPLE_RATE_HZ)
         if not dips:
             continue
-        cut = rng.choice(dips) * frame
+        cut = rng.choice(dips)
         pause_ms = PAUSES_MS[i % len(PAUSES_MS)]
+        level = frame_levels_db(audio, SAMPLE_RATE_HZ)
         quiet = int(np.argmin(np.convolve(level, np.ones(10), "valid")))  # quietest 100 ms
         background = audio[quiet * frame : (quiet + 10) * frame]
         gap = np.resize(background, int(pause_ms * SAMPLE_RATE_HZ / 1000))

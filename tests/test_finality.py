@@ -13,7 +13,8 @@ from assistant.finality import (
     builtin_probe,
     finality_features,
 )
-from training.finality import dips, fit, speculation_clip, thresholds
+from assistant.levels import level_dips
+from training.finality import fit, speculation_clip, thresholds
 
 
 def _clip(seconds_speech: float, seconds_after: float) -> np.ndarray:
@@ -70,7 +71,7 @@ def test_the_shipped_probe_hears_a_finished_sentence_from_a_pause_inside_it(
     finished, cut = [], []
     for text in texts:
         speech = speak(text, voice="en-us+steph", pad_s=0.0)
-        inside = dips(speech)
+        inside = level_dips(speech)
         assert inside, text
         for at, out in ((speech.size, finished), (inside[len(inside) // 2], cut)):
             clip = speculation_clip(speech, at, rng)

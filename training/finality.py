@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 
 from assistant.audio import SAMPLE_RATE_HZ
+from assistant.confidence import fit_logistic
 from assistant.finality import FinalityProbe, finality_features
 from assistant.grammar import load_context, sample_sentences
-from assistant.levels import speech_end_s
+from assistant.levels import level_dips, speech_end_s
 
 from .tts import Voice, default_voices, synthesize
 
@@ -72,27 +73,6 @@ def _voices() -> dict[str, list[Voice]]:
     return by_engine
 
 
-def dips(audio: np.ndarray) -> list[int]:
-    """Samples at the middle of 30 ms dips of the level inside the speech (module docs)."""
-    frame = SAMPLE_RATE_HZ // 100
-    frames = audio[: audio.size // frame * frame].reshape(-1, frame)
-    level = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
-    floor = float(np.percentile(level, 10))
-    loud = np.flatnonzero(level >= max(floor + 12.0, float(level.max()) - 45.0))
-    if loud.size < 10:
-        return []
-    first, last = int(loud[0]), int(loud[-1])
-    top = float(np.percentile(level[first : last + 1], 90))
-    low = level < top - 25.0
-    span = last - first
-    out, run = [], 0
-    for k in range(first, last + 1):
-        run = run + 1 if low[k] else 0
-        if run == 3 and first + 0.2 * span <= k - 1 <= first + 0.8 * span:
-            out.append((k - 1) * frame)
-    return out
-
-
 def speculation_clip(speech: np.ndarray, end: int, rng: np.random.Generator) -> np.ndarray:
     """``speech[:end]`` as a speculation sees it: the VAD's 30 ms of padding before (and up
     to 70 ms it started late), the speech, and 30-130 ms of the pause (the padding after the
@@ -116,7 +96,7 @@ def measure(recognizer: Any, per_grammar: int, seed: int) -> list[Clip]:
                     continue
                 speech = synthesize(annotation.text, rng.choice(voices)).astype(np.float32)
                 end = int(speech_end_s(speech) * SAMPLE_RATE_HZ)
-                cuts = dips(speech[:end])
+                cuts = level_dips(speech[:end])
                 for finished, at in ((True, end), (False, rng.choice(cuts) if cuts else None)):
                     if at is None:
                         continue
@@ -129,23 +109,11 @@ def measure(recognizer: Any, per_grammar: int, seed: int) -> list[Clip]:
 
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float]:
-    """Logistic regression by Newton's method on standardized inputs; the weights and bias
-    for the raw inputs."""
-    mean, scale = x.mean(0), x.std(0) + 1e-6
-    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    w = np.zeros(z.shape[1])
-    penalty = np.full(z.shape[1], l2)
-    penalty[-1] = 0.0
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-np.clip(z @ w, -30, 30)))
-        gradient = z.T @ (p - y) + penalty * w
-        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-6:
-            break
-    weights = w[:-1] / scale
-    return weights, float(w[-1] - weights @ mean)
+    """The weights and bias for the raw inputs of a standardized, L2-regularized logistic
+    regression (the calibration's fit, :func:`assistant.confidence.fit_logistic`)."""
+    fitted = fit_logistic(x, y, tuple(str(i) for i in range(x.shape[1])), l2=l2)
+    weights = np.asarray(fitted.weights) / np.asarray(fitted.scale)
+    return weights, float(fitted.bias - weights @ np.asarray(fitted.mean))
 
 
 def auc(p: np.ndarray, y: np.ndarray) -> float:
