@@ -16,6 +16,7 @@ per utterance for four utterances on a 2-core CPU (docs/scaling.md), and what a 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ from .constraint import State, TokenConstraint
 from .errors import ConfigError
 from .grammar.wordgraph import WordGraph
 from .speech_model import CrossKeys, EncoderOutput, KVCache, SpeechModel
+
+logger = logging.getLogger("assistant.decoding")
 
 BLANK_TOKEN = 220  # " " in Whisper's vocabulary, suppressed as the first token like Whisper does
 
@@ -131,15 +134,30 @@ def run_together(model: SpeechModel, searches: Sequence[Steps[T]],
     pending: dict[int, DecoderCall] = {}
     together = model.decodes_together
 
-    def advance(i: int, value: tuple[np.ndarray, KVCache] | None) -> None:
+    def advance(i: int, value: tuple[np.ndarray, KVCache] | None,
+                error: Exception | None = None) -> None:
         try:
-            pending[i] = next(searches[i]) if value is None else searches[i].send(value)
+            if error is not None:  # its decoder run failed: the search hears it
+                pending[i] = searches[i].throw(error)
+            else:
+                pending[i] = next(searches[i]) if value is None else searches[i].send(value)
         except StopIteration as done:
             pending.pop(i, None)
             results[i] = done.value
         except Exception as e:  # one utterance's failure is its own
             pending.pop(i, None)
             results[i] = Failed(e)
+
+    def alone(i: int) -> None:
+        call = pending[i]
+        if on_run is not None:
+            on_run(1)
+        try:
+            out = model.decode(call.tokens, call.selected, call.encoded)
+        except Exception as e:
+            advance(i, None, e)
+            return
+        advance(i, out)
 
     for i in range(len(searches)):
         advance(i, None)
@@ -151,21 +169,26 @@ def run_together(model: SpeechModel, searches: Sequence[Steps[T]],
         for members in alike.values():
             if len(members) == 1 or not together:
                 for i in members:
-                    call = pending[i]
-                    if on_run is not None:
-                        on_run(1)
-                    advance(i, model.decode(call.tokens, call.selected, call.encoded))
+                    alone(i)
                 continue
             calls = [pending[i] for i in members]
+            # The ids stay valid: every search holds its encoder output until it ends.
             key = tuple(id(c.encoded) for c in calls)
-            if key not in keys_of:  # the same utterances usually step together for a while
-                if len(keys_of) >= 4:
-                    keys_of.clear()
-                keys_of[key] = CrossKeys.together([c.encoded.keys for c in calls])
+            try:
+                if key not in keys_of:  # the same utterances usually step together a while
+                    if len(keys_of) >= 4:
+                        keys_of.clear()
+                    keys_of[key] = CrossKeys.together([c.encoded.keys for c in calls])
+                outs = _decode_together(model, calls, keys_of[key])
+            except Exception:  # find out whose it is: each alone
+                logger.exception("a shared decoder run failed; running its %d utterances "
+                                 "one by one", len(calls))
+                for i in members:
+                    alone(i)
+                continue
             if on_run is not None:
                 on_run(len(calls))
-            for i, out in zip(members, _decode_together(model, calls, keys_of[key]),
-                              strict=True):
+            for i, out in zip(members, outs, strict=True):
                 advance(i, out)
     return [results[i] for i in range(len(searches))]
 

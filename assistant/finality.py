@@ -39,7 +39,7 @@ def finality_features(hidden: np.ndarray, audio: np.ndarray) -> np.ndarray | Non
     """The probe's input for one utterance: encoder states ``hidden`` [positions, d] of
     ``audio`` (mono 16 kHz, the states' first position at its first sample); None when no
     speech end is found."""
-    end = int(speech_end_s(audio, SAMPLE_RATE_HZ) * SAMPLE_RATE_HZ) // SAMPLES_PER_STATE
+    end = round(speech_end_s(audio, SAMPLE_RATE_HZ) * SAMPLE_RATE_HZ) // SAMPLES_PER_STATE
     if end < 2 or end >= hidden.shape[0]:
         return None
     last = hidden[max(0, end - SPEECH_STATES) : end]

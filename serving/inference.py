@@ -297,6 +297,8 @@ class InferencePool:
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._calls = 0  # calls of final recognitions running in the workers
         self.on_batch: Callable[[int], None] | None = None  # told each call's utterance count
+        self._tasks: set[asyncio.Task[None]] = set()  # calls running (kept from the GC)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the queue lives on
 
     def start(self, entries: Sequence[ModelEntry], timeout_s: float = 300.0) -> None:
         """Start the workers and load ``entries`` in each (blocking)."""
@@ -350,23 +352,27 @@ class InferencePool:
         return sorted(processes)
 
     async def _restart(self, broken_generation: int) -> None:
-        """Replace a broken process pool (once, however many utterances saw it break)."""
+        """Replace a broken process pool (once, however many utterances saw it break); then
+        hand the final recognitions that waited meanwhile to the fresh workers."""
         if self._restarting is None:
             self._restarting = asyncio.Lock()
-        async with self._restarting:
-            if self._generation != broken_generation or self._closed:
-                return  # another utterance already restarted it
-            started = time.monotonic()
-            old = self._executor
-            if old is not None:
-                old.shutdown(wait=False, cancel_futures=True)
-            self._executor = await asyncio.to_thread(self._process_pool, 300.0)
-            self._generation += 1
-            self.restarts += 1
-            logger.error("a worker process died: the pool was restarted in %.1f s",
-                         time.monotonic() - started)
-            if self.on_restart is not None:
-                self.on_restart()
+        try:
+            async with self._restarting:
+                if self._generation != broken_generation or self._closed:
+                    return  # another utterance already restarted it
+                started = time.monotonic()
+                old = self._executor
+                if old is not None:
+                    old.shutdown(wait=False, cancel_futures=True)
+                self._executor = await asyncio.to_thread(self._process_pool, 300.0)
+                self._generation += 1
+                self.restarts += 1
+                logger.error("a worker process died: the pool was restarted in %.1f s",
+                             time.monotonic() - started)
+                if self.on_restart is not None:
+                    self.on_restart()
+        finally:
+            self._dispatch()
 
     @property
     def depth(self) -> int:
@@ -397,8 +403,8 @@ class InferencePool:
         self._in_flight += 1
         try:
             if not request.partial:
-                waiting = _Waiting(entry, request.audio,
-                                   asyncio.get_running_loop().create_future())
+                self._loop = asyncio.get_running_loop()
+                waiting = _Waiting(entry, request.audio, self._loop.create_future())
                 self._waiting.append(waiting)
                 self._dispatch()
                 return await waiting.future
@@ -446,9 +452,14 @@ class InferencePool:
             for waiting in taken:
                 self._waiting.remove(waiting)
             self._calls += 1
+            task = asyncio.get_running_loop().create_task(self._call(first.entry, taken))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             if self.on_batch is not None:
-                self.on_batch(len(taken))
-            asyncio.get_running_loop().create_task(self._call(first.entry, taken))
+                try:
+                    self.on_batch(len(taken))
+                except Exception:  # a metric must not stop recognition
+                    logger.exception("on_batch failed")
 
     async def _call(self, entry: ModelEntry, taken: list[_Waiting]) -> None:
         loop = asyncio.get_running_loop()
@@ -469,15 +480,21 @@ class InferencePool:
                 else:
                     waiting.alone = True
             again = [w for w in taken if not w.future.done()]
-            if again:
-                await self._restart(generation)
-                self._waiting.extendleft(reversed(again))
-            self._dispatch()
+            self._waiting.extendleft(reversed(again))  # first in line on the fresh pool
+            try:
+                await self._restart(generation)  # it dispatches them
+            except Exception as failure:  # no fresh pool: they learn why
+                for waiting in again:
+                    with contextlib.suppress(ValueError):
+                        self._waiting.remove(waiting)
+                    _settle(waiting.future, error=failure)
             return
         except BaseException as e:  # the call itself failed: each utterance learns why
             self._calls -= 1
+            stopped = isinstance(e, asyncio.CancelledError) and self._closed
             for waiting in taken:
-                _settle(waiting.future, error=e)
+                _settle(waiting.future,
+                        error=RuntimeError("the inference pool stopped") if stopped else e)
             self._dispatch()
             if not isinstance(e, Exception):
                 raise
@@ -490,15 +507,24 @@ class InferencePool:
                 _settle(waiting.future, result=result)
         self._dispatch()
 
+    def _fail_waiting(self) -> None:
+        while self._waiting:
+            _settle(self._waiting.popleft().future,
+                    error=RuntimeError("the inference pool stopped"))
+
     def shutdown(self) -> None:
         """Stop the workers after the work already started (waits for it); utterances still
         waiting for a worker fail."""
         self._closed = True
-        while self._waiting:
-            waiting = self._waiting.popleft()
-            if not waiting.future.done():
-                waiting.future.get_loop().call_soon_threadsafe(
-                    _settle, waiting.future, None, RuntimeError("the inference pool stopped"))
+        loop = self._loop
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if loop is not None and loop.is_running() and not on_loop:
+            loop.call_soon_threadsafe(self._fail_waiting)  # the queue is the loop's
+        else:
+            self._fail_waiting()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 

@@ -221,3 +221,38 @@ def test_int8_together_decides_as_alone_and_keeps_failures_apart(  # type: ignor
     assert set(runs) == {1}
     assert [(r.transcript, r.confidence) for r in one_by_one if isinstance(r, Result)] == [
         (a.transcript, a.confidence) for a in alone]
+
+
+def test_a_failing_decoder_run_fails_only_its_own_utterance(
+        home_assistant_context, tiny_int8, together_audio) -> None:  # type: ignore[no-untyped-def]
+    """When onnxruntime fails the runs of one utterance (here the real model is told to, for
+    the second one's length of encoder states), a shared run is retried one by one and only
+    that utterance fails; the others get what they get alone."""
+    from assistant.decoding import Failed, run_together
+    from assistant.errors import ModelError
+    from assistant.speech_model import CrossKeys
+
+    recognizer = Recognizer(home_assistant_context, tiny_int8)
+    lengths = [recognizer.encode(a).positions for a in together_audio]
+    bad = lengths[1]
+    assert lengths.count(bad) == 1
+
+    class FailingFor:  # the real model, but any run attending to the second utterance fails
+        decodes_together = True
+
+        def decode(self, tokens, cache, encoded):  # type: ignore[no-untyped-def]
+            keys = encoded if isinstance(encoded, CrossKeys) else encoded.keys
+            if bad in [int((row == 0).sum()) for row in keys.mask]:
+                raise ModelError("onnxruntime failed")
+            return tiny_int8.decode(tokens, cache, encoded)
+
+    runs: list[int] = []
+    outcomes = run_together(FailingFor(), [recognizer._analysis(a, True)  # type: ignore[arg-type]
+                                           for a in together_audio], runs.append)
+    assert isinstance(outcomes[1], Failed) and "onnxruntime failed" in str(outcomes[1].error)
+    alone = [recognizer.recognize(a) for a in together_audio]
+    for i in (0, 2, 3):
+        outcome = outcomes[i]
+        assert not isinstance(outcome, Failed) and outcome.annotation is not None
+        assert outcome.annotation.intent == alone[i].intent
+    assert max(runs) == 3  # the other three still ran together

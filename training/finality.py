@@ -95,7 +95,7 @@ def measure(recognizer: Any, per_grammar: int, seed: int) -> list[Clip]:
                 if len(annotation.text.split()) < 3:
                     continue
                 speech = synthesize(annotation.text, rng.choice(voices)).astype(np.float32)
-                end = int(speech_end_s(speech) * SAMPLE_RATE_HZ)
+                end = round(speech_end_s(speech) * SAMPLE_RATE_HZ)
                 cuts = level_dips(speech[:end])
                 for finished, at in ((True, end), (False, rng.choice(cuts) if cuts else None)):
                     if at is None:

@@ -95,3 +95,33 @@ def test_a_batch_whose_worker_died_is_recognized_again_one_by_one(
     # The call that found the pool broken held the first utterance; it then went alone on
     # the fresh pool, and the three that waited meanwhile went together.
     assert sizes == [1, 1, 3]
+
+
+def test_when_no_fresh_pool_can_start_the_waiting_utterances_learn_why(
+        vad: Any, commands: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool that broke and cannot be restarted (say, no memory to fork) answers every
+    utterance waiting for it with the reason, instead of leaving them waiting."""
+    settings = make_settings(worker_kind="process", workers=1, batch_utterances=8)
+    with ServerThread(settings, vad) as server:
+        pool = server.app.pool
+        (pid,) = pool.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pid in pool.worker_pids():
+            time.sleep(0.05)
+
+        def cannot_fork(timeout_s: float) -> Any:
+            raise OSError("cannot fork a worker: out of memory")
+
+        monkeypatch.setattr(pool, "_process_pool", cannot_fork)
+        entry = server.app.services.catalog.get(None)
+
+        async def recognize_all() -> list[Any]:
+            requests = [RecognitionRequest(Utterance(i, commands[i % 3]), 0) for i in range(3)]
+            return await asyncio.gather(*(pool.recognize(entry, r) for r in requests),
+                                        return_exceptions=True)
+
+        outcomes = server.call(recognize_all(), timeout_s=60)
+        assert [type(o) for o in outcomes] == [OSError] * 3
+        assert "out of memory" in str(outcomes[0])
+        assert pool.depth == 0
