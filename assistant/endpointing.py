@@ -30,7 +30,7 @@ recognizes. The ``grammar`` policy uses what the grammar knows about the sentenc
      ``complete_ms``, one that **sounds unfinished** waits ``incomplete_ms``. On synthesized
      speech each threshold lets through at most 2 % of the other kind; on real barista
      orders speakers paused after words that sounded finished ("I want a medium mocha" ...
-     "with whole milk and sweetener"), and 5 of 100 were answered before they ended
+     "with whole milk and sweetener"), and 6 of 100 were answered before they ended
      (``benchmarks/endpointing.py``, README), so it stays off.
 
    Committing on a sentence whose extensions mean the same thing is safe for the answer:
