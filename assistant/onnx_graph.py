@@ -18,7 +18,7 @@ Decoder (``decoder.onnx``), one or more tokens at a time with a key/value cache
          utterance's audio is, a large negative number over the padding after a shorter
          one). The decoder's rows belong to the utterances in order, ``batch / utterances``
          each (beams of one utterance share one copy of its keys and values; several
-         utterances decode in one run, :func:`assistant.decoding.decode_together`).
+         utterances decode in one run, :func:`assistant.decoding.run_together`).
     out: ``logprobs`` [batch, new, vocab] (log-softmax), ``present_k_i``/``present_v_i``.
 
 Attention scale ``head_dim ** -0.5`` is folded into the query projections.
@@ -36,7 +36,7 @@ from .errors import MissingDependencyError
 from .whisper_weights import WhisperDims
 
 OPSET = 17
-GRAPH_VERSION = 2  # bump when the graphs change: cached artifacts are keyed by it
+GRAPH_VERSION = 3  # bump when the graphs change: cached artifacts are keyed by it
 
 
 def _onnx() -> Any:
@@ -235,33 +235,25 @@ def build_decoder(dims: WhisperDims, sd: dict[str, np.ndarray]) -> Any:
                               b.const(np.array([0], np.int64))])
     mask = b.op("Where", [b.op("Greater", [cols, rows]),
                           b.const(np.array(-1e9, np.float32)), b.const(np.array(0, np.float32))])
-    # Cross-attention per utterance: the queries of an utterance's rows side by side,
-    # [batch, H, new, Dh] -> [utterances, H, rows * new, Dh], against its keys and values.
+    # Cross-attention per utterance: the rows [batch, H, new, Dh] as [utterances, rows, H, new,
+    # Dh] against each utterance's keys and values with a rows axis of 1 to broadcast over.
+    # Each (row, head) stays a product of its own, as in a batch of one utterance (whose
+    # numbers this keeps exactly: graph version 1 broadcast one utterance's keys the same way).
     one_d = b.const(np.array([1], np.int64), "one_d")
+    new_1d = b.op("Reshape", [new, one_d])
+    grouped = b.op("Concat", [b.op("Reshape", [dim("cross_k_0", 0), one_d]),
+                              b.const(np.array([-1, heads], np.int64)), new_1d,
+                              b.const(np.array([head_dim], np.int64))], axis=0)
+    by_row = b.op("Concat", [b.const(np.array([-1, heads], np.int64)), new_1d,
+                             b.const(np.array([head_dim], np.int64))], axis=0)
+    rows_axis = b.const(np.array([1], np.int64), "rows_axis")
+    cross_mask = b.op("Unsqueeze", ["cross_mask", b.const(np.array([1, 2, 3], np.int64))])
 
-    def vector(scalar: str) -> str:  # a size as a 1-element shape piece
-        return b.op("Reshape", [scalar, one_d])
-
-    utterances = vector(dim("cross_k_0", 0))
-    rows_each = b.op("Div", [vector(dim("tokens", 0)), utterances])
-
-    def shape(*parts: str | list[int]) -> str:
-        return b.op("Concat", [p if isinstance(p, str) else b.const(np.array(p, np.int64))
-                               for p in parts], axis=0)
-
-    grouped = shape(utterances, rows_each, [heads, -1, head_dim])
-    side_by_side = shape(utterances, [heads, -1, head_dim])
-    ungrouped = shape(utterances, [heads], rows_each, [-1, head_dim])
-    row_shape = shape([-1, heads], vector(new), [head_dim])
-    cross_mask = b.op("Unsqueeze", ["cross_mask", b.const(np.array([1, 2], np.int64))])
-
-    def to_utterances(q: str) -> str:
-        t = b.op("Transpose", [b.op("Reshape", [q, grouped])], perm=[0, 2, 1, 3, 4])
-        return b.op("Reshape", [t, side_by_side])
-
-    def to_rows(a: str) -> str:  # [utterances, H, rows * new, Dh] -> [batch, H, new, Dh]
-        t = b.op("Transpose", [b.op("Reshape", [a, ungrouped])], perm=[0, 2, 1, 3, 4])
-        return b.op("Reshape", [t, row_shape])
+    def attend_cross(q: str, k_t: str, v: str) -> str:
+        q = b.op("Reshape", [q, grouped])
+        a = b.attend(q, b.op("Unsqueeze", [k_t, rows_axis]), b.op("Unsqueeze", [v, rows_axis]),
+                     cross_mask)
+        return b.op("Reshape", [a, by_row])
 
     outputs = []
     for i in range(dims.n_text_layer):
@@ -284,9 +276,8 @@ def build_decoder(dims: WhisperDims, sd: dict[str, np.ndarray]) -> Any:
         h = b.layer_norm(x, sd, f"{p}.encoder_attn_layer_norm")
         q = b.split_heads(b.linear(h, sd, f"{p}.encoder_attn.q_proj", scale), heads, head_dim,
                           [0, 2, 1, 3])
-        a = b.attend(to_utterances(q), f"cross_k_{i}", f"cross_v_{i}", cross_mask)
-        x = b.op("Add", [x, b.linear(b.merge_heads(to_rows(a), d), sd,
-                                     f"{p}.encoder_attn.out_proj")])
+        a = attend_cross(q, f"cross_k_{i}", f"cross_v_{i}")
+        x = b.op("Add", [x, b.linear(b.merge_heads(a, d), sd, f"{p}.encoder_attn.out_proj")])
         x = b.mlp(x, sd, p)
         outputs += [
             _tensor(f"present_k_{i}", f32, ["batch", heads, "total", head_dim]),
