@@ -71,16 +71,22 @@ def test_utterances_waiting_together_are_recognized_together(
         assert calls < 9  # some utterances shared a call
 
 
+def _kill_the_worker(pool: Any) -> None:
+    """SIGKILL the pool's one worker process (the OOM killer, say) and wait until the pool
+    has seen it go."""
+    (pid,) = pool.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and pid in pool.worker_pids():
+        time.sleep(0.05)
+
+
 def test_a_batch_whose_worker_died_is_recognized_again_one_by_one(
         vad: Any, commands: list[np.ndarray]) -> None:
     settings = make_settings(worker_kind="process", workers=1, batch_utterances=8)
     with ServerThread(settings, vad) as server:
         pool = server.app.pool
-        (pid,) = pool.worker_pids()
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and pid in pool.worker_pids():
-            time.sleep(0.05)
+        _kill_the_worker(pool)
         entry = server.app.services.catalog.get(None)
         sizes: list[int] = []
         pool.on_batch = sizes.append
@@ -104,11 +110,7 @@ def test_when_no_fresh_pool_can_start_the_waiting_utterances_learn_why(
     settings = make_settings(worker_kind="process", workers=1, batch_utterances=8)
     with ServerThread(settings, vad) as server:
         pool = server.app.pool
-        (pid,) = pool.worker_pids()
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and pid in pool.worker_pids():
-            time.sleep(0.05)
+        _kill_the_worker(pool)
 
         def cannot_fork(timeout_s: float) -> Any:
             raise OSError("cannot fork a worker: out of memory")
