@@ -201,12 +201,14 @@ def _decode_together(model: SpeechModel, calls: Sequence[DecoderCall], keys: Cro
     width = max(c.tokens.shape[0] for c in calls)
     index = [np.minimum(np.arange(width), c.tokens.shape[0] - 1) for c in calls]
     tokens = np.concatenate([c.tokens[rows] for c, rows in zip(calls, index, strict=True)])
+    # Each call's cache rows, padded: chosen once, taken from every cache array.
+    chosen = [rows if c.rows is None else np.asarray(c.rows)[rows]
+              for c, rows in zip(calls, index, strict=True)]
     arrays = {}
     for name, first in calls[0].cache.arrays.items():
         out = np.empty((width * len(calls), *first.shape[1:]), first.dtype)
-        for g, (c, rows) in enumerate(zip(calls, index, strict=True)):
-            chosen = rows if c.rows is None else np.asarray(c.rows)[rows]
-            np.take(c.cache.arrays[name], chosen, axis=0, out=out[g * width : (g + 1) * width])
+        for g, (c, rows) in enumerate(zip(calls, chosen, strict=True)):
+            np.take(c.cache.arrays[name], rows, axis=0, out=out[g * width : (g + 1) * width])
         arrays[name] = out
     logprobs, cache = model.decode(tokens, KVCache(arrays), keys)
     outs = []

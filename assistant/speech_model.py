@@ -6,6 +6,7 @@ sessions are safe to run from several threads at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -94,9 +95,10 @@ class EncoderOutput:
     def positions(self) -> int:
         return int(self.hidden.shape[1])
 
-    @property
+    @functools.cached_property
     def keys(self) -> CrossKeys:
-        """The cross-attention keys and values, every position heard."""
+        """The cross-attention keys and values, every position heard (made once: every
+        decoder step of the utterance attends to them)."""
         return CrossKeys(self.cross, np.zeros(self.hidden.shape[:2], np.float32))
 
 
