@@ -57,7 +57,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from assistant.pipeline import run_recognition
 from assistant.recognizer import Result
 from assistant.utterance import RecognitionRequest
 
@@ -140,13 +139,16 @@ class _MemoryTrimmer:
         if self._trim is not None and idle_s >= 0:
             threading.Thread(target=self._run, name="memory-trim", daemon=True).start()
 
-    def started(self) -> None:
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Around each recognition: no trim while it runs, the idle time counts from its end."""
         self._busy = True
-
-    def finished(self) -> None:
-        self._busy = False
-        self._last_s = time.monotonic()
-        self._finished.set()
+        try:
+            yield
+        finally:
+            self._busy = False
+            self._last_s = time.monotonic()
+            self._finished.set()
 
     def _run(self) -> None:
         assert self._trim is not None
@@ -173,23 +175,15 @@ def _worker_init(entries: Sequence[ModelEntry], warm_up: bool, server_pid: int,
     _worker["registry"] = registry
 
 
-def _worker_recognize(entry: ModelEntry, audio: np.ndarray, partial: bool) -> Result:
-    trimmer: _MemoryTrimmer = _worker["trimmer"]
-    trimmer.started()
-    try:
-        return _registry_recognize(_worker["registry"], entry, audio, partial)
-    finally:
-        trimmer.finished()
+def _worker_partial(entry: ModelEntry, audio: np.ndarray) -> Result:
+    with _worker["trimmer"].busy():
+        return _registry_partial(_worker["registry"], entry, audio)
 
 
 def _worker_recognize_batch(entry: ModelEntry, audios: Sequence[np.ndarray]
                             ) -> list[Result | Exception]:
-    trimmer: _MemoryTrimmer = _worker["trimmer"]
-    trimmer.started()
-    try:
+    with _worker["trimmer"].busy():
         return _registry_recognize_batch(_worker["registry"], entry, audios)
-    finally:
-        trimmer.finished()
 
 
 def _registry_recognize_batch(registry: ModelRegistry, entry: ModelEntry,
@@ -210,9 +204,9 @@ def _worker_trims(hold_s: float = 0.0) -> tuple[int, int]:
     return os.getpid(), _worker["trimmer"].trims
 
 
-def _registry_recognize(registry: ModelRegistry, entry: ModelEntry, audio: np.ndarray,
-                        partial: bool) -> Result:
-    return run_recognition(registry.recognizer(entry), audio, partial)
+def _registry_partial(registry: ModelRegistry, entry: ModelEntry, audio: np.ndarray) -> Result:
+    """A partial result (final ones go through :func:`_registry_recognize_batch`)."""
+    return registry.recognizer(entry).partial(audio)
 
 
 def _worker_shares_models(hold_s: float = 0.0) -> tuple[int, bool]:
@@ -414,7 +408,7 @@ class InferencePool:
                     generation = self._generation
                     try:
                         return await loop.run_in_executor(
-                            self._executor, _worker_recognize, entry, request.audio, True)
+                            self._executor, _worker_partial, entry, request.audio)
                     except BrokenProcessPool:
                         if attempt == 2 or self._closed:
                             raise  # it broke again on a fresh pool: this utterance's doing
@@ -422,7 +416,7 @@ class InferencePool:
                 raise AssertionError("unreachable")
             # The lookup runs in the worker thread too: a new generation is built there.
             result: Result = await loop.run_in_executor(
-                self._executor, _registry_recognize, self.registry, entry, request.audio, True)
+                self._executor, _registry_partial, self.registry, entry, request.audio)
             return result
         finally:
             self._in_flight -= 1

@@ -26,22 +26,20 @@ def _wait_for(condition, timeout_s: float = 5.0) -> bool:  # type: ignore[no-unt
 
 def test_trims_once_idle_and_hands_memory_back() -> None:
     trimmer = _MemoryTrimmer(idle_s=1.0)
-    trimmer.started()
-    # What a recognition leaves: many small blocks freed, every tenth kept, so the heap
-    # cannot shrink from its top and keeps the free pages in between.
-    blocks = [bytearray(8192) for _ in range(20_000)]
-    kept = blocks[::10]
-    del blocks
-    held = _rss_mib()
-    trimmer.finished()
+    with trimmer.busy():
+        # What a recognition leaves: many small blocks freed, every tenth kept, so the heap
+        # cannot shrink from its top and keeps the free pages in between.
+        blocks = [bytearray(8192) for _ in range(20_000)]
+        kept = blocks[::10]
+        del blocks
+        held = _rss_mib()
     time.sleep(0.1)
     assert trimmer.trims == 0  # not idle long enough yet
     assert _wait_for(lambda: trimmer.trims == 1)
     assert held - _rss_mib() > 50  # about 140 MiB of the 160 freed go back
-    trimmer.started()  # a recognition runs past the pause: nothing happens meanwhile
-    time.sleep(1.3)
-    assert trimmer.trims == 1
-    trimmer.finished()
+    with trimmer.busy():  # a recognition runs past the pause: nothing happens meanwhile
+        time.sleep(1.3)
+        assert trimmer.trims == 1
     assert _wait_for(lambda: trimmer.trims == 2)
     assert len(kept) == 2000
 
@@ -50,8 +48,8 @@ def test_right_after_each_or_never() -> None:
     now = _MemoryTrimmer(idle_s=0.0)
     never = _MemoryTrimmer(idle_s=-1.0)
     for trimmer in (now, never):
-        trimmer.started()
-        trimmer.finished()
+        with trimmer.busy():
+            pass
     assert _wait_for(lambda: now.trims == 1, 2.0)
     time.sleep(0.2)
     assert never.trims == 0
