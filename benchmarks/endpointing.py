@@ -62,11 +62,6 @@ VOICES = ("en-us+m3", "en-us+f2", "en-gb+m1", "en-us+f4")
 HOME = ROOT / "assistant" / "contexts" / "home.yaml"
 
 
-def last_word_end_s(audio: np.ndarray) -> float:
-    """Where the speech ends, at 10 ms resolution (see module docs)."""
-    return speech_end_s(audio, SAMPLE_RATE_HZ)
-
-
 def _typed(default: Any, value: str) -> Any:
     """``value`` as the type of the setting's ``default`` ("false" is False)."""
     if isinstance(default, bool):
@@ -143,7 +138,7 @@ def run_set(recognizer: Any, vad: Any, clips: list[tuple[np.ndarray, Label]], po
     latencies, understood, accepted = [], [], 0
     counting = Counting(recognizer)
     for audio, label in clips:
-        end_s = last_word_end_s(audio)
+        end_s = speech_end_s(audio, SAMPLE_RATE_HZ)
         padded = np.concatenate([audio, np.zeros(int(TRAILING_S * SAMPLE_RATE_HZ), np.float32)])
         answers = stream(counting, vad, padded, policy)
         if answers:
@@ -196,7 +191,7 @@ def pause_set(clips: list[tuple[np.ndarray, Label, list[str]]], seed: int
         voice = Voice("espeak", voice_name)
         first = synthesize(" ".join(words[:cut]), voice).astype(np.float32)
         second = synthesize(" ".join(words[cut:]), voice).astype(np.float32)
-        first = first[: int(last_word_end_s(first) * SAMPLE_RATE_HZ)]  # its own end
+        first = first[: int(speech_end_s(first, SAMPLE_RATE_HZ) * SAMPLE_RATE_HZ)]  # its own end
         lead = np.zeros(8000, np.float32)
         gap = np.zeros(int(pause_ms * SAMPLE_RATE_HZ / 1000), np.float32)
         audio = np.concatenate([lead, first, gap, second])
