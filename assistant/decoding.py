@@ -178,7 +178,7 @@ def run_together(model: SpeechModel, searches: Sequence[Steps[T]],
                 if key not in keys_of:  # the same utterances usually step together a while
                     if len(keys_of) >= 4:
                         keys_of.clear()
-                    keys_of[key] = CrossKeys.together([c.encoded.keys for c in calls])
+                    keys_of[key] = model.keys_together([c.encoded.keys for c in calls])
                 outs = _decode_together(model, calls, keys_of[key])
             except Exception:  # find out whose it is: each alone
                 logger.exception("a shared decoder run failed; running its %d utterances "
@@ -204,13 +204,8 @@ def _decode_together(model: SpeechModel, calls: Sequence[DecoderCall], keys: Cro
     # Each call's cache rows, padded: chosen once, taken from every cache array.
     chosen = [rows if c.rows is None else np.asarray(c.rows)[rows]
               for c, rows in zip(calls, index, strict=True)]
-    arrays = {}
-    for name, first in calls[0].cache.arrays.items():
-        out = np.empty((width * len(calls), *first.shape[1:]), first.dtype)
-        for g, (c, rows) in enumerate(zip(calls, chosen, strict=True)):
-            np.take(c.cache.arrays[name], rows, axis=0, out=out[g * width : (g + 1) * width])
-        arrays[name] = out
-    logprobs, cache = model.decode(tokens, KVCache(arrays), keys)
+    cache = model.gather_cache([(c.cache, rows) for c, rows in zip(calls, chosen, strict=True)])
+    logprobs, cache = model.decode(tokens, cache, keys)
     outs = []
     for g, c in enumerate(calls):
         span = slice(g * width, g * width + c.tokens.shape[0])

@@ -68,7 +68,7 @@ def export_model_dir(recognizer: Recognizer, out: Path, grammar_file: Path) -> d
     metadata["calibration"] = recognizer.calibration.to_json()
     metadata["recognizer"] = {
         k: v for k, v in dataclasses.asdict(recognizer.config).items()
-        if k not in ("threads",)
+        if k not in ("threads", "device")
     }
     metadata["kind"] = metadata.get("kind", "zero-shot")
     (out / "MODEL_CARD.md").write_text(_card(metadata))

@@ -41,7 +41,7 @@ from .intent_classifier import IntentClassifier, IntentScores
 from .levels import level_dbfs, snr_estimate_db
 from .numbers import int_to_words, words_to_int
 from .pcm import SAMPLE_RATE_HZ
-from .speech_model import EncoderOutput, SpeechModel
+from .speech_model import DEVICE_PATTERN, EncoderOutput, SpeechModel, load_speech_model
 
 logger = logging.getLogger("assistant.recognizer")
 
@@ -76,6 +76,9 @@ class RecognizerConfig:
     # decode; its view still counts through the calibrated confidence (classifier_ood).
     ood_gate: float = 1.0
     threads: int | None = None  # onnxruntime intra-op threads (default: min(4, cores))
+    # Where the speech model runs: "cpu" (ONNX Runtime), "cuda" / "cuda:N" (PyTorch on that
+    # GPU, extra "cuda"), "cpu-pytorch" (the GPU path on the CPU: a check, slower than "cpu").
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -93,6 +96,9 @@ class RecognizerConfig:
             raise ConfigError(f"max_utterance_s must be in [0.5, {MAX_UTTERANCE_S:g}], got "
                               f"{self.max_utterance_s}")
         SpeechModelSpec(self.speech_model, self.precision)  # validates both names
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"device must be cpu, cuda, cuda:N or cpu-pytorch, got "
+                              f"{self.device!r}")
 
 
 def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,7 +284,8 @@ class Recognizer:
         if not isinstance(context, Context):
             context = load_context(Path(context))
         spec = SpeechModelSpec(config.speech_model, config.precision)
-        model = SpeechModel(ensure_speech_model(spec, progress), threads=config.threads)
+        model = load_speech_model(ensure_speech_model(spec, progress), config.threads,
+                                  config.device)
         return cls(context, model, config)
 
     @classmethod
@@ -296,7 +303,7 @@ class Recognizer:
         """
         directory = Path(directory)
         given = _as_overrides(overrides)
-        model = SpeechModel(directory, threads=given.get("threads"))
+        model = load_speech_model(directory, given.get("threads"), given.get("device", "cpu"))
         if context is None:
             context = model_dir_context(directory, model.metadata)
         elif "grammar" in model.metadata and list(context.intent_names) != list(

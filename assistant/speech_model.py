@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,9 @@ def batched_mel(mel: Any, max_frames: int) -> Any:
 def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
+
+# A recognizer's ``device``: cpu (ONNX Runtime), cuda, cuda:N, cpu-pytorch (PyTorch).
+DEVICE_PATTERN = re.compile(r"cpu|cpu-pytorch|cuda(:\d+)?")
 
 MASKED = np.float32(-1e9)  # a cross-attention mask's value over padding (exp() is 0)
 
@@ -131,17 +135,7 @@ class SpeechModel:
     def __init__(self, directory: str | Path, threads: int | None = None):
         import onnxruntime as ort
 
-        self.directory = Path(directory)
-        self.metadata = read_metadata(self.directory)
-        try:
-            self.dims = WhisperDims(**self.metadata["dims"])
-            self.prompt: tuple[int, ...] = tuple(self.metadata["prompt"])
-        except (KeyError, TypeError) as e:
-            raise ModelError(f"{self.directory}: metadata lacks or garbles {e}") from e
-        self.name: str = self.metadata.get("model", self.directory.name)
-        self.precision: str = self.metadata.get("precision", "unknown")
-        self.tokenizer: Tokenizer = load_tokenizer(self.directory / "tokenizer.json")
-        self.special: SpecialTokens = self.tokenizer.special_tokens()
+        self._read_directory(directory)
         self.threads = threads or default_threads()
         options = session_options(self.threads, memory_arena=False)
         try:
@@ -158,6 +152,20 @@ class SpeechModel:
         # Graphs built before version 2 attend to one utterance at a time.
         self._takes_mask = any(i.name == "cross_mask" for i in self._decoder.get_inputs())
         self.decodes_together = self._takes_mask  # assistant.decoding.run_together looks
+
+    def _read_directory(self, directory: str | Path) -> None:
+        """What every runtime reads: metadata, architecture, prompt and tokenizer."""
+        self.directory = Path(directory)
+        self.metadata = read_metadata(self.directory)
+        try:
+            self.dims = WhisperDims(**self.metadata["dims"])
+            self.prompt: tuple[int, ...] = tuple(self.metadata["prompt"])
+        except (KeyError, TypeError) as e:
+            raise ModelError(f"{self.directory}: metadata lacks or garbles {e}") from e
+        self.name: str = self.metadata.get("model", self.directory.name)
+        self.precision: str = self.metadata.get("precision", "unknown")
+        self.tokenizer: Tokenizer = load_tokenizer(self.directory / "tokenizer.json")
+        self.special: SpecialTokens = self.tokenizer.special_tokens()
 
     @property
     def max_frames(self) -> int:
@@ -198,3 +206,32 @@ class SpeechModel:
         logprobs = named.pop("logprobs")
         return logprobs, KVCache({k.replace("present", "past"): v for k, v in named.items()})
 
+
+    def gather_cache(self, parts: Sequence[tuple[KVCache, np.ndarray]]) -> KVCache:
+        """One cache of the ``rows`` of each ``(cache, rows)`` in turn (several utterances'
+        beams for one decoder run, :func:`assistant.decoding.run_together`)."""
+        arrays = {}
+        total = sum(len(rows) for _, rows in parts)
+        for name, first in parts[0][0].arrays.items():
+            out = np.empty((total, *first.shape[1:]), first.dtype)
+            start = 0
+            for cache, rows in parts:
+                np.take(cache.arrays[name], rows, axis=0, out=out[start : start + len(rows)])
+                start += len(rows)
+            arrays[name] = out
+        return KVCache(arrays)
+
+    def keys_together(self, parts: Sequence[CrossKeys]) -> CrossKeys:
+        """Several utterances' cross-attention keys for one decoder run."""
+        return CrossKeys.together(parts)
+
+
+def load_speech_model(directory: str | Path, threads: int | None = None,
+                      device: str = "cpu") -> SpeechModel:
+    """A model directory on ``device``: ``cpu`` runs it with ONNX Runtime; ``cuda``,
+    ``cuda:N`` and ``cpu-pytorch`` with PyTorch (:mod:`assistant.torch_speech`)."""
+    if device == "cpu":
+        return SpeechModel(directory, threads=threads)
+    from .torch_speech import TorchSpeechModel
+
+    return TorchSpeechModel(directory, device, threads=threads)

@@ -240,6 +240,9 @@ def test_a_failing_decoder_run_fails_only_its_own_utterance(
     class FailingFor:  # the real model, but any run attending to the second utterance fails
         decodes_together = True
 
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(tiny_int8, name)  # keys_together, gather_cache: the real ones
+
         def decode(self, tokens, cache, encoded):  # type: ignore[no-untyped-def]
             keys = encoded if isinstance(encoded, CrossKeys) else encoded.keys
             if bad in [int((row == 0).sum()) for row in keys.mask]:
