@@ -57,6 +57,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from assistant.errors import AssistantError, ModelError
 from assistant.recognizer import Result
 from assistant.utterance import RecognitionRequest
 
@@ -171,7 +172,11 @@ def _worker_init(entries: Sequence[ModelEntry], warm_up: bool, server_pid: int,
     registry = preload.shared_registry(entries)  # loaded before the fork: shared memory
     if registry is None:
         registry = ModelRegistry(warm_up=warm_up)
-        registry.load(entries)
+        try:
+            registry.load(entries)
+        except AssistantError as e:  # told to the pool by _worker_ping, which stops
+            _worker["init_error"] = str(e)
+            return
     _worker["registry"] = registry
 
 
@@ -220,20 +225,25 @@ def _worker_shares_models(hold_s: float = 0.0) -> tuple[int, bool]:
     return os.getpid(), preload.registry is not None and _worker["registry"] is preload.registry
 
 
-def _worker_ping(delay_s: float) -> int:
+def _worker_ping(delay_s: float) -> tuple[int, str | None]:
+    """(this worker's pid, why it could not load its models or None)."""
     import os
     import time
 
     time.sleep(delay_s)
-    return os.getpid()
+    return os.getpid(), _worker.get("init_error")
 
 
 @contextlib.contextmanager
 def _preloading(context: Any, entries: Sequence[ModelEntry], warm_up: bool) -> Iterator[None]:
     """While the pool starts: the forkserver, if it starts now, loads ``entries`` first
-    (:mod:`serving.preload`), so the workers forked from it share them."""
+    (:mod:`serving.preload`), so the workers forked from it share them. Not models that run
+    on a GPU: a CUDA context does not survive a fork, so each worker makes its own."""
     from .preload import PRELOAD_ENV
 
+    if any(e.config.device != "cpu" for e in entries):
+        yield
+        return
     with tempfile.TemporaryDirectory(prefix="assistant-preload-") as tmp:
         path = Path(tmp) / "entries.pickle"
         path.write_bytes(pickle.dumps((tuple(entries), warm_up)))
@@ -312,7 +322,13 @@ class InferencePool:
                 initargs=(self._entries, self.config.warm_up, os.getpid(),
                           self.config.trim_memory_s))
             pings = [executor.submit(_worker_ping, 0.2) for _ in range(2 * self.workers)]
-            pids = {f.result(timeout=timeout_s) for f in pings}
+            answers = {f.result(timeout=timeout_s) for f in pings}
+        errors = sorted({error for _, error in answers if error})
+        if errors:
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise ModelError(f"the recognition workers could not load the models: "
+                             f"{'; '.join(errors)}")
+        pids = {pid for pid, _ in answers}
         logger.info("%d worker processes ready (%s)", len(pids), sorted(pids))
         return executor
 

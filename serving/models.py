@@ -20,7 +20,7 @@ from pathlib import Path
 from assistant.errors import ModelError
 from assistant.grammar import context_from_yaml
 from assistant.recognizer import Recognizer
-from assistant.speech_model import SpeechModel
+from assistant.speech_model import SpeechModel, load_speech_model
 
 from .catalog import ModelEntry
 
@@ -33,7 +33,7 @@ class ModelRegistry:
     def __init__(self, warm_up: bool = True):
         self.warm_up = warm_up
         self._recognizers: dict[str, tuple[int, Recognizer]] = {}
-        self._speech: dict[tuple[Path, int | None], SpeechModel] = {}
+        self._speech: dict[tuple[Path, int | None, str], SpeechModel] = {}
         self._model_dirs: dict[str, tuple[int, Recognizer]] = {}  # by name: files generation
         self._lock = threading.Lock()
 
@@ -80,9 +80,10 @@ class ModelRegistry:
                                  f"was (re)loaded; reload it to serve the new files")
         else:
             assert entry.grammar_text is not None
-            key = (entry.speech_dir, config.threads)
+            key = (entry.speech_dir, config.threads, config.device)
             if key not in self._speech:
-                self._speech[key] = SpeechModel(entry.speech_dir, threads=config.threads)
+                self._speech[key] = load_speech_model(entry.speech_dir, config.threads,
+                                                      config.device)
             context = context_from_yaml(entry.grammar_text, source=str(entry.source.path))
             recognizer = Recognizer(context, self._speech[key], config)
         warm = recognizer.warm_up() if self.warm_up else 0.0

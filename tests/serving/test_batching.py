@@ -35,14 +35,18 @@ def _calls(server: ServerThread) -> tuple[float, float]:
             metrics.value("assistant_recognition_call_utterances_sum"))
 
 
-@pytest.mark.parametrize("batch_utterances", [8, 1])
+@pytest.mark.parametrize(("batch_utterances", "device"),
+                         [(8, "cpu"), (1, "cpu"), (8, "cpu-pytorch")])
 def test_utterances_waiting_together_are_recognized_together(
-        vad: Any, commands: list[np.ndarray], batch_utterances: int) -> None:
+        vad: Any, commands: list[np.ndarray], batch_utterances: int, device: str) -> None:
     """Nine clients send a command at once to one worker process: the utterances that queue
     behind the first share calls (unless batch_utterances is 1), and every client gets the
-    answer it asked for."""
+    answer it asked for; also with the speech model on PyTorch (``--device cuda``'s path,
+    here on the CPU)."""
+    if device != "cpu":
+        pytest.importorskip("torch")
     settings = make_settings(worker_kind="process", workers=1,
-                             batch_utterances=batch_utterances)
+                             batch_utterances=batch_utterances, recognizer={"device": device})
     with ServerThread(settings, vad) as server:
         answers: list[tuple[Any, ...] | None] = [None] * 9
         ready = threading.Barrier(9)
