@@ -2,7 +2,7 @@
 whether the answers stay the same (:meth:`assistant.recognizer.Recognizer.recognize_many`).
 
     python benchmarks/batched_decoding.py --out runs/batched_decoding.json
-        [--utterances 48] [--precision int8] [--threads 2]
+        [--utterances 48] [--precision int8] [--threads 2] [--device cuda] [--groups 2,4,8]
 
 Commands of the shipped home grammar, synthesized with four espeak-ng voices plus a little
 white noise, are recognized one by one, then in groups of 2, 4 and 8 (what a worker gets
@@ -11,6 +11,8 @@ utterance (features, encoder, decoder, rescue and all), the mean decoder run siz
 many answers (understood, intent, slots) and transcripts equal the one-by-one ones, with the
 largest confidence difference. FP32 models give the same answers to the last digit; INT8
 ones quantize each decoder run's inputs as one, so the company moves confidences a little.
+``--device cuda`` runs the speech model with PyTorch on the GPU (``cpu-pytorch``: the same
+code on the CPU), where larger groups are the point: ``--groups 8,32,64,128``.
 """
 
 from __future__ import annotations
@@ -63,13 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="int8", choices=("int8", "fp32"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (ONNX Runtime), cuda, cuda:N or cpu-pytorch (PyTorch)")
+    parser.add_argument("--groups", default=",".join(map(str, GROUPS)),
+                        help="utterances recognized together, comma-separated")
     args = parser.parse_args(argv)
+    groups = [int(g) for g in args.groups.split(",")]
     from assistant.recognizer import Recognizer, RecognizerConfig
     from benchmarks.machine import describe
     from benchmarks.report import save_json
 
     recognizer = Recognizer.from_context(
-        HOME, RecognizerConfig(precision=args.precision, threads=args.threads))
+        HOME, RecognizerConfig(precision=args.precision, threads=args.threads,
+                               device=args.device))
     recognizer.warm_up()
     audios = commands(args.utterances, args.seed)
     started = time.perf_counter()
@@ -78,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "command": "python benchmarks/batched_decoding.py " + " ".join(argv or sys.argv[1:]),
         "machine": describe(), "precision": args.precision, "utterances": len(audios),
+        "model": recognizer.model.describe(),
         "one_by_one_ms_per_utterance": round(alone_ms, 1), "together": {}}
     print(f"[batched] one by one: {alone_ms:.1f} ms per utterance", flush=True)
-    for size in GROUPS:
+    for size in groups:
         runs: list[int] = []
         started = time.perf_counter()
         together: list[Any] = []

@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -266,17 +267,22 @@ class MemorySampler(_Periodic):
         super().__init__(interval_s, "pss-sampler")
         self.pids = pids
         self.samples_mib: list[float] = []
+        self.peak_mib: dict[int, float] = {}
 
     def sample(self) -> None:
         values = [pss_mib(pid) for pid in self.pids]
         self.samples_mib.append(sum(v for v in values if v == v))  # nan: a process gone
+        for pid, value in zip(self.pids, values, strict=True):
+            if value == value:
+                self.peak_mib[pid] = max(value, self.peak_mib.get(pid, 0.0))
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, Any]:
         values = np.array(self.samples_mib)
         if not values.size:
             return {}
         return {"samples": int(values.size), "median": round(float(np.median(values)), 1),
-                "max": round(float(values.max()), 1)}
+                "max": round(float(values.max()), 1),
+                "max_per_process": {str(pid): round(v, 1) for pid, v in self.peak_mib.items()}}
 
 
 def measure(url: str, server_pid: int, files: list[Path], clients: int, per_client: int,
@@ -337,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of commands, stream this many seconds of quiet room "
                              "noise (-60 dBFS) per session: what streams cost while nobody "
                              "speaks")
+    parser.add_argument("--serve-args", default="",
+                        help="more flags for assistant serve, e.g. '--device cuda "
+                             "--batch-utterances 64'")
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
     args = parser.parse_args(argv)
     from benchmarks.report import save_json
@@ -349,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             files, grammar, source = [quiet_file(Path(tmp), args.quiet_s)], HOME, "quiet noise"
         else:
             files, grammar, source = audio_files(Path(tmp))
-        server, url = start_server(grammar, args.clients, args.workers, args.worker_kind)
+        server, url = start_server(grammar, args.clients, args.workers, args.worker_kind,
+                                   extra=shlex.split(args.serve_args))
         try:
             report = measure(url, server.pid, files, args.clients, args.files_per_client,
                              args.stagger_s)
@@ -357,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             server.terminate()
             server.wait(timeout=60)
     report |= {"audio_source": source, "workers": args.workers,
-               "worker_kind": args.worker_kind}
+               "worker_kind": args.worker_kind, "serve_args": args.serve_args}
     save_json(report, args.out)
     latency = {k: v for k, v in report["end_of_speech_to_result_ms"].items() if k != "samples"}
     print(json.dumps({**report, "end_of_speech_to_result_ms": latency}, indent=2))
