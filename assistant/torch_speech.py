@@ -66,6 +66,9 @@ def torch_device(device: str) -> Any:
     return torch.device("cuda", index)
 
 
+WEIGHT_PREFIXES = ("model.", "proj_out.")  # assistant.onnx_graph names weights so
+
+
 def read_graph_weights(path: Path) -> dict[str, np.ndarray]:
     """The named weights of one of our ONNX graphs as float32 arrays, INT8 ones dequantized.
 
@@ -80,7 +83,8 @@ def read_graph_weights(path: Path) -> dict[str, np.ndarray]:
         graph = onnx.load(str(path)).graph
     except Exception as e:  # onnx raises its own types (DecodeError, OSError)
         raise ModelError(f"cannot read {path}: {e}") from e
-    raw = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    raw = {init.name: numpy_helper.to_array(init) for init in graph.initializer
+           if init.name.startswith(WEIGHT_PREFIXES)}  # not the graphs' small constants
     weights = {}
     for name, value in raw.items():
         base = re.sub(r"_(quantized|scale|zero_point)$", "", name)
@@ -88,10 +92,15 @@ def read_graph_weights(path: Path) -> dict[str, np.ndarray]:
             if name.endswith("_quantized"):
                 scale = raw[f"{base}_scale"].astype(np.float32)
                 zero = raw[f"{base}_zero_point"].astype(np.float32)
+                if scale.size not in (1, value.shape[-1]) or zero.shape != scale.shape:
+                    raise ModelError(f"{path}: {base} is quantized along an axis this "
+                                     f"version does not read (scale {scale.shape} for "
+                                     f"{value.shape})")
                 weights[base] = (value.astype(np.float32) - zero) * scale
             continue
-        if value.dtype == np.float32:
-            weights[name] = value
+        if value.dtype != np.float32:
+            raise ModelError(f"{path}: weight {name} is {value.dtype}, not float32")
+        weights[name] = value
     return weights
 
 
@@ -119,23 +128,41 @@ class TorchSpeechModel(SpeechModel):
                              f"({len(missing)} in all); not a model this version wrote")
 
     def _needed(self) -> list[str]:
-        names = ["model.encoder.conv1.weight", "model.encoder.conv2.weight",
-                 "model.encoder.embed_positions.weight", "model.decoder.embed_tokens.weight",
-                 "model.decoder.embed_positions.weight", "proj_out.weight_t"]
-        names += [f"model.encoder.layers.{i}.fc2.weight_t"
-                  for i in range(self.dims.n_audio_layer)]
-        names += [f"model.decoder.layers.{i}.encoder_attn.k_proj.weight_t"
-                  for i in range(self.dims.n_text_layer)]
+        """Every weight the two graphs use (as :mod:`assistant.onnx_graph` names them)."""
+        def linear(prefix: str, bias: bool = True) -> list[str]:
+            return [f"{prefix}.weight_t", *([f"{prefix}.bias"] if bias else [])]
+
+        def norm(prefix: str) -> list[str]:
+            return [f"{prefix}.weight", f"{prefix}.bias"]
+
+        def attention(prefix: str, qkv: bool = True) -> list[str]:
+            return [*linear(f"{prefix}.q_proj"), *linear(f"{prefix}.out_proj"),
+                    *(linear(f"{prefix}.k_proj", bias=False) + linear(f"{prefix}.v_proj")
+                      if qkv else [])]
+
+        enc, dec = "model.encoder", "model.decoder"
+        names = [f"{enc}.conv{i}.{kind}" for i in (1, 2) for kind in ("weight", "bias")]
+        names += [f"{enc}.embed_positions.weight", *norm(f"{enc}.layer_norm"),
+                  f"{dec}.embed_tokens.weight", f"{dec}.embed_positions.weight",
+                  *norm(f"{dec}.layer_norm"), "proj_out.weight_t"]
+        for i in range(self.dims.n_audio_layer):
+            p = f"{enc}.layers.{i}"
+            names += [*norm(f"{p}.self_attn_layer_norm"), *attention(f"{p}.self_attn"),
+                      *norm(f"{p}.final_layer_norm"), *linear(f"{p}.fc1"), *linear(f"{p}.fc2")]
+        for i in range(self.dims.n_text_layer):
+            p = f"{dec}.layers.{i}"
+            names += [*norm(f"{p}.self_attn_layer_norm"), *attention(f"{p}.self_attn"),
+                      *norm(f"{p}.encoder_attn_layer_norm"), *attention(f"{p}.encoder_attn"),
+                      *norm(f"{p}.final_layer_norm"), *linear(f"{p}.fc1"), *linear(f"{p}.fc2")]
         return names
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "runtime": "pytorch", "device": str(self.device)}
 
     # -- the graphs' pieces (assistant.onnx_graph._Builder) --------------------------------
-    def _linear(self, x: Any, prefix: str) -> Any:
+    def _linear(self, x: Any, prefix: str, bias: bool = True) -> Any:
         y = x @ self._w[f"{prefix}.weight_t"]
-        bias = self._w.get(f"{prefix}.bias")
-        return y if bias is None else y + bias
+        return y + self._w[f"{prefix}.bias"] if bias else y
 
     def _norm(self, x: Any, prefix: str) -> Any:
         return self._f.layer_norm(x, x.shape[-1:], self._w[f"{prefix}.weight"],
@@ -162,13 +189,24 @@ class TorchSpeechModel(SpeechModel):
             scores = scores + mask
         return self._f.softmax(scores, dim=-1) @ v
 
+    def _attend_cross(self, q: Any, k_t: Any, v: Any, mask: Any, utterances: int) -> Any:
+        """Each utterance's rows q [U*R, H, new, Dh] against its own keys k_t [U, H, Dh, P]
+        and values [U, H, P, Dh]: the rows folded into the query axis, so that the keys are
+        read in place rather than copied for every row (the graph broadcasts them)."""
+        rows, heads, new, dh = q.shape
+        per = rows // utterances
+        folded = q.reshape(utterances, per, heads, new, dh).transpose(1, 2)
+        a = self._attend(folded.reshape(utterances, heads, per * new, dh), k_t, v, mask)
+        return a.reshape(utterances, heads, per, new, dh).transpose(1, 2).reshape(q.shape)
+
     # -- SpeechModel -------------------------------------------------------------------------
     def encode(self, mel: np.ndarray) -> EncoderOutput:
         torch, f, w = self._torch, self._f, self._w
         mel = batched_mel(mel, self.max_frames)
         enc = "model.encoder"
         heads = self.dims.n_audio_head
-        with torch.inference_mode():
+        # cuDNN would run FP32 convolutions in TF32 (torch's default): not the graph's numbers.
+        with torch.inference_mode(), torch.backends.cudnn.flags(allow_tf32=False):
             x = torch.from_numpy(np.ascontiguousarray(mel, np.float32)).to(self.device)
             x = f.gelu(f.conv1d(x, w[f"{enc}.conv1.weight"], w[f"{enc}.conv1.bias"], padding=1))
             x = f.gelu(f.conv1d(x, w[f"{enc}.conv2.weight"], w[f"{enc}.conv2.bias"], stride=2,
@@ -179,7 +217,7 @@ class TorchSpeechModel(SpeechModel):
                 p = f"{enc}.layers.{i}"
                 h = self._norm(x, f"{p}.self_attn_layer_norm")
                 q = self._heads(self._linear(h, f"{p}.self_attn.q_proj"), heads)
-                k = self._heads(self._linear(h, f"{p}.self_attn.k_proj"), heads)
+                k = self._heads(self._linear(h, f"{p}.self_attn.k_proj", bias=False), heads)
                 v = self._heads(self._linear(h, f"{p}.self_attn.v_proj"), heads)
                 a = self._attend(q, k.transpose(2, 3), v, None)
                 x = self._mlp(x + self._linear(self._merge(a), f"{p}.self_attn.out_proj"), p)
@@ -188,7 +226,8 @@ class TorchSpeechModel(SpeechModel):
             for i in range(self.dims.n_text_layer):
                 p = f"model.decoder.layers.{i}.encoder_attn"
                 cross[f"cross_k_{i}"] = self._heads(
-                    self._linear(hidden, f"{p}.k_proj"), self.dims.n_text_head).transpose(2, 3)
+                    self._linear(hidden, f"{p}.k_proj", bias=False),
+                    self.dims.n_text_head).transpose(2, 3)
                 cross[f"cross_v_{i}"] = self._heads(
                     self._linear(hidden, f"{p}.v_proj"), self.dims.n_text_head)
             states = hidden.float().cpu().numpy()
@@ -214,14 +253,15 @@ class TorchSpeechModel(SpeechModel):
             columns = torch.arange(past + new, device=self.device)
             causal = torch.where(columns[None, :] > positions[:, None], float(MASKED), 0.0)
             # Each utterance's rows against its own keys (graph version 3's cross-attention).
-            cross_mask = self._array(keys.mask)[:, None, None, None, :]
+            cross_mask = self._array(keys.mask)[:, None, None, :]
             present = {}
             for i in range(self.dims.n_text_layer):
                 p = f"{dec}.layers.{i}"
                 h = self._norm(x, f"{p}.self_attn_layer_norm")
                 q = self._heads(self._linear(h, f"{p}.self_attn.q_proj"), heads)
                 k = torch.cat([self._array(cache.arrays[f"past_k_{i}"]),
-                               self._heads(self._linear(h, f"{p}.self_attn.k_proj"), heads)], 2)
+                               self._heads(self._linear(h, f"{p}.self_attn.k_proj", bias=False),
+                                           heads)], 2)
                 v = torch.cat([self._array(cache.arrays[f"past_v_{i}"]),
                                self._heads(self._linear(h, f"{p}.self_attn.v_proj"), heads)], 2)
                 present[f"past_k_{i}"], present[f"past_v_{i}"] = k, v
@@ -229,11 +269,10 @@ class TorchSpeechModel(SpeechModel):
                 x = x + self._linear(self._merge(a), f"{p}.self_attn.out_proj")
                 h = self._norm(x, f"{p}.encoder_attn_layer_norm")
                 q = self._heads(self._linear(h, f"{p}.encoder_attn.q_proj"), heads)
-                grouped = q.reshape(utterances, rows // utterances, *q.shape[1:])
-                a = self._attend(grouped, self._array(keys.arrays[f"cross_k_{i}"])[:, None],
-                                 self._array(keys.arrays[f"cross_v_{i}"])[:, None], cross_mask)
-                x = x + self._linear(self._merge(a.reshape(q.shape)),
-                                     f"{p}.encoder_attn.out_proj")
+                a = self._attend_cross(q, self._array(keys.arrays[f"cross_k_{i}"]),
+                                       self._array(keys.arrays[f"cross_v_{i}"]), cross_mask,
+                                       utterances)
+                x = x + self._linear(self._merge(a), f"{p}.encoder_attn.out_proj")
                 x = self._mlp(x, p)
             logits = self._norm(x, f"{dec}.layer_norm") @ w["proj_out.weight_t"]
             logprobs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()

@@ -174,21 +174,29 @@ def _worker_init(entries: Sequence[ModelEntry], warm_up: bool, server_pid: int,
         registry = ModelRegistry(warm_up=warm_up)
         try:
             registry.load(entries)
-        except AssistantError as e:  # told to the pool by _worker_ping, which stops
-            _worker["init_error"] = str(e)
+        except Exception as e:  # told to the pool by _worker_ping: the pool stops, says why
+            _worker["init_error"] = str(e) if isinstance(e, AssistantError) else \
+                f"{type(e).__name__}: {e}"
             return
     _worker["registry"] = registry
 
 
+def _registry() -> ModelRegistry:
+    """This worker's models (a worker that could not load them says why)."""
+    if "registry" not in _worker:
+        raise ModelError(_worker.get("init_error", "this worker has no models"))
+    return _worker["registry"]
+
+
 def _worker_partial(entry: ModelEntry, audio: np.ndarray) -> Result:
     with _worker["trimmer"].busy():
-        return _registry_partial(_worker["registry"], entry, audio)
+        return _registry_partial(_registry(), entry, audio)
 
 
 def _worker_recognize_batch(entry: ModelEntry, audios: Sequence[np.ndarray]
                             ) -> list[Result | Exception]:
     with _worker["trimmer"].busy():
-        return _registry_recognize_batch(_worker["registry"], entry, audios)
+        return _registry_recognize_batch(_registry(), entry, audios)
 
 
 def _registry_recognize_batch(registry: ModelRegistry, entry: ModelEntry,
@@ -225,20 +233,31 @@ def _worker_shares_models(hold_s: float = 0.0) -> tuple[int, bool]:
     return os.getpid(), preload.registry is not None and _worker["registry"] is preload.registry
 
 
-def _worker_ping(delay_s: float) -> tuple[int, str | None]:
-    """(this worker's pid, why it could not load its models or None)."""
-    import os
-    import time
-
-    time.sleep(delay_s)
+def _worker_ping(hold_s: float) -> tuple[int, str | None]:
+    """(this worker's pid, why it could not load its models or None), after holding the
+    worker ``hold_s``."""
+    time.sleep(hold_s)
     return os.getpid(), _worker.get("init_error")
+
+
+def _each_worker(executor: concurrent.futures.Executor, workers: int,
+                 call: Callable[[float], tuple[int, T]], timeout_s: float) -> dict[int, T]:
+    """``call(hold_s)``'s answer from each of ``workers`` worker processes, by pid. Each
+    call holds its worker a moment, so one quick worker cannot answer them all while another
+    is still starting (a busy machine); asks again until all have (or ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    answers: dict[int, T] = {}
+    while len(answers) < workers and time.monotonic() < deadline:
+        calls = [executor.submit(call, 0.1) for _ in range(2 * workers)]
+        answers.update(future.result(timeout=timeout_s) for future in calls)
+    return answers
 
 
 @contextlib.contextmanager
 def _preloading(context: Any, entries: Sequence[ModelEntry], warm_up: bool) -> Iterator[None]:
     """While the pool starts: the forkserver, if it starts now, loads ``entries`` first
-    (:mod:`serving.preload`), so the workers forked from it share them. Not models that run
-    on a GPU: a CUDA context does not survive a fork, so each worker makes its own."""
+    (:mod:`serving.preload`), so the workers forked from it share them. Not when any model
+    runs on a GPU (a CUDA context does not survive a fork): then each worker loads its own."""
     from .preload import PRELOAD_ENV
 
     if any(e.config.device != "cpu" for e in entries):
@@ -297,6 +316,9 @@ class InferencePool:
         self._generation = 0  # bumped by each restart of the process pool
         self._restarting: asyncio.Lock | None = None
         self.restarts = 0
+        # Why the workers are gone, after a restart failed (None while they run); the next
+        # recognition tries again, and the server reports itself not ready meanwhile.
+        self.broken: str | None = None
         self.batch_utterances = config.batch_utterances
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._calls = 0  # calls of final recognitions running in the workers
@@ -321,14 +343,13 @@ class InferencePool:
                 max_workers=self.workers, mp_context=context, initializer=_worker_init,
                 initargs=(self._entries, self.config.warm_up, os.getpid(),
                           self.config.trim_memory_s))
-            pings = [executor.submit(_worker_ping, 0.2) for _ in range(2 * self.workers)]
-            answers = {f.result(timeout=timeout_s) for f in pings}
-        errors = sorted({error for _, error in answers if error})
-        if errors:
+            answers = _each_worker(executor, self.workers, _worker_ping, timeout_s)
+        errors = sorted({error for error in answers.values() if error})
+        if errors or len(answers) < self.workers:
             executor.shutdown(wait=True, cancel_futures=True)
             raise ModelError(f"the recognition workers could not load the models: "
-                             f"{'; '.join(errors)}")
-        pids = {pid for pid, _ in answers}
+                             f"{'; '.join(errors) or 'not every worker started in time'}")
+        pids = set(answers)
         logger.info("%d worker processes ready (%s)", len(pids), sorted(pids))
         return executor
 
@@ -347,14 +368,7 @@ class InferencePool:
         """``call(hold_s)``'s answer from every worker process, by pid; {} for threads."""
         if self.kind != "process" or self._executor is None:
             return {}
-        # Each call holds its worker a moment, so one quick worker cannot answer them all
-        # while another is still starting (a busy machine); ask again until all have.
-        deadline = time.monotonic() + timeout_s
-        answers: dict[int, T] = {}
-        while len(answers) < self.workers and time.monotonic() < deadline:
-            calls = [self._executor.submit(call, 0.1) for _ in range(2 * self.workers)]
-            answers.update(future.result(timeout=timeout_s) for future in calls)
-        return answers
+        return _each_worker(self._executor, self.workers, call, timeout_s)
 
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (none for thread workers)."""
@@ -371,10 +385,19 @@ class InferencePool:
                 if self._generation != broken_generation or self._closed:
                     return  # another utterance already restarted it
                 started = time.monotonic()
-                old = self._executor
+                old, self._executor = self._executor, None
                 if old is not None:
                     old.shutdown(wait=False, cancel_futures=True)
-                self._executor = await asyncio.to_thread(self._process_pool, 300.0)
+                try:
+                    self._executor = await asyncio.to_thread(self._process_pool, 300.0)
+                except Exception as e:
+                    self.broken = str(e) or type(e).__name__
+                    logger.error("the worker processes are gone and could not be restarted: "
+                                 "%s", self.broken)
+                    while self._waiting:  # every final recognition waiting learns why
+                        _settle(self._waiting.popleft().future, error=e)
+                    raise
+                self.broken = None
                 self._generation += 1
                 self.restarts += 1
                 logger.error("a worker process died: the pool was restarted in %.1f s",
@@ -408,6 +431,8 @@ class InferencePool:
             return await self._run(entry, request)
 
     async def _run(self, entry: ModelEntry, request: RecognitionRequest) -> Result:
+        if self.broken is not None and not self._closed:
+            await self._restart(self._generation)  # raises again while it cannot start
         if self._closed or self._executor is None:
             raise RuntimeError("the inference pool is not running")
         self._in_flight += 1
@@ -444,6 +469,8 @@ class InferencePool:
         breaks no other's call)."""
         if self._restarting is not None and self._restarting.locked():
             return  # the restart dispatches them on the fresh pool
+        if self._executor is None:
+            return  # no workers (a restart failed): the next recognition tries again
         while self._waiting and self._calls < self.workers and not self._closed:
             while self._waiting and self._waiting[0].future.done():  # given up (cancelled)
                 self._waiting.popleft()

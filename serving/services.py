@@ -137,7 +137,9 @@ class Services:
 
     @property
     def ready(self) -> bool:
-        return self.state is ServerState.READY
+        """Ready, and its worker processes running (not after they died and could not be
+        restarted: :attr:`serving.inference.InferencePool.broken`)."""
+        return self.state is ServerState.READY and self.pool.broken is None
 
     @property
     def draining(self) -> bool:
@@ -278,6 +280,8 @@ class Services:
     def refresh_gauges(self) -> None:
         self.metrics.active_sessions.set(self.open_sessions)
         self.metrics.queue_depth.set(self.pool.depth)
+        if self.state is ServerState.READY:
+            self.metrics.ready.set(1 if self.pool.broken is None else 0)
 
     def refresh_capture_gauges(self) -> None:
         """The capture store's size (a query: at scrape time, not per answer)."""

@@ -96,11 +96,15 @@ def test_int8_weights_are_dequantized_per_output_channel(fp32_dir: Path) -> None
         assert error.max() > 0  # dequantized, not the FP32 weights read twice
 
 
-def test_a_recognizer_on_pytorch_hears_what_onnx_runtime_hears(speak) -> None:  # type: ignore[no-untyped-def]
-    config = RecognizerConfig(precision="fp32", threads=2)
-    onnx_recognizer = Recognizer.from_context(HOME, config)
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_recognizer_on_pytorch_hears_what_onnx_runtime_hears(speak, precision: str) -> None:  # type: ignore[no-untyped-def]
+    """FP32: the same transcripts and confidences. INT8: the same weights, but ONNX Runtime's
+    INT8 kernels also quantize each activation, which PyTorch does not: the same answers
+    for clear commands, confidences near (docs/scaling.md)."""
+    onnx_recognizer = Recognizer.from_context(HOME, RecognizerConfig(precision=precision,
+                                                                     threads=2))
     torch_recognizer = Recognizer.from_context(HOME, RecognizerConfig(
-        precision="fp32", threads=2, device="cpu-pytorch"))
+        precision=precision, threads=2, device="cpu-pytorch"))
     audio = [speak("turn off the bedroom lights"),
              speak("set a timer for five minutes", voice="en-us+f2"),
              speak("what is the capital of france", voice="en-gb+m1")]
@@ -110,9 +114,12 @@ def test_a_recognizer_on_pytorch_hears_what_onnx_runtime_hears(speak) -> None:  
         expected = onnx_recognizer.recognize(a)
         for result in (ours, theirs):
             assert isinstance(result, Result)
-            assert (result.transcript, result.intent, result.slots, result.understood) == (
-                expected.transcript, expected.intent, expected.slots, expected.understood)
-            assert result.confidence == pytest.approx(expected.confidence, abs=0.01)
+            assert (result.intent, result.slots, result.understood) == (
+                expected.intent, expected.slots, expected.understood)
+            if precision == "fp32":
+                assert result.transcript == expected.transcript
+            assert result.confidence == pytest.approx(
+                expected.confidence, abs=0.01 if precision == "fp32" else 0.1)
     assert [r.intent for r in alone[:2]] == ["lightsOff", "setTimer"]
 
 

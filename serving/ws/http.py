@@ -109,7 +109,9 @@ class Router:
             return _respond(connection, 200, "ok\n", "text/plain; charset=utf-8")
         if path == "/readyz" and method == "GET":
             state = self.services.state
-            return _respond(connection, 200 if self.services.ready else 503, f"{state}\n",
+            broken = self.services.pool.broken
+            return _respond(connection, 200 if self.services.ready else 503,
+                            f"{state}\n" if broken is None else f"workers down: {broken}\n",
                             "text/plain; charset=utf-8")
         if path == "/metrics" and method == "GET":
             self.services.refresh_gauges()

@@ -4,10 +4,13 @@ each still gets its own answer: over the wire, and through a worker pool that br
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import numpy as np
@@ -131,3 +134,33 @@ def test_when_no_fresh_pool_can_start_the_waiting_utterances_learn_why(
         assert [type(o) for o in outcomes] == [OSError] * 3
         assert "out of memory" in str(outcomes[0])
         assert pool.depth == 0
+        # Meanwhile the server says it is not ready, and why; the next recognition tries
+        # the restart again, and once a pool starts all is well.
+        assert not server.app.ready
+        status = urllib.request.Request(server.url.replace("ws://", "http://").split("/v1")[0]
+                                        + "/readyz")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(status, timeout=10)
+        assert refused.value.code == 503
+        assert "workers down: cannot fork a worker" in refused.value.read().decode()
+        monkeypatch.undo()
+        again = server.call(pool.recognize(entry, RecognitionRequest(
+            Utterance(9, commands[0]), 0)), timeout_s=120)
+        assert (again.intent, again.slots) == COMMANDS[0][1:]
+        assert server.app.ready and pool.broken is None and pool.restarts == 1
+
+
+def test_a_worker_that_cannot_load_its_models_stops_the_start_with_the_reason(
+        server: ServerThread, tmp_path: Any) -> None:
+    """A worker process that cannot load its models (here the speech model's folder is
+    gone) fails the pool's start with the worker's own message, whichever of the workers it
+    was (it used to break the pool: a BrokenProcessPool traceback, no reason)."""
+    from assistant.errors import ModelError
+    from serving.config import PoolConfig
+    from serving.inference import InferencePool
+
+    broken = [dataclasses.replace(e, speech_dir=tmp_path / "missing")
+              for e in server.app.services.catalog.entries()]
+    pool = InferencePool(PoolConfig(workers=2, worker_kind="process"))
+    with pytest.raises(ModelError, match=r"could not load the models: .*missing"):
+        pool.start(broken, timeout_s=120)
