@@ -44,14 +44,42 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
+class PoolConfig:
+    """The recognition workers (:class:`serving.inference.InferencePool`)."""
+
+    workers: int = 2
+    worker_kind: str = "process"
+    queue_size: int = 32
+    warm_up: bool = True
+    trim_memory_s: float = 0.5
+    batch_utterances: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_utterances <= 64:
+            raise ConfigError(f"batch_utterances must be in 1..64, got {self.batch_utterances}")
+        if not 1 <= self.workers <= 64:
+            raise ConfigError(f"workers must be in 1..64, got {self.workers}")
+        if self.worker_kind not in ("process", "thread"):
+            raise ConfigError(f"worker_kind must be 'process' or 'thread', got "
+                              f"{self.worker_kind!r}")
+        if self.queue_size < self.workers:
+            raise ConfigError(f"queue_size ({self.queue_size}) must be >= workers "
+                              f"({self.workers})")
+        if not math.isfinite(self.trim_memory_s):
+            raise ConfigError(f"trim_memory_s must be a finite number of seconds (negative: "
+                              f"never), got {self.trim_memory_s}")
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Where and how the server listens. Change with ``dataclasses.replace``."""
 
     host: str = "127.0.0.1"
     port: int = 8765  # 0: any free port (tests)
-    workers: int = 2  # inference workers (one onnxruntime intra-op thread each)
-    worker_kind: str = "process"  # "process" (uses every core) or "thread" (less memory)
-    queue_size: int = 32  # utterances waiting or running; the readers wait when it is full
+    # The pool's settings default to PoolConfig's (one source of truth) and are checked there.
+    workers: int = PoolConfig.workers  # inference workers (one onnxruntime thread each)
+    worker_kind: str = PoolConfig.worker_kind  # "process" (every core) or "thread" (less memory)
+    queue_size: int = PoolConfig.queue_size  # utterances waiting or running; then readers wait
     api_keys: str = ""  # comma-separated keys (prefer ASSISTANT_API_KEYS or api_keys_file)
     api_keys_file: str | None = None  # one key per line; '#' starts a comment
     token_secret: str | None = None  # signs browser tokens; random per process when unset
@@ -65,15 +93,15 @@ class ServerConfig:
     tls_key: str | None = None  # PEM private key for tls_cert
     log_json: bool = False  # structured logs: one JSON object a line
     log_level: str = "INFO"
-    warm_up: bool = True  # run each model once before reporting ready
+    warm_up: bool = PoolConfig.warm_up  # run each model once before reporting ready
     # A worker process idle this long after a recognition hands the memory it freed back to
     # the system (0: after every recognition, which costs latency; negative: never).
-    trim_memory_s: float = 0.5
+    trim_memory_s: float = PoolConfig.trim_memory_s
     # Final recognitions waiting together go to a worker together, up to this many in one
     # call, their decoder runs shared. 1 (one by one) is quicker per answer on a CPU with the
     # INT8 model (docs/scaling.md); raise it for FP32 or GPU models. INT8 rounding then makes
     # confidences depend slightly on which utterances came together.
-    batch_utterances: int = 1
+    batch_utterances: int = PoolConfig.batch_utterances
     # Slot values set at run time (device names, areas, items), by model and slot type: read at
     # start and reload, written back by PUT /v1/models/NAME/slots/TYPE (YAML).
     slots_file: str | None = None
@@ -134,33 +162,6 @@ class ServerConfig:
                 raise ConfigError(f"cannot read api_keys_file {str(path)!r}: {e}") from e
             keys += [ln.split("#", 1)[0].strip() for ln in lines]
         return tuple(dict.fromkeys(k for k in keys if k))
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    """The recognition workers (:class:`serving.inference.InferencePool`)."""
-
-    workers: int = 2
-    worker_kind: str = "process"
-    queue_size: int = 32
-    warm_up: bool = True
-    trim_memory_s: float = 0.5
-    batch_utterances: int = 1
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.batch_utterances <= 64:
-            raise ConfigError(f"batch_utterances must be in 1..64, got {self.batch_utterances}")
-        if not 1 <= self.workers <= 64:
-            raise ConfigError(f"workers must be in 1..64, got {self.workers}")
-        if self.worker_kind not in ("process", "thread"):
-            raise ConfigError(f"worker_kind must be 'process' or 'thread', got "
-                              f"{self.worker_kind!r}")
-        if self.queue_size < self.workers:
-            raise ConfigError(f"queue_size ({self.queue_size}) must be >= workers "
-                              f"({self.workers})")
-        if not math.isfinite(self.trim_memory_s):
-            raise ConfigError(f"trim_memory_s must be a finite number of seconds (negative: "
-                              f"never), got {self.trim_memory_s}")
 
 
 @dataclass(frozen=True)
