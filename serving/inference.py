@@ -74,6 +74,7 @@ _worker: dict[str, Any] = {}
 
 
 PARENT_CHECK_S = 1.0  # how often a worker process checks that the server is still there
+RESTART_RETRY_S = 10.0  # after a failed restart, recognitions fail at once this long
 
 
 def _exit_with_server(server_pid: int, every_s: float = PARENT_CHECK_S) -> None:
@@ -319,6 +320,7 @@ class InferencePool:
         # Why the workers are gone, after a restart failed (None while they run); the next
         # recognition tries again, and the server reports itself not ready meanwhile.
         self.broken: str | None = None
+        self._broken_at = 0.0
         self.batch_utterances = config.batch_utterances
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._calls = 0  # calls of final recognitions running in the workers
@@ -375,15 +377,20 @@ class InferencePool:
         processes = getattr(self._executor, "_processes", None) or {}
         return sorted(processes)
 
-    async def _restart(self, broken_generation: int) -> None:
+    async def _restart(self, broken_generation: int, retry: bool = False) -> None:
         """Replace a broken process pool (once, however many utterances saw it break); then
-        hand the final recognitions that waited meanwhile to the fresh workers."""
+        hand the final recognitions that waited meanwhile to the fresh workers. ``retry``:
+        after a restart failed, try again unless it failed under ``RESTART_RETRY_S`` ago
+        (then raise at once: a storm of recognitions must not start a storm of pools)."""
         if self._restarting is None:
             self._restarting = asyncio.Lock()
         try:
             async with self._restarting:
                 if self._generation != broken_generation or self._closed:
                     return  # another utterance already restarted it
+                if retry and self.broken is not None and \
+                        time.monotonic() - self._broken_at < RESTART_RETRY_S:
+                    raise ModelError(f"the worker processes are down: {self.broken}")
                 started = time.monotonic()
                 old, self._executor = self._executor, None
                 if old is not None:
@@ -392,6 +399,7 @@ class InferencePool:
                     self._executor = await asyncio.to_thread(self._process_pool, 300.0)
                 except Exception as e:
                     self.broken = str(e) or type(e).__name__
+                    self._broken_at = time.monotonic()
                     logger.error("the worker processes are gone and could not be restarted: "
                                  "%s", self.broken)
                     while self._waiting:  # every final recognition waiting learns why
@@ -432,7 +440,7 @@ class InferencePool:
 
     async def _run(self, entry: ModelEntry, request: RecognitionRequest) -> Result:
         if self.broken is not None and not self._closed:
-            await self._restart(self._generation)  # raises again while it cannot start
+            await self._restart(self._generation, retry=True)  # raises while it cannot start
         if self._closed or self._executor is None:
             raise RuntimeError("the inference pool is not running")
         self._in_flight += 1

@@ -113,7 +113,10 @@ def test_a_batch_whose_worker_died_is_recognized_again_one_by_one(
 def test_when_no_fresh_pool_can_start_the_waiting_utterances_learn_why(
         vad: Any, commands: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
     """A pool that broke and cannot be restarted (say, no memory to fork) answers every
-    utterance waiting for it with the reason, instead of leaving them waiting."""
+    utterance waiting for it with the reason, instead of leaving them waiting; reports
+    itself not ready; refuses at once for a while, then tries again."""
+    from assistant.errors import ModelError
+
     settings = make_settings(worker_kind="process", workers=1, batch_utterances=8)
     with ServerThread(settings, vad) as server:
         pool = server.app.pool
@@ -144,6 +147,11 @@ def test_when_no_fresh_pool_can_start_the_waiting_utterances_learn_why(
         assert refused.value.code == 503
         assert "workers down: cannot fork a worker" in refused.value.read().decode()
         monkeypatch.undo()
+        with pytest.raises(ModelError, match="the worker processes are down: cannot fork"):
+            server.call(pool.recognize(entry, RecognitionRequest(Utterance(8, commands[0]),
+                                                                 0)), timeout_s=60)
+        assert pool.restarts == 0  # failed a moment ago: no new pool tried yet
+        monkeypatch.setattr("serving.inference.RESTART_RETRY_S", 0.0)
         again = server.call(pool.recognize(entry, RecognitionRequest(
             Utterance(9, commands[0]), 0)), timeout_s=120)
         assert (again.intent, again.slots) == COMMANDS[0][1:]
