@@ -152,9 +152,9 @@ class Workbench:
         key = (name, precision, runtime)
         if key not in self._models:
             if runtime == "pytorch":
-                from .torch_model import TorchSpeechModel
+                from .torch_model import TransformersSpeechModel
 
-                self._models[key] = TorchSpeechModel(name, threads=self.threads)
+                self._models[key] = TransformersSpeechModel(name, threads=self.threads)
             else:
                 from assistant.artifacts import SpeechModelSpec, ensure_speech_model
                 from assistant.speech_model import SpeechModel

@@ -112,11 +112,11 @@ class GpuWorkbench(Workbench):
         if key in self._models:
             return self._models[key]
         if runtime == "pytorch-cuda":
-            from benchmarks.torch_model import TorchSpeechModel
+            from benchmarks.torch_model import TransformersSpeechModel
 
             dtype = "float16" if precision == "fp16" else "float32"
             weights = self.weights if name == "tiny.en" else None
-            self._models[key] = TorchSpeechModel(name, "cuda", dtype, weights=weights)
+            self._models[key] = TransformersSpeechModel(name, "cuda", dtype, weights=weights)
         elif runtime == "onnxruntime-cuda":
             self._models[key] = _cuda_onnx(name, precision)
         elif runtime == "onnxruntime" and self.weights is not None and name == "tiny.en":

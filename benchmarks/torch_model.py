@@ -1,11 +1,15 @@
 """The same Whisper weights run by PyTorch/Transformers, behind :class:`SpeechModel`'s interface.
 
 :func:`assistant.hf.build_hf_model` builds ``WhisperForConditionalGeneration`` from the bundled
-weights; :class:`TorchSpeechModel` runs its encoder on a window sized to the utterance (the
+weights; :class:`TransformersSpeechModel` runs its encoder on a window sized to the utterance (the
 positional table sliced, as our ONNX graph does and as the parity tests check) and its
 decoder one step at a time with a key/value cache, so the benchmark compares runtimes
 (ONNX Runtime vs PyTorch, CPU vs CUDA) on identical work, and :class:`~assistant.decoding.
 BeamSearch` can decode with it unchanged. Needs the ``train`` extra (torch, transformers).
+
+This is the benchmarks' baseline through Transformers (fp16, CUDA graphs in
+``benchmarks/gpu.py``); what the server runs on a GPU is :mod:`assistant.torch_speech`
+(the model directory's own graphs, several utterances per decoder run).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from assistant.tokenizer import SpecialTokens, Tokenizer, load_tokenizer
 from assistant.whisper_weights import WhisperDims
 
 
-class TorchSpeechModel:
+class TransformersSpeechModel:
     """Whisper in PyTorch with ``encode``/``decode`` like :class:`SpeechModel` (see module docs).
 
     ``dtype`` is ``"float32"`` or ``"float16"`` (CUDA only). Cache tensors stay on the
@@ -56,6 +60,7 @@ class TorchSpeechModel:
         hf: Any = build_hf_model(dims, state_dict, self.special)
         self.hf = hf.to(self.device, self.dtype)
         self.threads = torch.get_num_threads()
+        self.decodes_together = False  # one utterance per decoder run (run_together asks)
         self._torch = torch
         # Transformers 5.x renamed the decoder's ``past_key_values`` to ``cache``.
         parameters = inspect.signature(self.hf.model.decoder.forward).parameters
@@ -224,5 +229,5 @@ def hidden_numpy(encoded: EncoderOutput) -> np.ndarray:
     return np.asarray(hidden.float().cpu().numpy())
 
 
-__all__ = ["TorchSpeechModel", "hidden_numpy", "onnx_from_portable", "read_portable",
+__all__ = ["TransformersSpeechModel", "hidden_numpy", "onnx_from_portable", "read_portable",
            "write_portable"]

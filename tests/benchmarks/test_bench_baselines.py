@@ -43,10 +43,10 @@ def test_pytorch_runtime_computes_what_the_onnx_graphs_compute(speak) -> None:  
     from assistant.artifacts import SpeechModelSpec, ensure_speech_model
     from assistant.features import frames_for_duration, log_mel_spectrogram
     from assistant.speech_model import KVCache, SpeechModel
-    from benchmarks.torch_model import TorchSpeechModel, hidden_numpy
+    from benchmarks.torch_model import TransformersSpeechModel, hidden_numpy
 
     onnx_model = SpeechModel(ensure_speech_model(SpeechModelSpec("tiny.en", "fp32")), threads=1)
-    torch_model = TorchSpeechModel("tiny.en", threads=1)
+    torch_model = TransformersSpeechModel("tiny.en", threads=1)
     assert torch_model.prompt == onnx_model.prompt
     audio = speak("set a timer for ten minutes", pad_s=0.1)
     mel = log_mel_spectrogram(audio, n_frames=frames_for_duration(audio.size))
