@@ -250,8 +250,19 @@ def _each_worker(executor: concurrent.futures.Executor, workers: int,
     answers: dict[int, T] = {}
     while len(answers) < workers and time.monotonic() < deadline:
         calls = [executor.submit(call, 0.1) for _ in range(2 * workers)]
-        answers.update(future.result(timeout=timeout_s) for future in calls)
+        answers.update(future.result(timeout=max(0.0, deadline - time.monotonic()))
+                       for future in calls)
     return answers
+
+
+def _abandon(executor: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Stop a pool that failed to start without waiting for it (a worker stuck loading
+    would make ``shutdown(wait=True)`` wait for ever)."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
 
 
 @contextlib.contextmanager
@@ -345,10 +356,17 @@ class InferencePool:
                 max_workers=self.workers, mp_context=context, initializer=_worker_init,
                 initargs=(self._entries, self.config.warm_up, os.getpid(),
                           self.config.trim_memory_s))
-            answers = _each_worker(executor, self.workers, _worker_ping, timeout_s)
+            try:
+                answers = _each_worker(executor, self.workers, _worker_ping, timeout_s)
+            except (BrokenProcessPool, concurrent.futures.TimeoutError) as e:
+                _abandon(executor)
+                why = ("a worker process died while loading the models"
+                       if isinstance(e, BrokenProcessPool)
+                       else f"the workers did not load the models within {timeout_s:g} s")
+                raise ModelError(f"the recognition workers could not start: {why}") from e
         errors = sorted({error for error in answers.values() if error})
         if errors or len(answers) < self.workers:
-            executor.shutdown(wait=True, cancel_futures=True)
+            _abandon(executor)
             raise ModelError(f"the recognition workers could not load the models: "
                              f"{'; '.join(errors) or 'not every worker started in time'}")
         pids = set(answers)
@@ -377,34 +395,45 @@ class InferencePool:
         processes = getattr(self._executor, "_processes", None) or {}
         return sorted(processes)
 
-    async def _restart(self, broken_generation: int, retry: bool = False) -> None:
+    async def _restart(self, broken_generation: int, waited: bool = False) -> None:
         """Replace a broken process pool (once, however many utterances saw it break); then
-        hand the final recognitions that waited meanwhile to the fresh workers. ``retry``:
-        after a restart failed, try again unless it failed under ``RESTART_RETRY_S`` ago
-        (then raise at once: a storm of recognitions must not start a storm of pools)."""
+        hand the final recognitions that waited meanwhile to the fresh workers.
+
+        If no fresh pool starts, every final recognition waiting learns why, :attr:`broken`
+        says it (the server reports itself not ready), calls raise at once for
+        ``RESTART_RETRY_S`` (a storm of recognitions must not start a storm of pools), and
+        then a restart is tried again: by the next recognition, or on a timer when none
+        comes (clients may not reconnect to a server that says it is not ready; ``waited``:
+        the timer's call, which has waited already)."""
         if self._restarting is None:
             self._restarting = asyncio.Lock()
         try:
             async with self._restarting:
                 if self._generation != broken_generation or self._closed:
                     return  # another utterance already restarted it
-                if retry and self.broken is not None and \
+                if self.broken is not None and not waited and \
                         time.monotonic() - self._broken_at < RESTART_RETRY_S:
                     raise ModelError(f"the worker processes are down: {self.broken}")
                 started = time.monotonic()
-                old, self._executor = self._executor, None
+                old = self._executor  # kept until replaced: calls meanwhile wait in line
                 if old is not None:
                     old.shutdown(wait=False, cancel_futures=True)
                 try:
-                    self._executor = await asyncio.to_thread(self._process_pool, 300.0)
+                    fresh = await asyncio.to_thread(self._process_pool, 300.0)
                 except Exception as e:
+                    self._executor = None
                     self.broken = str(e) or type(e).__name__
                     self._broken_at = time.monotonic()
                     logger.error("the worker processes are gone and could not be restarted: "
                                  "%s", self.broken)
                     while self._waiting:  # every final recognition waiting learns why
                         _settle(self._waiting.popleft().future, error=e)
+                    self._retry_later()
                     raise
+                if self._closed:  # shut down meanwhile
+                    fresh.shutdown(wait=False, cancel_futures=True)
+                    return
+                self._executor = fresh
                 self.broken = None
                 self._generation += 1
                 self.restarts += 1
@@ -414,6 +443,24 @@ class InferencePool:
                     self.on_restart()
         finally:
             self._dispatch()
+
+    def _retry_later(self) -> None:
+        """After a failed restart: try again in ``RESTART_RETRY_S`` unless something else
+        did (a recognition) or the pool stopped."""
+        loop = asyncio.get_running_loop()
+        generation = self._generation
+
+        async def retry() -> None:
+            if self.broken is not None and not self._closed and self._generation == generation:
+                with contextlib.suppress(Exception):  # it logged why; it tries again later
+                    await self._restart(generation, waited=True)
+
+        def start() -> None:
+            task = loop.create_task(retry())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        loop.call_later(RESTART_RETRY_S, start)
 
     @property
     def depth(self) -> int:
@@ -432,15 +479,18 @@ class InferencePool:
 
     async def try_recognize(self, entry: ModelEntry, request: RecognitionRequest
                             ) -> Result | None:
-        """Carry ``request`` out only if a worker is idle now (partials); None when busy."""
-        if self._in_flight >= self.workers or self._semaphore().locked():
+        """Carry ``request`` out only if a worker is idle now (partials); None when busy (or
+        while the workers are being restarted, or are down)."""
+        restarting = self._restarting is not None and self._restarting.locked()
+        if self._in_flight >= self.workers or self._semaphore().locked() or restarting or \
+                self.broken is not None:
             return None
         async with self._semaphore():
             return await self._run(entry, request)
 
     async def _run(self, entry: ModelEntry, request: RecognitionRequest) -> Result:
         if self.broken is not None and not self._closed:
-            await self._restart(self._generation, retry=True)  # raises while it cannot start
+            await self._restart(self._generation)  # raises while it cannot start
         if self._closed or self._executor is None:
             raise RuntimeError("the inference pool is not running")
         self._in_flight += 1
@@ -497,7 +547,8 @@ class InferencePool:
             for waiting in taken:
                 self._waiting.remove(waiting)
             self._calls += 1
-            task = asyncio.get_running_loop().create_task(self._call(first.entry, taken))
+            task = asyncio.get_running_loop().create_task(
+                self._call(self._executor, first.entry, taken))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             if self.on_batch is not None:
@@ -506,17 +557,20 @@ class InferencePool:
                 except Exception:  # a metric must not stop recognition
                     logger.exception("on_batch failed")
 
-    async def _call(self, entry: ModelEntry, taken: list[_Waiting]) -> None:
+    async def _call(self, executor: concurrent.futures.Executor, entry: ModelEntry,
+                    taken: list[_Waiting]) -> None:
+        """One worker call for ``taken`` on ``executor`` (the pool when it was dispatched: a
+        restart may replace ``self._executor`` before this task first runs)."""
         loop = asyncio.get_running_loop()
         audios = [w.audio for w in taken]
         generation = self._generation
         try:
             if self.kind == "process":
                 results = await loop.run_in_executor(
-                    self._executor, _worker_recognize_batch, entry, audios)
+                    executor, _worker_recognize_batch, entry, audios)
             else:
                 results = await loop.run_in_executor(
-                    self._executor, _registry_recognize_batch, self.registry, entry, audios)
+                    executor, _registry_recognize_batch, self.registry, entry, audios)
         except BrokenProcessPool as e:
             self._calls -= 1
             for waiting in taken:

@@ -142,6 +142,13 @@ class Services:
         return self.state is ServerState.READY and self.pool.broken is None
 
     @property
+    def not_ready_reason(self) -> str:
+        """Why new sessions are refused while not :attr:`ready` (and not draining)."""
+        if self.state is ServerState.READY and self.pool.broken is not None:
+            return f"the recognition workers are down: {self.pool.broken}"
+        return "models are still loading"
+
+    @property
     def draining(self) -> bool:
         return self.state in (ServerState.DRAINING, ServerState.STOPPED)
 

@@ -166,7 +166,7 @@ class WebSocketListener:
         if services.draining:
             return p.ErrorCode.SHUTTING_DOWN, "the server is shutting down", None
         if not services.ready:
-            return p.ErrorCode.NOT_READY, "models are still loading", self.limits.retry_after_s
+            return p.ErrorCode.NOT_READY, services.not_ready_reason, self.limits.retry_after_s
         if services.open_sessions >= self.limits.max_sessions:
             return (p.ErrorCode.SERVER_FULL, f"server full ({self.limits.max_sessions} "
                     f"sessions), retry after {self.limits.retry_after_s:g} s",

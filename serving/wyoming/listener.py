@@ -164,7 +164,7 @@ class WyomingListener:
         if self.draining or not services.ready or (
                 services.open_sessions >= services.limits.max_sessions):
             code, text = (("shutting_down", "the server is shutting down") if self.draining
-                          else ("not_ready", "models are still loading") if not services.ready
+                          else ("not_ready", services.not_ready_reason) if not services.ready
                           else ("server_full", "too many sessions"))
             services.metrics.errors.labels(code).inc()
             with contextlib.suppress(ConnectionError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import signal
 import threading
@@ -140,12 +141,15 @@ def test_when_no_fresh_pool_can_start_the_waiting_utterances_learn_why(
         # Meanwhile the server says it is not ready, and why; the next recognition tries
         # the restart again, and once a pool starts all is well.
         assert not server.app.ready
-        status = urllib.request.Request(server.url.replace("ws://", "http://").split("/v1")[0]
-                                        + "/readyz")
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(status, timeout=10)
-        assert refused.value.code == 503
-        assert "workers down: cannot fork a worker" in refused.value.read().decode()
+            urllib.request.urlopen(f"{server.http}/readyz", timeout=10)
+        with refused.value as response:
+            assert response.code == 503
+            assert "workers down: cannot fork a worker" in response.read().decode()
+        with connect(server.url, open_timeout=10) as late:  # a new stream is told why
+            error = json.loads(late.recv(timeout=10))
+        assert (error["code"], error["message"]) == (
+            "not_ready", "the recognition workers are down: cannot fork a worker: out of memory")
         monkeypatch.undo()
         with pytest.raises(ModelError, match="the worker processes are down: cannot fork"):
             server.call(pool.recognize(entry, RecognitionRequest(Utterance(8, commands[0]),
@@ -156,6 +160,40 @@ def test_when_no_fresh_pool_can_start_the_waiting_utterances_learn_why(
             Utterance(9, commands[0]), 0)), timeout_s=120)
         assert (again.intent, again.slots) == COMMANDS[0][1:]
         assert server.app.ready and pool.broken is None and pool.restarts == 1
+
+
+def test_a_pool_that_could_not_restart_tries_again_by_itself(
+        vad: Any, commands: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no recognition coming (clients do not reconnect to a server that is not
+    ready), a failed restart is tried again on a timer, and the server becomes ready."""
+    monkeypatch.setattr("serving.inference.RESTART_RETRY_S", 1.0)
+    settings = make_settings(worker_kind="process", workers=1)
+    with ServerThread(settings, vad) as server:
+        pool = server.app.pool
+        _kill_the_worker(pool)
+        real = pool._process_pool
+        tries: list[float] = []
+
+        def fails_once(timeout_s: float) -> Any:
+            tries.append(time.monotonic())
+            if len(tries) == 1:
+                raise OSError("cannot fork a worker: out of memory")
+            return real(timeout_s)
+
+        monkeypatch.setattr(pool, "_process_pool", fails_once)
+        entry = server.app.services.catalog.get(None)
+        with pytest.raises(OSError):
+            server.call(pool.recognize(entry, RecognitionRequest(Utterance(0, commands[0]), 0)),
+                        timeout_s=60)
+        assert not server.app.ready
+        deadline = time.monotonic() + 120
+        while not server.app.ready and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert server.app.ready and pool.restarts == 1 and len(tries) == 2
+        assert tries[1] - tries[0] >= 0.9  # after the retry interval, not at once
+        result = server.call(pool.recognize(entry, RecognitionRequest(
+            Utterance(1, commands[1]), 0)), timeout_s=60)
+        assert (result.intent, result.slots) == COMMANDS[1][1:]
 
 
 def test_a_worker_that_cannot_load_its_models_stops_the_start_with_the_reason(
