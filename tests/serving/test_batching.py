@@ -210,3 +210,27 @@ def test_a_worker_that_cannot_load_its_models_stops_the_start_with_the_reason(
     pool = InferencePool(PoolConfig(workers=2, worker_kind="process"))
     with pytest.raises(ModelError, match=r"could not load the models: .*missing"):
         pool.start(broken, timeout_s=120)
+
+
+def test_a_worker_stuck_loading_its_models_fails_the_start_in_time(
+        server: ServerThread, tmp_path: Any) -> None:
+    """A worker that never finishes loading (here its model's tokenizer is a named pipe that
+    nobody writes: the read blocks for ever) fails the start after ``timeout_s`` with a
+    clear error, and the start does not wait for the stuck process."""
+    from assistant.errors import ModelError
+    from serving.config import PoolConfig
+    from serving.inference import InferencePool
+
+    real = server.app.services.catalog.entries()
+    stuck = tmp_path / "stuck"
+    stuck.mkdir()
+    metadata = json.loads((real[0].speech_dir / "metadata.json").read_text())
+    metadata["files"] = {}
+    (stuck / "metadata.json").write_text(json.dumps(metadata))
+    os.mkfifo(stuck / "tokenizer.json")
+    entries = [dataclasses.replace(e, speech_dir=stuck) for e in real]
+    pool = InferencePool(PoolConfig(workers=1, worker_kind="process"))
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="did not load the models within 5 s"):
+        pool.start(entries, timeout_s=5)
+    assert time.monotonic() - started < 60
