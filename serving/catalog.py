@@ -87,6 +87,7 @@ class ModelEntry:
             "resolved_path": None if self.resolved is None else str(self.resolved),
             "speech_model": self.config.speech_model,
             "precision": self.config.precision,
+            "device": self.config.device,
             "intents": list(self.intents),
             "grammar_sha256": self.grammar_sha256,
             "threshold": self.config.threshold,

@@ -479,7 +479,9 @@ def test_http_endpoints(server: ServerThread) -> None:
         assert name in body
     status, kind, body = _get(f"{base}/v1/models")
     assert status == 200 and kind == "application/json"
-    assert json.loads(body)["models"][0]["name"] == "home"
+    described = json.loads(body)["models"][0]
+    assert (described["name"], described["precision"], described["device"]) == (
+        "home", "int8", "cpu")
     status, kind, body = _get(f"{base}/v1/monitor")
     monitor = json.loads(body)
     assert status == 200 and monitor["state"] == "ready" and monitor["default"] == "home"
