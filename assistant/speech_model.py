@@ -1,7 +1,9 @@
 """A speech-model directory loaded into ONNX Runtime sessions (no torch).
 
 One :class:`SpeechModel` is shared, read-only, by every recognizer and stream: onnxruntime
-sessions are safe to run from several threads at once.
+sessions are safe to run from several threads at once. :func:`load_speech_model` opens a
+directory on a ``device``: here on the CPU, or with PyTorch on a GPU
+(:mod:`assistant.torch_speech`, imported only then).
 """
 
 from __future__ import annotations
