@@ -110,7 +110,6 @@ class TorchSpeechModel(SpeechModel):
     def __init__(self, directory: str | Path, device: str = "cuda", threads: int | None = None):
         torch = _torch()
         self._read_directory(directory)
-        self.device_name = device
         self.device = torch_device(device)
         if self.device.type == "cpu" and threads:
             torch.set_num_threads(threads)
