@@ -94,8 +94,9 @@ class ServerConfig:
     log_json: bool = False  # structured logs: one JSON object a line
     log_level: str = "INFO"
     warm_up: bool = PoolConfig.warm_up  # run each model once before reporting ready
-    # A worker process idle this long after a recognition hands the memory it freed back to
-    # the system (0: after every recognition, which costs latency; negative: never).
+    # A worker process idle this long after a recognition, and the server process this long
+    # after its last session closed, hand the memory they freed back to the system (0: at
+    # once, which costs a worker latency; negative: never).
     trim_memory_s: float = PoolConfig.trim_memory_s
     # Final recognitions waiting together go to a worker together, up to this many in one
     # call, their decoder runs shared. 1 (one by one) is quicker per answer on a CPU with the

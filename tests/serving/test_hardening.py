@@ -153,18 +153,28 @@ def test_a_dead_worker_process_is_replaced_and_counted(vad: Any, speak: Any) -> 
 
 @pytest.mark.parametrize("trim_memory_s", [0.2, -1.0])
 def test_idle_workers_hand_freed_memory_back(vad, speak, trim_memory_s: float) -> None:  # type: ignore[no-untyped-def]
+    """Workers after a recognition and a pause; the server process once its last session
+    has closed (not while one is open)."""
     lights = speak("turn off the bedroom lights")
     settings = make_settings(worker_kind="process", workers=1, trim_memory_s=trim_memory_s)
     with ServerThread(settings, vad) as server:
+        services = server.app.services
         assert list(server.app.pool.memory_trims().values()) == [0]
-        _check_still_serving(server, lights)  # one recognition, then a pause
+        with doc_client(server) as open_one:  # a session stays open meanwhile
+            DocClient(open_one).start()
+            _check_still_serving(server, lights)  # one recognition, then a pause
+            deadline = time.monotonic() + (5.0 if trim_memory_s >= 0 else 0.6)
+            while time.monotonic() < deadline:
+                (trims,) = server.app.pool.memory_trims().values()
+                if trims:
+                    break
+                time.sleep(0.1)
+            assert services.memory_trims == 0  # a session is open
         deadline = time.monotonic() + (5.0 if trim_memory_s >= 0 else 0.6)
-        while time.monotonic() < deadline:
-            (trims,) = server.app.pool.memory_trims().values()
-            if trims:
-                break
-            time.sleep(0.1)
+        while time.monotonic() < deadline and not services.memory_trims:
+            time.sleep(0.05)
     assert trims >= 1 if trim_memory_s >= 0 else trims == 0
+    assert services.memory_trims == (1 if trim_memory_s >= 0 else 0)
 
 
 def test_worker_processes_share_the_models_loaded_before_the_fork() -> None:
