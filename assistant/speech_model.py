@@ -66,16 +66,32 @@ class CrossKeys:
     def utterances(self) -> int:
         return int(self.mask.shape[0])
 
+    @staticmethod
+    def position_axis(name: str) -> int:
+        """The positions' axis of array ``name``: ``cross_k_i`` is stored transposed."""
+        return 3 if name.startswith("cross_k") else 2
+
+    @staticmethod
+    def masks_together(parts: Sequence[CrossKeys]) -> np.ndarray:
+        """Several utterances' masks as one [utterances, longest], the padding after the
+        shorter ones masked (what any runtime's :meth:`SpeechModel.keys_together` uses)."""
+        positions = max(p.mask.shape[1] for p in parts)
+        mask = np.full((sum(p.utterances for p in parts), positions), MASKED, np.float32)
+        row = 0
+        for p in parts:
+            mask[row : row + p.utterances, : p.mask.shape[1]] = p.mask
+            row += p.utterances
+        return mask
+
     @classmethod
     def together(cls, parts: Sequence[CrossKeys]) -> CrossKeys:
         """Several utterances' keys side by side, the shorter ones padded and masked."""
-        positions = max(p.mask.shape[1] for p in parts)
-        mask = np.full((sum(p.utterances for p in parts), positions), MASKED, np.float32)
+        mask = cls.masks_together(parts)
         arrays = {}
         for name, first in parts[0].arrays.items():
-            axis = 3 if name.startswith("cross_k") else 2  # k is stored transposed
+            axis = cls.position_axis(name)
             shape = list(first.shape)
-            shape[0], shape[axis] = mask.shape[0], positions
+            shape[0], shape[axis] = mask.shape
             out = np.zeros(shape, np.float32)
             row = 0
             for p in parts:
@@ -85,10 +101,6 @@ class CrossKeys:
                 out[tuple(index)] = part
                 row += part.shape[0]
             arrays[name] = out
-        row = 0
-        for p in parts:
-            mask[row : row + p.utterances, : p.mask.shape[1]] = p.mask
-            row += p.utterances
         return cls(arrays, mask)
 
 
@@ -207,7 +219,6 @@ class SpeechModel:
         named = dict(zip(self._decoder_outputs, outputs, strict=True))
         logprobs = named.pop("logprobs")
         return logprobs, KVCache({k.replace("present", "past"): v for k, v in named.items()})
-
 
     def gather_cache(self, parts: Sequence[tuple[KVCache, np.ndarray]]) -> KVCache:
         """One cache of the ``rows`` of each ``(cache, rows)`` in turn (several utterances'

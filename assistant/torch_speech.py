@@ -286,20 +286,18 @@ class TorchSpeechModel(SpeechModel):
                         for name in parts[0][0].arrays})
 
     def keys_together(self, parts: Sequence[CrossKeys]) -> CrossKeys:
-        torch = self._torch
-        positions = max(p.mask.shape[1] for p in parts)
+        mask = CrossKeys.masks_together(parts)
+        positions = mask.shape[1]
         arrays = {}
         for name in parts[0].arrays:
-            axis = 3 if name.startswith("cross_k") else 2  # k is stored transposed
+            axis = CrossKeys.position_axis(name)
             padded = []
             for p in parts:
                 part = self._array(p.arrays[name])
                 pad = [0, 0] * (4 - axis - 1) + [0, positions - part.shape[axis]]
-                padded.append(torch.nn.functional.pad(part, pad))
-            arrays[name] = torch.cat(padded)
-        mask = np.concatenate([np.pad(p.mask, ((0, 0), (0, positions - p.mask.shape[1])),
-                                      constant_values=MASKED) for p in parts])
-        return CrossKeys(arrays, mask.astype(np.float32))
+                padded.append(self._f.pad(part, pad))
+            arrays[name] = self._torch.cat(padded)
+        return CrossKeys(arrays, mask)
 
     def _array(self, value: Any) -> Any:
         """A numpy array (an empty cache, a mask) on the device; a tensor as it is."""
