@@ -303,7 +303,8 @@ class Recognizer:
         """
         directory = Path(directory)
         given = _as_overrides(overrides)
-        model = load_speech_model(directory, given.get("threads"), given.get("device", "cpu"))
+        model = load_speech_model(directory, given.get("threads"),
+                                  given.get("device", RecognizerConfig.device))
         if context is None:
             context = model_dir_context(directory, model.metadata)
         elif "grammar" in model.metadata and list(context.intent_names) != list(
