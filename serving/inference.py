@@ -255,10 +255,15 @@ def _each_worker(executor: concurrent.futures.Executor, workers: int,
     return answers
 
 
+def _processes(executor: concurrent.futures.Executor | None) -> dict[int, Any]:
+    """A process pool's worker processes by pid (its private table; {} for threads)."""
+    return getattr(executor, "_processes", None) or {}
+
+
 def _abandon(executor: concurrent.futures.ProcessPoolExecutor) -> None:
     """Stop a pool that failed to start without waiting for it (a worker stuck loading
     would make ``shutdown(wait=True)`` wait for ever)."""
-    processes = list((getattr(executor, "_processes", None) or {}).values())
+    processes = list(_processes(executor).values())
     executor.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         with contextlib.suppress(Exception):
@@ -392,8 +397,7 @@ class InferencePool:
 
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (none for thread workers)."""
-        processes = getattr(self._executor, "_processes", None) or {}
-        return sorted(processes)
+        return sorted(_processes(self._executor))
 
     async def _restart(self, broken_generation: int, waited: bool = False) -> None:
         """Replace a broken process pool (once, however many utterances saw it break); then
