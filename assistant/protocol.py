@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -94,6 +95,12 @@ class ProtocolError(AssistantError):
     def __init__(self, message: str, code: ErrorCode = ErrorCode.BAD_MESSAGE):
         self.code = code
         super().__init__(message)
+
+
+class UnknownMessageType(ProtocolError):
+    """A well-formed message of a type this side does not know (or may not receive). Receivers
+    of a newer peer skip it ("Versioning" in docs/protocol.md); the server answers it with a
+    non-fatal ``bad_message``."""
 
 
 # -- encoding and checking of fields --------------------------------------------------------
@@ -415,7 +422,8 @@ def parse(text: str | bytes, allowed: frozenset[str] | None = None) -> Message:
     cls = MESSAGES.get(kind) if isinstance(kind, str) else None
     if cls is None or (allowed is not None and kind not in allowed):
         expected = sorted(allowed if allowed is not None else MESSAGES)
-        raise ProtocolError(f"unknown message type {_short(kind)} (expected one of {expected})")
+        raise UnknownMessageType(
+            f"unknown message type {_short(kind)} (expected one of {expected})")
     try:
         return cls.from_dict(data)
     except RecursionError:
@@ -428,7 +436,10 @@ def _cut(text: str, limit: int = 200) -> str:
 
 def error(code: ErrorCode, message: str, fatal: bool,
           retry_after_s: float | None = None) -> Error:
-    return Error(code.value, message, fatal, retry_after_s)
+    """An ``error`` message; ``retry_after_s`` goes out rounded up to hundredths (never 0 for
+    a wait that is not over)."""
+    retry = math.ceil(retry_after_s * 100.0 - 1e-9) / 100.0 if retry_after_s is not None else None
+    return Error(code.value, message, fatal, retry)
 
 
 def close_code(code: ErrorCode | str) -> int:
@@ -443,6 +454,6 @@ __all__ = [
     "CLIENT_MESSAGES", "CLOSE_CODES", "MESSAGES", "MODES", "PROTOCOL_VERSION",
     "SERVER_MESSAGES", "Cancel", "ClientMessage", "CloseCode", "Closed", "Error", "ErrorCode",
     "Finalize", "KeepAlive", "Limits", "Message", "Partial", "ProtocolError", "Ready", "Result",
-    "ServerMessage", "SpeechEnded", "SpeechStarted", "Start", "Stop", "Timing", "close_code",
-    "error", "parse",
+    "ServerMessage", "SpeechEnded", "SpeechStarted", "Start", "Stop", "Timing",
+    "UnknownMessageType", "close_code", "error", "parse",
 ]

@@ -111,6 +111,7 @@ class AsyncClient:
         self.open_timeout_s = open_timeout_s
         self.ready: p.Ready | None = None
         self._ws: Any = None
+        self._stopped = False  # stop() was sent: the session ends; a new client is needed
 
     async def __aenter__(self) -> AsyncClient:
         await self.connect()
@@ -158,8 +159,11 @@ class AsyncClient:
         await self._call(self._ws.send(p.KeepAlive().to_json()))
 
     async def stop(self) -> None:
-        """Ask for the last results; the events then end with ``closed``."""
+        """Ask for the last results; the events then end with ``closed`` and the session with
+        them (:meth:`stream_file`, :meth:`recognize_file` and :meth:`stream_chunks` stop it
+        when their audio ends): open a new client for more."""
         await self._call(self._ws.send(p.Stop().to_json()))
+        self._stopped = True
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -170,6 +174,11 @@ class AsyncClient:
 
         if self._ws is None:
             raise ClientError("not connected: call connect() first")
+        if self._stopped:
+            if asyncio.iscoroutine(operation):
+                operation.close()  # never to be sent
+            raise ClientError("this session was stopped (stop(), or a stream or recognize_file "
+                              "that ended it): connect a new client for more audio")
         try:
             return await operation
         except ConnectionClosed as e:
@@ -190,7 +199,11 @@ class AsyncClient:
                 raise self._closed_error(e) from e
             if isinstance(frame, bytes):
                 continue  # the protocol sends no binary frames to clients
-            message = p.parse(frame, p.SERVER_MESSAGES)
+            try:
+                message = p.parse(frame, p.SERVER_MESSAGES)
+            except p.UnknownMessageType as e:  # a newer server's: skipped, as the protocol says
+                logger.debug("skipped a server message: %s", e)
+                continue
             if isinstance(message, p.Error) and message.fatal:
                 raise ServerError(f"{message.code}: {message.message}", message.code,
                                   p.close_code(message.code), message.retry_after_s)
@@ -227,14 +240,14 @@ class AsyncClient:
                         await self.send_audio(chunk)
                 if stop:
                     await self.stop()
-            except AssistantError as e:  # the connection, or the audio source (no mic)
+            except Exception as e:  # the connection, or the audio source (no mic, unplugged)
                 await queue.put(e)
 
         async def receive() -> None:
             try:
                 async for message in self.events():
                     await queue.put(message)
-            except ClientError as e:
+            except Exception as e:  # the connection, or a message this SDK cannot read
                 await queue.put(e)
             await queue.put(None)
 
@@ -298,6 +311,17 @@ class AsyncClient:
         return [e async for e in self.stream_file(path, realtime) if isinstance(e, p.Result)]
 
 
+async def _read_in_thread(chunks: Iterable[T]) -> AsyncIterator[T]:
+    """``chunks`` as an async iterator whose every ``next`` runs in a worker thread."""
+    iterator = iter(chunks)
+    done = object()
+    while True:
+        chunk = await asyncio.to_thread(next, iterator, done)
+        if chunk is done:
+            return
+        yield chunk  # type: ignore[misc]
+
+
 class Client:
     """:class:`AsyncClient` for code without asyncio: a private event loop in a thread."""
 
@@ -338,6 +362,9 @@ class Client:
     def cancel(self) -> None:
         self._run(self.client.cancel())
 
+    def keepalive(self) -> None:
+        self._run(self.client.keepalive())
+
     def stop(self) -> None:
         self._run(self.client.stop())
 
@@ -351,13 +378,30 @@ class Client:
     def recognize_file(self, path: str | Path, realtime: bool = False) -> list[p.Result]:
         return self._run(self.client.recognize_file(path, realtime))
 
+    def stream_chunks(self, chunks: Iterable[np.ndarray | bytes], stop: bool = True
+                      ) -> Iterator[p.Message]:
+        """Send ``chunks`` while yielding events. The iterable is read in a thread of its own,
+        so one that blocks until it has audio (a capture device) does not hold up the events."""
+        return self._iterate(self.client.stream_chunks(_read_in_thread(chunks), stop))
+
+    def stream_microphone(self, device: int | str | None = None, chunk_ms: int = CHUNK_MS,
+                          on_level: Callable[[float], None] | None = None
+                          ) -> Iterator[p.Message]:
+        """Blocking :meth:`AsyncClient.stream_microphone` (until the iteration is closed)."""
+        return self._iterate(self.client.stream_microphone(device, chunk_ms, on_level))
+
     def _iterate(self, events: AsyncIterator[p.Message]) -> Iterator[p.Message]:
         iterator = events.__aiter__()
-        while True:
-            try:
-                yield self._run(iterator.__anext__())
-            except StopAsyncIteration:
-                return
+        try:
+            while True:
+                try:
+                    yield self._run(iterator.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:  # left early (break, an error): the async side stops its tasks too
+            close = getattr(iterator, "aclose", None)
+            if close is not None and not self._loop.is_closed():
+                self._run(close())
 
     def close(self) -> None:
         """Close the connection and stop the private loop (idempotent)."""

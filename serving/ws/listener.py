@@ -177,9 +177,8 @@ class WebSocketListener:
                       message: str, retry_after_s: float | None = None) -> None:
         self.services.metrics.errors.labels(code.value).inc()
         log.info("refused: %s (%s)", message, code.value, extra={"code": code.value})
-        retry = round(retry_after_s, 2) if retry_after_s is not None else None
         try:
-            await ws.send(p.error(code, message, True, retry).to_json())
+            await ws.send(p.error(code, message, True, retry_after_s).to_json())
             await ws.close(p.close_code(code), message[:120])
         except ConnectionClosed:
             pass

@@ -13,7 +13,15 @@ import pytest
 import soundfile
 
 from assistant import protocol as p
-from clients.sdk import AsyncClient, Client, ConnectError, ServerError, stream_url, to_pcm16
+from clients.sdk import (
+    AsyncClient,
+    Client,
+    ClientError,
+    ConnectError,
+    ServerError,
+    stream_url,
+    to_pcm16,
+)
 from tests.serving.conftest import ServerThread, make_settings
 
 
@@ -207,3 +215,102 @@ def test_idle_push_to_talk_keeps_its_session(vad: Any, monkeypatch: pytest.Monke
         asyncio.run(for_a_while())
     kinds = [json.loads(line)["type"] for line in out.getvalue().splitlines()]
     assert kinds == ["ready", "client_status"], kinds  # connected, the hint; no idle close
+
+
+def _fake_server_run(messages: list[str], client_side: Any) -> Any:
+    """Run ``client_side(url)`` against a WebSocket peer that answers ``start`` with
+    ``messages`` (raw text frames) and then reads until the client goes: a newer or broken
+    server, at the I/O edge."""
+    import websockets
+
+    ready = p.Ready(session_id="s", protocol_version=1, model="home", sample_rate_hz=16000,
+                    intents=("a",), limits=p.Limits(65536, 15.0, 60.0, 100.0, 20.0))
+
+    async def handler(ws: Any) -> None:
+        await ws.recv()
+        await ws.send(ready.to_json())
+        for message in messages:
+            await ws.send(message)
+        async for _ in ws:
+            pass
+
+    async def run() -> Any:
+        async with websockets.serve(handler, "127.0.0.1", 0) as served:
+            port = next(iter(served.sockets)).getsockname()[1]
+            return await asyncio.wait_for(client_side(f"ws://127.0.0.1:{port}"), 30)
+
+    return asyncio.run(run())
+
+
+def test_messages_of_a_newer_server_are_skipped() -> None:
+    result = p.Result(utterance_id=0, understood=False, intent=None, slots={}, confidence=0.0,
+                      transcript="", heard="", timing=p.Timing(0.0, 0.0, 0.0))
+    closed = p.Closed(session_id="s", utterances=1)
+    future = json.dumps({"type": "speech_progress", "utterance_id": 0})
+
+    async def events(url: str) -> list[str]:
+        async with AsyncClient(url) as client:
+            return [e.type async for e in client.stream_chunks([np.zeros(1600)] * 2)]
+
+    assert _fake_server_run([future, result.to_json(), closed.to_json()], events) == \
+        ["result", "closed"]
+
+
+def test_a_server_message_the_sdk_cannot_read_ends_the_stream_with_the_reason() -> None:
+    async def events(url: str) -> list[str]:
+        async with AsyncClient(url) as client:
+            return [e.type async for e in client.stream_chunks([np.zeros(1600)] * 2)]
+
+    with pytest.raises(p.ProtocolError, match="not valid JSON"):
+        _fake_server_run(["{not json"], events)
+
+
+def test_the_audio_source_failing_is_raised_at_once(server: ServerThread) -> None:
+    def unplugged() -> Any:
+        yield np.zeros(1600, np.int16)
+        raise ValueError("microphone unplugged")
+
+    async def run() -> None:
+        async with AsyncClient(server.url, api_key="k1") as client:
+            async for _ in client.stream_chunks(unplugged()):
+                pass
+
+    async def bounded() -> None:  # the idle timeout (60 s) ends it otherwise
+        await asyncio.wait_for(run(), 20)
+
+    with pytest.raises(ValueError, match="unplugged"):
+        asyncio.run(bounded())
+    with Client(server.url, api_key="k1") as client, \
+            pytest.raises(ValueError, match="unplugged"):
+        list(client.stream_chunks(unplugged()))
+
+
+def test_sync_client_keepalive_stream_chunks_and_a_stopped_session(server: ServerThread,
+                                                                   wav: Path) -> None:
+    audio, _ = soundfile.read(wav, dtype="int16")
+
+    def slow_chunks() -> Any:  # blocks between chunks, as a capture device does
+        import time
+
+        for i in range(0, audio.size, 1600):
+            time.sleep(0.005)
+            yield audio[i : i + 1600]
+
+    with Client(server.url, api_key="k1") as client:
+        client.keepalive()
+        events = list(client.stream_chunks(slow_chunks()))
+        assert [(e.intent, e.slots) for e in events if isinstance(e, p.Result)] == \
+            [("lightsOff", {"room": "bedroom"})]
+        assert isinstance(events[-1], p.Closed)
+        with pytest.raises(ClientError, match="session was stopped"):
+            client.recognize_file(wav)
+        with pytest.raises(ClientError, match="session was stopped"):
+            client.keepalive()
+
+
+def test_retry_after_goes_out_in_hundredths_never_zero() -> None:
+    assert p.error(p.ErrorCode.RATE_LIMITED, "m", True, 0.0073525599978165705).retry_after_s \
+        == 0.01
+    assert p.error(p.ErrorCode.RATE_LIMITED, "m", True, 0.41).retry_after_s == 0.41
+    assert p.error(p.ErrorCode.RATE_LIMITED, "m", True, 5.981).retry_after_s == 5.99
+    assert p.error(p.ErrorCode.SERVER_FULL, "m", True).retry_after_s is None
