@@ -40,6 +40,7 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000  # after "closed": the session ended as asked
     GOING_AWAY = 1001  # server shutting down (after draining)
+    INVALID_DATA = 1007  # a text frame that is not UTF-8 (the WebSocket library closes it)
     MESSAGE_TOO_BIG = 1009  # a frame over limits.max_frame_bytes
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013  # models still loading

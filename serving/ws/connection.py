@@ -162,6 +162,9 @@ class Connection:
             self.services.metrics.errors.labels(p.ErrorCode.FRAME_TOO_LARGE.value).inc()
             self.log.info("closed 1009: a frame over %d bytes",
                           self.session.limits.max_frame_bytes)
+        elif closed.sent is not None and closed.sent.code == p.CloseCode.INVALID_DATA:
+            self.services.metrics.errors.labels(p.ErrorCode.BAD_MESSAGE.value).inc()
+            self.log.info("closed 1007: %s", closed.sent.reason or "a frame that is not UTF-8")
         else:
             self.log.info("client went away (close code %s)", self.ws.close_code)
         self._gone = True

@@ -257,14 +257,22 @@ def test_bad_input_gets_a_clear_error(server: ServerThread, lights: np.ndarray, 
     _check_still_serving(server, lights)
 
 
-def test_a_frame_too_large_to_read_closes_1009_naming_the_limit(server: ServerThread) -> None:
-    def counted() -> int:
-        text = server.run(lambda: server.app.metrics.render().decode())
-        line = next((ln for ln in text.splitlines()
-                     if ln.startswith('assistant_errors_total{code="frame_too_large"}')), "x 0")
-        return int(float(line.split()[-1]))
+def _errors_counted(server: ServerThread, code: str) -> int:
+    text = server.run(lambda: server.app.metrics.render().decode())
+    line = next((ln for ln in text.splitlines()
+                 if ln.startswith(f'assistant_errors_total{{code="{code}"}}')), "x 0")
+    return int(float(line.split()[-1]))
 
-    before = counted()
+
+def _counted_once(server: ServerThread, code: str, before: int) -> None:
+    deadline = time.monotonic() + 5
+    while _errors_counted(server, code) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _errors_counted(server, code) == before + 1
+
+
+def test_a_frame_too_large_to_read_closes_1009_naming_the_limit(server: ServerThread) -> None:
+    before = _errors_counted(server, "frame_too_large")
     with doc_client(server) as ws:
         client = DocClient(ws)
         client.start()
@@ -272,10 +280,23 @@ def test_a_frame_too_large_to_read_closes_1009_naming_the_limit(server: ServerTh
         assert client.rest() == []  # never read, so no error event (docs/protocol.md)
         assert client.close_code == 1009
         assert ws.close_reason == f"frame exceeds limit of {4 * 65536} bytes"
-    deadline = time.monotonic() + 5
-    while counted() == before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert counted() == before + 1
+    _counted_once(server, "frame_too_large", before)
+
+
+@pytest.mark.parametrize("started", [False, True])
+def test_a_text_frame_that_is_not_utf8_closes_1007_and_is_counted(
+        server: ServerThread, lights: np.ndarray, started: bool) -> None:
+    before = _errors_counted(server, "bad_message")
+    with doc_client(server) as ws:
+        client = DocClient(ws)
+        if started:
+            client.start()
+        ws.send(b'\xff\xfe{"type": "stop"}', text=True)
+        assert client.rest() == []  # the WebSocket layer closes first (docs/protocol.md)
+        assert client.close_code == 1007
+        assert "invalid start byte" in ws.close_reason
+    _counted_once(server, "bad_message", before)
+    _check_still_serving(server, lights)
 
 
 def test_malformed_json_is_not_fatal(server: ServerThread, lights: np.ndarray) -> None:
