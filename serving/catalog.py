@@ -159,13 +159,30 @@ class ModelCatalog:
         """Read and check every source (blocking; builds speech models on first use)."""
         return self.reload(None)
 
-    def reload(self, name: str | None = None) -> list[str]:
-        """Re-read the named source (None: all) and swap the new entries in. Blocking."""
+    def reload(self, name: str | None = None,
+               slots: tuple[str, Mapping[str, Mapping[str, list[Any]]]] | None = None
+               ) -> list[str]:
+        """Re-read the named source (None: all) and swap the new entries in. Blocking.
+
+        ``slots`` (where from, {model: {slot type: values}}: a slots file) replace the slot
+        values set at run time, for every model from now on; nothing changes, those values
+        included, when any of the entries cannot be built."""
         chosen = [s for s in self.sources if name is None or s.name == name]
         if not chosen:
             raise UnknownModel(str(name), self.names())
         with self._lock:
-            built = {s.name: self._entry(s) for s in chosen}
+            values = self._slots
+            origin = None
+            if slots is not None:
+                origin, given = slots
+                unknown = sorted(set(given) - set(self.names()))
+                if unknown:
+                    raise ConfigError(f"{origin}: slots for models that are not served: "
+                                      f"{unknown} (served: {self.names()})")
+                values = {model: dict(types) for model, types in given.items()}
+            built = {s.name: self._entry(s, values.get(s.name, {}), origin=origin)
+                     for s in chosen}
+            self._slots = values
             fresh = {name: entry for name, (entry, _) in built.items()}
             self._contexts = {**self._contexts, **{n: c for n, (_, c) in built.items()}}
             self._profiles = {**self._profiles, **{
@@ -176,9 +193,10 @@ class ModelCatalog:
         return list(fresh)
 
     def _entry(self, source: ModelSource, slots: Mapping[str, list[Any]] | None = None,
-               reread: bool = True) -> tuple[ModelEntry, Context]:
-        """A new entry of ``source`` with ``slots`` (None: its current slot values);
-        ``reread``: the files were read again (a load or reload, not a slot change)."""
+               reread: bool = True, origin: str | None = None) -> tuple[ModelEntry, Context]:
+        """A new entry of ``source`` with ``slots`` (None: its current slot values), which
+        came from ``origin`` (named in their errors); ``reread``: the files were read again
+        (a load or reload, not a slot change)."""
         if not source.path.exists():
             raise ModelError(f"{source.kind} {source.name!r}: {source.path} does not exist")
         previous = self._entries.get(source.name)
@@ -207,7 +225,8 @@ class ModelCatalog:
             speech_dir = ensure_speech_model(spec, self.progress)
         if slots:
             assert text is not None
-            text, context = edit_context(text, slots, source=str(source.path))
+            text, context = edit_context(text, slots, source=str(source.path),
+                                         origin=origin or "the slot values set at run time")
         compile_word_graph(context)  # fails here, named, rather than in every worker
         logger.info("catalogued %s %r from %s (generation %d)", source.kind, source.name,
                     source.path, generation)
@@ -222,29 +241,21 @@ class ModelCatalog:
         """The list slot types of a model's grammar as it runs, and their values."""
         return slot_values(self.context(name))
 
-    def set_slot_values(self, name: str | None, values: Mapping[str, list[Any]]) -> ModelEntry:
-        """Replace the values of the given slot types of one model (GrammarError: nothing
-        changed). The next utterance of every session uses them."""
+    def set_slot_values(self, name: str | None, values: Mapping[str, list[Any]],
+                        origin: str = "the request") -> ModelEntry:
+        """Replace the values of the given slot types of one model (GrammarError naming
+        ``origin``: nothing changed). The next utterance of every session uses them."""
         source = next((s for s in self.sources if s.name == (name or self.default_name)),
                       None)
         if source is None:
             raise UnknownModel(str(name), self.names())
         with self._lock:
             slots = {**self._slots.get(source.name, {}), **values}
-            entry, context = self._entry(source, slots, reread=False)
+            entry, context = self._entry(source, slots, reread=False, origin=origin)
             self._slots = {**self._slots, source.name: slots}
             self._contexts = {**self._contexts, source.name: context}
             self._entries = {**self._entries, source.name: entry}
         return entry
-
-    def use_slots(self, slots: Mapping[str, Mapping[str, list[Any]]]) -> None:
-        """The slot values to build every entry with from now on (a slots file), by model;
-        applied at the next load or reload."""
-        unknown = sorted(set(slots) - set(self.names()))
-        if unknown:
-            raise ConfigError(f"slots for models that are not served: {unknown} "
-                              f"(served: {self.names()})")
-        self._slots = {name: dict(types) for name, types in slots.items()}
 
     def overridden_slots(self) -> dict[str, dict[str, list[Any]]]:
         """Every slot value set at run time, by model (what a slots file holds)."""

@@ -59,23 +59,23 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, command: str = "serve") -> int:
     try:
         settings = load(args)
     except AssistantError as e:
-        print(f"assistant serve: error: {e}", file=sys.stderr)
+        print(f"assistant {command}: error: {e}", file=sys.stderr)
         return 2
     logs.configure(settings.server.log_json, "DEBUG" if args.verbose
                    else settings.server.log_level)
     try:
         return asyncio.run(serve(settings))
     except AssistantError as e:
-        print(f"assistant serve: error: {e}", file=sys.stderr)
+        print(f"assistant {command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise
-        print(f"assistant serve: error: cannot listen on {settings.server.host}:"
+        print(f"assistant {command}: error: cannot listen on {settings.server.host}:"
               f"{settings.server.port}: {e.strerror or e}", file=sys.stderr)
         return 2
 
@@ -86,7 +86,7 @@ DEFAULT_WYOMING_URI = "tcp://127.0.0.1:10300"
 def cmd_wyoming(args: argparse.Namespace) -> int:
     if not args.wyoming_uri:
         args.wyoming_uri = DEFAULT_WYOMING_URI
-    return cmd_serve(args)
+    return cmd_serve(args, "wyoming")
 
 
 def register(subparsers: Any) -> None:

@@ -157,8 +157,7 @@ class Services:
 
     def load(self) -> None:
         """Catalogue the models (building speech models on first use), start the workers."""
-        self._read_slots_file()
-        self.catalog.load()
+        self.catalog.reload(None, self._read_slots_file())
         for entry in self.catalog.entries():
             self.metrics.add_model(entry.name, entry.intents)
         self.pool.start(self.catalog.entries())
@@ -180,10 +179,12 @@ class Services:
     def reload(self, name: str | None = None) -> list[str]:
         """Re-read the models' files (blocking); the next utterance uses them."""
         try:
-            self._read_slots_file()
-            reloaded = self.catalog.reload(name)
-        except Exception:
+            reloaded = self.catalog.reload(name, self._read_slots_file())
+        except Exception as e:
             self.metrics.reloads.labels("failed").inc()
+            if self.settings.server.slots_file:
+                logger.warning("nothing reloaded, the slot values served are kept (%s); the "
+                               "next slot update rewrites the slots file with them", e)
             raise
         self.metrics.reloads.labels("ok").inc()
         logger.info("reloaded %s", ", ".join(reloaded))
@@ -223,10 +224,12 @@ class Services:
                 moved.append(entry.name)
         return moved
 
-    def _read_slots_file(self) -> None:
+    def _read_slots_file(self) -> tuple[str, dict[str, dict[str, list[Any]]]] | None:
+        """The slots file's values, named by the file (None: no file yet)."""
         path = self.settings.server.slots_file
         if path and Path(path).is_file():
-            self.catalog.use_slots(read_slots_file(Path(path)))
+            return f"slots file {path}", read_slots_file(Path(path))
+        return None
 
     # -- callers --------------------------------------------------------------------------
 

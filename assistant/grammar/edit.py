@@ -101,8 +101,17 @@ def slot_values(context: Context) -> dict[str, list[Any]]:
     return out
 
 
-def edit_context(text: str, values: Mapping[str, Sequence[Any]], source: str = "<string>"
-                 ) -> tuple[str, Context]:
-    """:func:`with_slot_values`, checked by loading the result (see module docs)."""
-    edited = with_slot_values(text, values, source)
-    return edited, context_from_yaml(edited, source=source)
+def edit_context(text: str, values: Mapping[str, Sequence[Any]], source: str = "<string>",
+                 origin: str | None = None) -> tuple[str, Context]:
+    """:func:`with_slot_values`, checked by loading the result (see module docs).
+
+    ``origin`` names where the values came from (a slots file, a request): an error in them
+    then names it instead of the grammar file, whose edited text's lines mean nothing to the
+    person who wrote the values."""
+    try:
+        edited = with_slot_values(text, values, source)
+        return edited, context_from_yaml(edited, source=source)
+    except GrammarError as e:
+        if origin is None:
+            raise
+        raise GrammarError(f"{e.detail} (values for {source})", source=origin) from e

@@ -205,12 +205,13 @@ def test_the_wyoming_command_and_its_exposure_rules(tmp_path: Path) -> None:
     assert server.returncode == 0
 
 
-def _put(url: str, body: bytes, **headers: str) -> tuple[int, dict[str, Any]]:
+def _put(url: str, body: bytes, method: str = "PUT", **headers: str
+         ) -> tuple[int, dict[str, Any]]:
     import json
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, data=body, method="PUT",
+    request = urllib.request.Request(url, data=body, method=method,
                                      headers={"Content-Type": "application/json", **headers})
     try:
         with urllib.request.urlopen(request, timeout=60) as r:
@@ -281,3 +282,29 @@ def test_a_body_behind_expect_100_continue(vad: Any) -> None:
         assert reply.startswith(b"HTTP/1.1 200"), reply
         lights = server.run(lambda: server.app.services.catalog.slot_values("ha")["light"])
         assert lights == ["hall lamp", "desk lamp"]
+
+
+def test_a_slots_file_with_a_mistake_changes_nothing(vad: Any, tmp_path: Path) -> None:
+    import json
+
+    slots_file = tmp_path / "slots.yaml"
+    settings = make_settings((ModelSource("ha", "context", HA),), slots_file=str(slots_file))
+    with ServerThread(settings, vad) as server:
+        device = f"{server.http}/v1/models/ha/slots/device"
+        assert _put(device, b'["aquarium pump", "tv"]')[0] == 200
+        slots_file.write_text("ha:\n  device: [lamp, lamp]\n  area: [attic]\n")
+        status, failed = _put(f"{server.http}/v1/reload", b"", method="POST")
+        assert status >= 400
+        assert f"slots file {slots_file}" in failed["error"] and "listed twice" in failed["error"]
+        # Nothing of the file was taken: other slot types can still be changed, and the
+        # devices are those served before.
+        status, changed = _put(f"{server.http}/v1/models/ha/slots/area",
+                               json.dumps(["kitchen", "attic"]).encode())
+        assert status == 200, changed
+        values = server.run(lambda: server.app.services.catalog.slot_values("ha"))
+        assert values["device"] == ["aquarium pump", "tv"]
+        assert values["area"] == ["kitchen", "attic"]
+        # A request's mistake names the request, not a line of the edited grammar.
+        status, refused = _put(device, b'["lamp", "lamp"]')
+        assert status == 400 and refused["error"].startswith("the request: ")
+        assert "home_assistant.yaml:" not in refused["error"]  # no line of the edited text
