@@ -315,6 +315,16 @@ def _labels(data: Path) -> Path:
 
 # -- grammar -------------------------------------------------------------------------------
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def cmd_grammar(args: argparse.Namespace) -> int:
     from .grammar import (
         compile_word_graph,
@@ -336,7 +346,14 @@ def cmd_grammar(args: argparse.Namespace) -> int:
         for annotation in sample_sentences(context, args.n, seed=args.seed):
             print(json.dumps(annotation.to_json(), ensure_ascii=False))
     else:
-        for text in args.text:
+        texts = args.text
+        if not texts:
+            if sys.stdin.isatty():
+                print("assistant grammar parse: error: give sentences to parse, as arguments "
+                      "or one a line on standard input", file=sys.stderr)
+                return 2
+            texts = [line.strip() for line in sys.stdin if line.strip()]
+        for text in texts:
             parsed = parse(context, text)
             print(json.dumps({"text": text, "parse": parsed.to_json() if parsed else None},
                              ensure_ascii=False))
@@ -405,8 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grammar", help="check, sample or parse with a grammar")
     p.add_argument("action", choices=["check", "sample", "parse"])
     p.add_argument("file")
-    p.add_argument("text", nargs="*", help="sentences to parse")
-    p.add_argument("-n", type=int, default=10)
+    p.add_argument("text", nargs="*", help="sentences to parse (none: one a line on "
+                   "standard input)")
+    p.add_argument("-n", type=_at_least_one, default=10, help="sentences to sample")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_grammar)
 

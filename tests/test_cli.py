@@ -119,6 +119,15 @@ def test_grammar_subcommands() -> None:
     assert json.loads(proc.stdout)["parse"]["slots"] == {"duration": 25, "unit": "minutes"}
     proc = _run("grammar", "sample", str(HOME_CONTEXT), "-n", "5")
     assert len(proc.stdout.splitlines()) == 5
+    refused = _run("grammar", "sample", str(HOME_CONTEXT), "-n", "-3")
+    assert refused.returncode == 2 and "-3 is not 1 or more" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    piped = subprocess.run([sys.executable, "-m", "assistant.cli", "grammar", "parse",
+                            str(HOME_CONTEXT)], input="what time is it\n\nturn on the lamp\n",
+                           capture_output=True, text=True, timeout=300)
+    rows = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["what time is it", "turn on the lamp"]
+    assert rows[0]["parse"]["intent"] == "getTime" and rows[1]["parse"] is None
 
 
 def test_missing_optional_extra_is_named_not_a_traceback(tmp_path: Path) -> None:

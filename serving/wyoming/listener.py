@@ -37,7 +37,11 @@ from ..services import Services, SessionCalls
 from .session import LANGUAGES, Action, Recognition, Send, WyomingSession
 
 logger = logging.getLogger("assistant.serving.wyoming")
-ATTRIBUTION = Attribution(name="voice-assistant", url="https://github.com/")
+# The service has no public home page yet (an empty link rather than a made-up one); its
+# models' speech model is OpenAI's Whisper.
+ATTRIBUTION = Attribution(name="voice-assistant (self-hosted)", url="")
+MODEL_ATTRIBUTION = Attribution(name="OpenAI Whisper, constrained by your grammar",
+                                url="https://github.com/openai/whisper")
 
 
 def parse_uri(uri: str) -> tuple[str, str, int]:
@@ -68,7 +72,7 @@ def info_event(services: Services) -> Event:
         name="voice-assistant", attribution=ATTRIBUTION, installed=True,
         description="Speech to intent from a command grammar (Whisper, constrained decoding)",
         version=_package_version(),
-        models=[AsrModel(name=n, attribution=ATTRIBUTION, installed=True, description=d,
+        models=[AsrModel(name=n, attribution=MODEL_ATTRIBUTION, installed=True, description=d,
                          version=_package_version(), languages=list(LANGUAGES))
                 for n, d in described],
         supports_transcript_streaming=False, requires_external_vad=True)

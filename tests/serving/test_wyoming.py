@@ -85,6 +85,9 @@ def test_describe_lists_the_models_for_speech_and_text(server: ServerThread) -> 
     assert [m.name for m in info.asr[0].models] == ["ha", "home"]
     assert [m.name for m in info.intent[0].models] == ["ha", "home"]
     assert info.asr[0].models[0].languages == ["en"] and info.asr[0].installed
+    # No made-up links: the speech model's origin, none for the service itself.
+    assert info.asr[0].models[0].attribution.url == "https://github.com/openai/whisper"
+    assert info.asr[0].attribution.url == ""
 
 
 def test_speech_to_text_in_home_assistants_phrasing(server: ServerThread, speak: Any) -> None:
