@@ -115,7 +115,9 @@ def given(cls: type, flags: Mapping[str, Any] | argparse.Namespace | None = None
         source = "--" + name.replace("_", "-")
         if raw is None:
             raw = env.get(ENV_PREFIX + name.upper())
-            source = ENV_PREFIX + name.upper()
+            # A value layered in from a config file is named as the file has it.
+            source = getattr(env, "origins", {}).get(ENV_PREFIX + name.upper(),
+                                                     ENV_PREFIX + name.upper())
         if raw is not None:
             values[name] = convert(source, raw, kind)
     for name in list_fields(cls):

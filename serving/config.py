@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import math
 import os
 import tomllib
@@ -121,6 +122,9 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         parse_policy(self.endpointing)
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise ConfigError(f"log_level must be one of DEBUG, INFO, WARNING, ERROR, "
+                              f"CRITICAL, got {self.log_level!r}")
         if self.model_watch_s < 0:
             raise ConfigError(f"model_watch_s must be >= 0, got {self.model_watch_s}")
         if not 0 <= self.port <= 65535:
@@ -320,6 +324,13 @@ class Settings:
     shadow: ShadowConfig = dataclasses.field(default_factory=ShadowConfig)
 
 
+class _Layered(dict[str, str]):
+    """Environment variables with the config file's settings filled in under them;
+    ``origins`` names where a file's value came from (for its errors)."""
+
+    origins: dict[str, str]
+
+
 def _file_value(value: Any) -> str:
     """A config-file value as the text an ``ASSISTANT_*`` variable would hold."""
     if isinstance(value, bool):
@@ -337,8 +348,10 @@ def load(args: argparse.Namespace | Mapping[str, Any] | None = None,
     config_file = flags.get("config") or env.get("ASSISTANT_CONFIG")
     data = read_file(config_file) if config_file else {}
     # File settings sit under the environment: they fill in the env names not set.
-    layered = {config.ENV_PREFIX + k.upper(): _file_value(v) for k, v in data.items()
-               if k not in ("contexts", "models")}
+    layered = _Layered({config.ENV_PREFIX + k.upper(): _file_value(v) for k, v in data.items()
+                        if k not in ("contexts", "models")})
+    layered.origins = {name: f"{config_file}: {name[len(config.ENV_PREFIX):].lower()}"
+                       for name in layered if name not in env}
     layered.update(env)
     server = config.build(ServerConfig, flags, layered)
     limits = config.build(LimitsConfig, flags, layered)

@@ -111,11 +111,22 @@ def test_sources_keep_their_order_and_default() -> None:
     (("--context", "bad name=/x"), {}, "must be letters"),
     (("--tls-cert", "/c.pem"), {}, "go together"),
     (("--config", "/nonexistent.toml"), {}, "cannot read config file"),
+    (("--log-level", "bogus"), {}, "log_level must be one of DEBUG"),
 ])
 def test_bad_settings_name_the_value(argv: tuple[str, ...], env: dict[str, str],
                                      needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         load(_parse(*argv), env)
+
+
+def test_a_bad_file_setting_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('port = "abc"\nthreshold = "high"\n')
+    with pytest.raises(ConfigError, match=rf"^{bad}: port='abc' is not a valid int$"):
+        load(_parse("--config", str(bad)), {})
+    # The environment still wins over the file, and is named as itself.
+    with pytest.raises(ConfigError, match=r"^ASSISTANT_PORT='x' is not a valid int$"):
+        load(_parse("--config", str(bad)), {"ASSISTANT_PORT": "x"})
 
 
 def test_unknown_file_settings_are_refused(tmp_path: Path) -> None:
