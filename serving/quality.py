@@ -112,6 +112,7 @@ class QualitySink:
         self._partials: OrderedDict[tuple[str, int], str | None] = OrderedDict()
         # (stream, utterance id) -> model of recent final answers: what feedback may name
         self.answered: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._judged: set[tuple[str, int]] = set()  # of those, the ones feedback counted
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._log: TextIO | None = None
         if self.config.monitor and self.config.monitor_log:
@@ -121,6 +122,14 @@ class QualitySink:
             except OSError as e:
                 raise ConfigError(f"cannot open monitor_log {self.config.monitor_log!r}: "
                                   f"{e}") from e
+
+    def first_feedback(self, key: tuple[str, int]) -> bool:
+        """Whether feedback on the recent answer ``key`` is the first (then it is counted:
+        each answer counts once, so one client repeating itself cannot fill an alert)."""
+        if key in self._judged or key not in self.answered:
+            return False
+        self._judged.add(key)
+        return True
 
     def on_result(self, completed: Completed) -> None:
         key = (completed.stream_id, completed.utterance.utterance_id)
@@ -138,7 +147,7 @@ class QualitySink:
         model = completed.model
         self.answered[key] = model
         while len(self.answered) > ANSWERS_REMEMBERED:
-            self.answered.popitem(last=False)
+            self._judged.discard(self.answered.popitem(last=False)[0])
         latency_ms = completed.latency_ms
         child = self._child
         if latency_ms is not None:

@@ -167,8 +167,9 @@ class Router:
 
     async def _feedback(self, connection: ServerConnection, request: Request) -> Response:
         """``POST /v1/feedback`` {session_id, utterance_id, correct, intent?, slots?}: was an
-        answer right (and if not, what was meant)? Counted always; stored with the captured
-        utterance when capture is on (docs/capture.md)."""
+        answer right (and if not, what was meant)? Counted once per answer (the first
+        feedback); stored with the captured utterance when capture is on, the latest
+        feedback winning (docs/capture.md)."""
         caller = self._caller(connection, request)
         if isinstance(caller, Response):
             return caller
@@ -200,7 +201,9 @@ class Router:
                     raise BodyError(400, f"model {model!r} has no intent {intent!r}")
         except BodyError as e:
             return _json(connection, e.status, {"error": str(e)})
-        services.metrics.feedback.labels(model, "true" if correct else "false").inc()
+        counted = services.quality.first_feedback((session_id, utterance_id))
+        if counted:
+            services.metrics.feedback.labels(model, "true" if correct else "false").inc()
         stored = False
         if services.capture is not None:
             try:
@@ -209,7 +212,7 @@ class Router:
             except (TimeoutError, AssistantError) as e:  # counted above; not stored
                 return _json(connection, 503, {"error": f"feedback counted but not stored: "
                                                         f"{e or 'the store is busy'}"})
-        return _json(connection, 200, {"stored": stored,
+        return _json(connection, 200, {"counted": counted, "stored": stored,
                                        "capture": services.capture is not None})
 
     async def _capture(self, connection: ServerConnection, request: Request,

@@ -230,7 +230,7 @@ def test_a_server_captures_corrects_lists_and_deletes(vad, traffic: np.ndarray, 
         status, body = _http(server, "POST", "/v1/feedback", {
             "session_id": session, "utterance_id": right["utterance_id"], "correct": False,
             "intent": "lightsOn", "slots": {"room": "bedroom"}})
-        assert (status, body) == (200, {"stored": True, "capture": True})
+        assert (status, body) == (200, {"counted": True, "stored": True, "capture": True})
         # Bad feedback gets a clear error and changes nothing.
         for bad, status_wanted, says in (
                 ({"session_id": session, "utterance_id": 0}, 400, "correct"),
@@ -279,10 +279,17 @@ def test_with_capture_off_the_server_writes_nothing(vad, traffic: np.ndarray,  #
         right = next(r for r in results if r["understood"])
         status, body = _http(server, "POST", "/v1/feedback", {
             "session_id": session, "utterance_id": right["utterance_id"], "correct": False})
-        assert (status, body) == (200, {"stored": False, "capture": False})
+        assert (status, body) == (200, {"counted": True, "stored": False, "capture": False})
+        # Each answer counts once: repeating (or changing) the feedback is taken, not counted.
+        for correct in (False, False, True):
+            status, body = _http(server, "POST", "/v1/feedback", {
+                "session_id": session, "utterance_id": right["utterance_id"],
+                "correct": correct})
+            assert (status, body["counted"]) == (200, False)
         assert _http(server, "GET", "/v1/capture") == (200, {"capture": False})
         metrics = urllib.request.urlopen(server.http + "/metrics", timeout=10).read().decode()
         assert 'assistant_feedback_total{correct="false",model="home"} 1.0' in metrics
+        assert 'assistant_feedback_total{correct="true",model="home"} 0.0' in metrics
     assert files_under(tmp_path, cache) == before
     assert os.listdir(temp) == []
 
