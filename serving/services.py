@@ -332,7 +332,9 @@ class Services:
             models[self.shadow.config.model]["shadow"] = self.shadow.describe()
         return {"state": str(self.state), "default": self.catalog.default_name,
                 "queue_depth": self.pool.depth, "active_sessions": self.open_sessions,
-                "worker_restarts": self.metrics.value("assistant_worker_restarts_total"),
+                "worker_restarts": int(self.metrics.value("assistant_worker_restarts_total")),
+                # false with --no-monitor: no answers are counted or compared then
+                "monitoring": self.settings.monitor.monitor,
                 "models": models}
 
 

@@ -239,6 +239,12 @@ function renderTiles(data, model) {
   set("sessions", count(data.active_sessions));
   set("queue", count(data.queue_depth), data.queue_depth >= QUEUE_ALERT ? "warning" : "ok");
   set("restarts", count(data.worker_restarts), data.worker_restarts > 0 ? "warning" : "ok");
+  if (data.monitoring === false) { // --no-monitor: nothing is counted, so nothing to show
+    set("answers", "off");
+    set("understood", "off");
+    set("drift-status", "Monitoring off", "");
+    return;
+  }
   if (!model) {
     set("answers", "—");
     set("understood", "—");

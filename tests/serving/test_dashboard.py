@@ -273,3 +273,19 @@ def test_with_api_keys_it_asks_for_one_and_says_when_it_is_wrong(vad, tmp_path: 
         problems = page.problems(lambda t: "status of 401" in t)
     assert updates >= 2
     assert problems == []
+
+
+def test_with_monitoring_off_it_says_so(vad, clips, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = dataclasses.replace(make_settings(), monitor=MonitorConfig(monitor=False))
+    with ServerThread(settings, vad) as server, \
+            chromium_page("about:blank", silent_wav(tmp_path)) as browser:
+        assert [r["intent"] for r in send(server, clips[:2])] == list(INTENTS[:2])
+        with urllib.request.urlopen(f"{server.http}/v1/monitor") as response:
+            report = json.load(response)
+        assert report["monitoring"] is False and report["worker_restarts"] == 0
+        page = open_dashboard(browser, f"{server.http}/dashboard?refresh=1")
+        wait_for(page, "window.dashboard.updates > 0")
+        # Not "0 answers" and "warming up": nothing is counted when monitoring is off.
+        assert text(page, "#answers") == "off" and text(page, "#understood") == "off"
+        assert text(page, "#drift-status") == "Monitoring off"
+        assert page.problems() == []
