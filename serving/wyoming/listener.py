@@ -4,8 +4,9 @@
     await listener.start()                    # tcp://HOST:PORT or unix://PATH
     listener.begin_drain(); await listener.wait_closed(timeout_s)
 
-Each connection gets a :class:`WyomingHandler`: the ``wyoming`` package's own event reader
-and writer (:class:`wyoming.server.AsyncEventHandler`) around a pure
+Each connection gets a :class:`WyomingHandler`: the ``wyoming`` package's event handler
+(:class:`wyoming.server.AsyncEventHandler`, its writer; its reader with the server's size and
+idle limits, :func:`_read_event`) around a pure
 :class:`~serving.wyoming.session.WyomingSession`; the session's audio work runs in the
 services' feeder thread (their VAD batched with other sessions') and recognitions in the
 inference pool, never on the event loop.
@@ -18,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import secrets
 import time
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 from urllib.parse import urlparse
 
 from wyoming.audio import AudioChunk
@@ -32,6 +35,7 @@ from wyoming.server import AsyncEventHandler
 
 from assistant.errors import ConfigError
 
+from ..config import LimitsConfig
 from ..logs import ConnectionLogger, ResultLog
 from ..services import Services, SessionCalls
 from .session import LANGUAGES, Action, Recognition, Send, WyomingSession
@@ -104,6 +108,37 @@ class WyomingHandler(AsyncEventHandler):
             (*services.sinks, ResultLog(self.log)), services.settings.server.wyoming_fallback)
         self._calls = SessionCalls(services.feeder)  # one call into the session at a time
 
+    async def run(self) -> None:
+        """The library's loop (:meth:`AsyncEventHandler.run`) with the server's limits: a
+        connection that sends nothing for ``idle_timeout_s`` is closed, and an event too
+        large to be a command's audio is refused before it is read (the library's reader
+        would read any length it is told)."""
+        self._is_running = True
+        limits = self.services.limits
+        try:
+            while self._is_running:
+                try:
+                    event = await asyncio.wait_for(_read_event(self.reader, limits),
+                                                   limits.idle_timeout_s)
+                except TimeoutError:
+                    await self._refuse("idle_timeout", f"nothing received for "
+                                                       f"{limits.idle_timeout_s:g} s")
+                    break
+                except _TooLarge as e:
+                    await self._refuse("frame_too_large", str(e))
+                    break
+                if event is None or not await self.handle_event(event):
+                    break
+        finally:
+            await self.disconnect()
+            self.writer.close()
+
+    async def _refuse(self, code: str, text: str) -> None:
+        self.services.metrics.errors.labels(code).inc()
+        self.log.info("closed: %s (%s)", text, code)
+        with contextlib.suppress(ConnectionError):
+            await self.write_event(Error(text=text, code=code).event())
+
     async def handle_event(self, event: Event) -> bool:
         if self.listener.draining and self.session.pipeline is None:  # nothing in progress
             await self.write_event(Error(text="the server is shutting down",
@@ -137,6 +172,42 @@ class WyomingHandler(AsyncEventHandler):
 
     async def disconnect(self) -> None:
         self._calls.now(self.session.end)
+
+
+class _TooLarge(Exception):
+    """An event whose announced size is over the limits."""
+
+
+async def _read_event(reader: asyncio.StreamReader, limits: LimitsConfig) -> Event | None:
+    """``wyoming.event.async_read_event`` with sizes checked before they are read: the data
+    block within ``max_frame_bytes``, the payload within ``max_utterance_s`` of audio in
+    the format the event gives (or ``max_frame_bytes`` for an event without one). None at
+    the end of the stream or for a header that is not JSON (as the library's reader)."""
+    line = await reader.readline()
+    if not line:
+        return None
+    try:
+        header = json.loads(line)
+        data: dict[str, Any] = dict(header.get("data") or {})
+        data_length = int(header.get("data_length") or 0)
+        payload_length = int(header.get("payload_length") or 0)
+        if data_length > limits.max_frame_bytes:
+            raise _TooLarge(f"an event's data of {data_length} bytes is over "
+                            f"{limits.max_frame_bytes} bytes")
+        if data_length > 0:
+            data.update(json.loads(await reader.readexactly(data_length)))
+        audio = [v for v in (data.get(k) for k in ("rate", "width", "channels"))
+                 if isinstance(v, int) and v > 0]
+        allowed = limits.max_frame_bytes
+        if len(audio) == 3:
+            allowed = max(allowed, int(limits.max_utterance_s * audio[0] * audio[1] * audio[2]))
+        if payload_length > allowed:
+            raise _TooLarge(f"an event's payload of {payload_length} bytes is over "
+                            f"{allowed} bytes ({limits.max_utterance_s:g} s of its audio)")
+        payload = await reader.readexactly(payload_length) if payload_length > 0 else None
+        return Event(type=header["type"], data=data, payload=payload)
+    except (ValueError, KeyError, TypeError, AttributeError, asyncio.IncompleteReadError):
+        return None
 
 
 class WyomingListener:

@@ -124,6 +124,7 @@ class WyomingSession:
         self.fallback = fallback
         self.model: str | None = None  # the model of the transcription in progress
         self.pipeline: Pipeline | None = None  # between audio-start and audio-stop
+        self.format = (0, 0, 0)  # the stream's rate, width and channels (audio-start)
         self.results: list[Result] = []  # of the transcription in progress
         self.owed = 0  # recognitions of the transcription not yet completed
         self.stopped = False  # audio-stop came: answer once nothing is owed
@@ -175,9 +176,20 @@ class WyomingSession:
             return [error("bad_audio_format", str(e))]
         self._reset()
         self.model = model
+        self.format = (start.rate, start.width, start.channels)
         self.pipeline = Pipeline(Segmenter(self.vad, stream), self.gates(), self.sinks,
                                  model=model, stream_id=self.session_id)
         return []
+
+    def _check_format(self, chunk: AudioChunk) -> None:
+        """A chunk in another format than its stream's audio-start said would be read as
+        that format (8 kHz audio at 16 kHz is another command): refused."""
+        if (chunk.rate, chunk.width, chunk.channels) != self.format:
+            rate, width, channels = self.format
+            raise AudioFormatError(
+                f"an audio-chunk of {chunk.rate} Hz, {chunk.width} bytes x {chunk.channels} "
+                f"channels in a stream that audio-start opened at {rate} Hz, {width} bytes x "
+                f"{channels} channels")
 
     def upcoming_frames(self, event: Event) -> tuple[VadState, np.ndarray] | None:
         """What the VAD will be given if ``event`` (an audio chunk of a running stream)
@@ -185,7 +197,9 @@ class WyomingSession:
         if self.pipeline is None or not AudioChunk.is_type(event.type):
             return None
         try:
-            samples = pcm_to_float(AudioChunk.from_event(event))
+            chunk = AudioChunk.from_event(event)
+            self._check_format(chunk)
+            samples = pcm_to_float(chunk)
         except AudioFormatError:
             return None
         return self.pipeline.upcoming_frames([samples])
@@ -194,6 +208,7 @@ class WyomingSession:
         if self.pipeline is None:
             return [error("not_started", "audio-chunk before audio-start")]
         try:
+            self._check_format(chunk)
             samples = pcm_to_float(chunk)
         except AudioFormatError as e:
             self._reset()

@@ -5,6 +5,7 @@ recognize for intents; concurrent pipelines; bad events get error events."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -164,9 +165,60 @@ def test_bad_events_get_error_events_and_the_connection_goes_on(server: ServerTh
     codes = [Error.from_event(e).code for e in answers[:-1]]
     assert codes == ["unsupported_event", "not_started", "unknown_model",
                      "unsupported_language", "bad_audio_format", "bad_event"]
+
+    async def other_rate() -> list[Event]:
+        # A chunk in another format than its stream's start (8 kHz read as 16 kHz would be
+        # another command): refused, not misread; the connection goes on.
+        async with AsyncTcpClient("127.0.0.1", port, read_timeout=30) as client:
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            await client.write_event(AudioChunk(rate=8000, width=2, channels=1,
+                                                audio=b"\0" * 320).event())
+            refused = await client.read_event()
+            await client.write_event(Describe().event())
+            described = await client.read_event()
+            assert refused is not None and described is not None
+            return [refused, described]
+
+    refused, described = asyncio.run(other_rate())
+    assert Error.from_event(refused).code == "bad_audio_format"
+    assert "8000 Hz" in Error.from_event(refused).text and Info.is_type(described.type)
     assert Info.is_type(answers[-1].type)
     metrics = server.run(lambda: server.app.metrics.render().decode())
     assert 'assistant_errors_total{code="unsupported_event"}' in metrics
+
+
+def test_idle_and_oversized_connections_are_closed_with_the_reason(vad: Any) -> None:
+    settings = make_settings(wyoming_uri="tcp://127.0.0.1:0", idle_timeout_s=1.0)
+    with ServerThread(settings, vad) as server:
+        port = _port(server)
+
+        async def idle() -> list[Event | None]:
+            async with AsyncTcpClient("127.0.0.1", port) as client:
+                return [await asyncio.wait_for(client.read_event(), 30) for _ in range(2)]
+
+        refused, closed = asyncio.run(idle())
+        assert refused is not None and Error.from_event(refused).code == "idle_timeout"
+        assert closed is None
+
+        async def huge() -> list[Event | None]:
+            # A chunk announcing 10 minutes of audio: refused before its payload is read.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=b"").event()
+            header = {"type": chunk.type, "data": chunk.data, "payload_length": 19_200_000}
+            writer.write((json.dumps(header) + "\n").encode() + b"\0" * 4096)
+            await writer.drain()
+            from wyoming.event import async_read_event
+
+            try:
+                return [await asyncio.wait_for(async_read_event(reader), 30) for _ in range(2)]
+            finally:
+                writer.close()
+
+        refused, closed = asyncio.run(huge())
+        assert refused is not None and Error.from_event(refused).code == "frame_too_large"
+        assert "480000 bytes" in Error.from_event(refused).text and closed is None
+        metrics = server.run(lambda: server.app.metrics.render().decode())
+        assert 'assistant_errors_total{code="idle_timeout"} 1.0' in metrics
 
 
 def test_the_wyoming_command_and_its_exposure_rules(tmp_path: Path) -> None:
