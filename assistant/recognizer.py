@@ -37,6 +37,7 @@ from .grammar import (
 )
 from .grammar.extension import Extension, extension_of, unfinished
 from .grammar.nearest import NearestSentences
+from .heard_numbers import number_not_in_grammar
 from .intent_classifier import IntentClassifier, IntentScores
 from .levels import level_dbfs, snr_estimate_db
 from .numbers import int_to_words, words_to_int
@@ -130,6 +131,9 @@ class Reason(StrEnum):
     OUT_OF_DOMAIN = "out_of_domain"  # the intent classifier called it out of domain
     NO_GRAMMAR_PATH = "no_grammar_path"  # the decoder completed no sentence of the grammar
     BELOW_THRESHOLD = "below_threshold"  # a sentence, but its confidence < threshold
+    # The model heard a number the grammar does not take there (95 for a 10..90 slot); the
+    # sentence has another one (assistant/heard_numbers.py).
+    NUMBER_NOT_IN_GRAMMAR = "number_not_in_grammar"
     CANCELLED = "cancelled"  # the client cancelled before the result was sent
 
 
@@ -509,6 +513,10 @@ class Recognizer:
         confidence = self.calibration.probability(analysis.features)
         annotation = analysis.annotation
         understood = annotation is not None and confidence >= self.config.threshold
+        reason = None if understood else _reason(analysis)
+        if understood and number_not_in_grammar(self.context, analysis.transcript,
+                                                analysis.heard):
+            understood, reason = False, Reason.NUMBER_NOT_IN_GRAMMAR
         samples = np.asarray(audio, dtype=np.float32)
         timing = {**analysis.timing_ms, "total": 1000 * (time.perf_counter() - started)}
         return Result(
@@ -523,7 +531,7 @@ class Recognizer:
             intent_scores=analysis.intent_scores,
             features=analysis.features,
             audio_dbfs=level_dbfs(samples),
-            reason=None if understood else _reason(analysis),
+            reason=reason,
             snr_db=snr_estimate_db(samples),
             embedding=analysis.embedding,
             extension=analysis.extension,

@@ -82,7 +82,8 @@ class Metrics:
                                "understood.", ["model", "intent", "understood"], registry=r)
         self.not_understood = Counter(
             "assistant_not_understood", "Answers not understood, by reason (no_speech, "
-            "out_of_domain, below_threshold, no_grammar_path, gated, cancelled).",
+            "out_of_domain, below_threshold, no_grammar_path, number_not_in_grammar, gated; "
+            "cancelled answers never reach a client and are not counted).",
             ["model", "reason"], registry=r)
         self.confidence = Histogram("assistant_confidence", "Calibrated confidence of "
                                     "final answers.", ["model"], buckets=CONFIDENCE_BUCKETS,
@@ -151,9 +152,11 @@ class Metrics:
             self.results.labels(model, intent, "true")
         self.results.labels(model, "", "false")
         for reason in Reason:
-            self.not_understood.labels(model, str(reason))
+            if reason is not Reason.CANCELLED:  # never counted (the client never got it)
+                self.not_understood.labels(model, str(reason))
         for ended in EndReason:
-            self.endings.labels(model, str(ended))
+            if ended is not EndReason.FILE:  # whole recordings: assistant recognize, not here
+                self.endings.labels(model, str(ended))
         for correct in ("true", "false"):
             self.feedback.labels(model, correct)
         for outcome in ("agreed", "disagreed"):

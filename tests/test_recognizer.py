@@ -259,3 +259,19 @@ def test_a_failing_decoder_run_fails_only_its_own_utterance(
         assert not isinstance(outcome, Failed) and outcome.annotation is not None
         assert outcome.annotation.intent == alone[i].intent
     assert max(runs) == 3  # the other three still ran together
+
+
+def test_a_number_said_outside_the_grammar_is_not_answered_as_another(  # type: ignore[no-untyped-def]
+        tiny_int8, speak, home_assistant_context) -> None:
+    """The temperature slot takes 10..90: "ninety five" is decoded as an allowed number the
+    model can spell ("85" or "35", confidence over 0.9), while the free decode heard "95";
+    the answer is then "not understood", not a thermostat set to another number."""
+    from assistant.recognizer import Reason
+
+    recognizer = Recognizer(home_assistant_context, tiny_int8)
+    said = recognizer.recognize(speak("set the temperature to ninety five degrees"))
+    assert not said.understood and said.reason == Reason.NUMBER_NOT_IN_GRAMMAR
+    assert said.intent is None and said.slots == {}
+    assert "95" in said.heard and "95" not in said.transcript
+    allowed = recognizer.recognize(speak("set the temperature to seventy five degrees"))
+    assert allowed.understood and allowed.slots == {"temperature": 75}

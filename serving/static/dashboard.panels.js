@@ -27,7 +27,7 @@ const scoredBySignificance = (name) => name === "joint" || name === "other_speec
 const REASON_TEXT = {
   no_speech: "no speech", gated: "dropped by a gate", out_of_domain: "out of domain",
   no_grammar_path: "no sentence of the grammar", below_threshold: "below the threshold",
-  cancelled: "cancelled",
+  number_not_in_grammar: "a number the grammar does not take", cancelled: "cancelled",
 };
 
 const pad2 = (n) => String(n).padStart(2, "0");
