@@ -47,6 +47,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import tempfile
 import threading
 import time
@@ -260,6 +261,29 @@ def _processes(executor: concurrent.futures.Executor | None) -> dict[int, Any]:
     return getattr(executor, "_processes", None) or {}
 
 
+def _how_workers_ended(processes: dict[int, Any]) -> str:
+    """How a broken pool's workers ended, for the log: "pid 41 killed by SIGKILL" (the
+    kernel's out-of-memory killer sends that), "pid 42 exited with 1". The pool stops the
+    others with SIGTERM when one dies: those are named only when nothing else is."""
+    ended = []
+    for pid, process in sorted(processes.items()):
+        with contextlib.suppress(Exception):
+            process.join(0.2)  # reaped by now, or about to be
+        code = getattr(process, "exitcode", None)
+        if code is not None:
+            ended.append((pid, code))
+    causes = [(pid, code) for pid, code in ended if code != -signal.SIGTERM] or ended
+
+    def said(code: int) -> str:
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-code).name}"
+            return f"killed by signal {-code}"
+        return f"exited with {code}"
+
+    return ", ".join(f"pid {pid} {said(code)}" for pid, code in causes)
+
+
 def _abandon(executor: concurrent.futures.ProcessPoolExecutor) -> None:
     """Stop a pool that failed to start without waiting for it (a worker stuck loading
     would make ``shutdown(wait=True)`` wait for ever)."""
@@ -420,6 +444,7 @@ class InferencePool:
                     raise ModelError(f"the worker processes are down: {self.broken}")
                 started = time.monotonic()
                 old = self._executor  # kept until replaced: calls meanwhile wait in line
+                how = _how_workers_ended(_processes(old)) if old is not None else ""
                 if old is not None:
                     old.shutdown(wait=False, cancel_futures=True)
                 try:
@@ -441,8 +466,8 @@ class InferencePool:
                 self.broken = None
                 self._generation += 1
                 self.restarts += 1
-                logger.error("a worker process died: the pool was restarted in %.1f s",
-                             time.monotonic() - started)
+                logger.error("a worker process died (%s): the pool was restarted in %.1f s",
+                             how or "how is not known", time.monotonic() - started)
                 if self.on_restart is not None:
                     self.on_restart()
         finally:

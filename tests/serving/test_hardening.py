@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -132,13 +133,15 @@ def test_named_hosts_and_keyed_servers_answer_other_names(vad: Any) -> None:
             "default"] == "home"
 
 
-def test_a_dead_worker_process_is_replaced_and_counted(vad: Any, speak: Any) -> None:
+def test_a_dead_worker_process_is_replaced_and_counted(vad: Any, speak: Any,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     import signal
     import time
 
     lights = speak("turn off the bedroom lights")
 
-    with ServerThread(make_settings(worker_kind="process", workers=1), vad) as server:
+    with ServerThread(make_settings(worker_kind="process", workers=1), vad) as server, \
+            caplog.at_level(logging.ERROR, logger="assistant.serving.inference"):
         pool = server.app.pool
         (pid,) = pool.worker_pids()
         os.kill(pid, signal.SIGKILL)  # the kernel's OOM killer, say
@@ -149,6 +152,8 @@ def test_a_dead_worker_process_is_replaced_and_counted(vad: Any, speak: Any) -> 
         assert server.app.metrics.value("assistant_worker_restarts_total") == 1
         (new_pid,) = pool.worker_pids()
         assert new_pid != pid
+    # The log says which worker died and how (an out-of-memory kill is a SIGKILL).
+    assert f"a worker process died (pid {pid} killed by SIGKILL)" in caplog.text
 
 
 @pytest.mark.parametrize("trim_memory_s", [0.2, -1.0])
