@@ -20,13 +20,22 @@ from .config import Settings, add_arguments, load
 logger = logging.getLogger("assistant.serving.cli")
 
 
-def _say(message: str) -> None:
-    print(f"[assistant] {message}", file=sys.stderr, flush=True)
+def _sayer(log_json: bool) -> Any:
+    """How the server tells the person at the terminal how it goes: a plain line, or with
+    JSON logs a log record (so that every line of stderr is JSON)."""
+    if log_json:
+        return logging.getLogger("assistant.serving").info
+
+    def say(message: str) -> None:
+        print(f"[assistant] {message}", file=sys.stderr, flush=True)
+
+    return say
 
 
 async def serve(settings: Settings) -> int:
     from .server import App
 
+    _say = _sayer(settings.server.log_json)
     app = App(settings, progress=_say)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

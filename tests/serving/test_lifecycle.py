@@ -30,7 +30,9 @@ def test_sigterm_drains_the_utterance_in_flight(speak) -> None:  # type: ignore[
     try:
         url = None
         deadline = time.monotonic() + 120
+        before = []
         for line in server.stderr:
+            before.append(line)
             match = re.search(r"listening on (ws://\S+)", line)
             if match:
                 url = match.group(1)
@@ -58,8 +60,11 @@ def test_sigterm_drains_the_utterance_in_flight(speak) -> None:  # type: ignore[
                               "message": "the server is shutting down", "fatal": True,
                               "retry_after_s": None}
         assert server.wait(timeout=30) == 0
-        logs = [json.loads(line) for line in server.stderr.read().splitlines()
-                if line.startswith("{")]
+        # With JSON logs every line of stderr is one JSON object, "ready" and "stopped" too.
+        lines = [*before, *server.stderr.read().splitlines()]
+        logs = [json.loads(line) for line in lines if line.strip()]
+        assert any(r["message"].startswith("ready: listening on") for r in logs)
+        assert any(r["message"] == "stopped" for r in logs)
         assert any(r.get("session_id") and r["message"].startswith("result 0") for r in logs)
     finally:
         if server.poll() is None:
