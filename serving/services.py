@@ -36,7 +36,7 @@ from assistant.vad import SileroVad
 
 from .auth import Authenticator, Principal, Refusal, host_allowed
 from .capture import CaptureSink
-from .catalog import ModelCatalog
+from .catalog import ModelCatalog, UnknownModel
 from .config import Settings
 from .feeder import Feeder, Upcoming
 from .inference import InferencePool, glibc_malloc_trim
@@ -177,7 +177,10 @@ class Services:
         self.state = ServerState.STOPPED
 
     def reload(self, name: str | None = None) -> list[str]:
-        """Re-read the models' files (blocking); the next utterance uses them."""
+        """Re-read the models' files (blocking); the next utterance uses them. A name that
+        is not served is the caller's mistake (UnknownModel), not a failed reload."""
+        if name is not None and name not in self.catalog.names():
+            raise UnknownModel(name, self.catalog.names())
         try:
             reloaded = self.catalog.reload(name, self._read_slots_file())
         except Exception as e:

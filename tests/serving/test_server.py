@@ -542,7 +542,11 @@ def test_reload_keeps_connections(server: ServerThread, lights: np.ndarray) -> N
         client.audio(lights)
         client.command("finalize")
         assert client.until("result")["intent"] == "lightsOff"
+    failed_before = server.app.metrics.value("assistant_model_reloads_total", outcome="failed")
     assert _get(f"{server.http}/v1/reload?model=nope", "POST")[0] == 400
+    # A name that is not served is the caller's mistake, not a failed reload.
+    assert server.app.metrics.value("assistant_model_reloads_total",
+                                    outcome="failed") == failed_before
 
 
 def test_audio_is_processed_off_the_event_loop_and_waiting_counts(vad, two_commands: np.ndarray  # type: ignore[no-untyped-def]
