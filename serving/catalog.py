@@ -165,7 +165,7 @@ class ModelCatalog:
         """Re-read the named source (None: all) and swap the new entries in. Blocking.
 
         ``slots`` (where from, {model: {slot type: values}}: a slots file) replace the slot
-        values set at run time, for every model from now on; nothing changes, those values
+        values set at run time of the models reloaded; nothing changes, those values
         included, when any of the entries cannot be built."""
         chosen = [s for s in self.sources if name is None or s.name == name]
         if not chosen:
@@ -179,7 +179,10 @@ class ModelCatalog:
                 if unknown:
                     raise ConfigError(f"{origin}: slots for models that are not served: "
                                       f"{unknown} (served: {self.names()})")
-                values = {model: dict(types) for model, types in given.items()}
+                # Only the models rebuilt now take the file's values; the others take theirs
+                # at their own reload (so a mistake in another model's part waits for it).
+                values = {**self._slots, **{s.name: dict(given.get(s.name, {}))
+                                            for s in chosen}}
             built = {s.name: self._entry(s, values.get(s.name, {}), origin=origin)
                      for s in chosen}
             self._slots = values

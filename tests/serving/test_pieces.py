@@ -156,3 +156,26 @@ def test_recognizer_and_pipeline_settings_from_flags_env_and_file(tmp_path: Path
     with pytest.raises(ConfigError, match="unknown gate 'wake'"):
         load(_parse("--gate", "wake"), {})
     assert not (tmp_path / "r.jsonl").exists()  # sinks are checked, not opened, by load
+
+
+def test_a_reload_of_one_model_takes_only_its_part_of_the_slots_file() -> None:
+    """Reloading model ``a`` with a slots file whose part for ``b`` has a mistake changes
+    ``a`` and leaves ``b``'s values (and its later updates) alone."""
+    from assistant.errors import GrammarError
+    from serving.catalog import ModelCatalog
+    from serving.config import ModelSource
+
+    home = Path(__file__).resolve().parents[2] / "assistant" / "contexts" / "home.yaml"
+    catalog = ModelCatalog([ModelSource("a", "context", home),
+                            ModelSource("b", "context", home)], {"threads": 1})
+    catalog.load()
+    given = {"a": {"room": ["attic", "cellar"]}, "b": {"room": ["lamp", "lamp"]}}
+    assert catalog.reload("a", ("slots file s.yaml", given)) == ["a"]
+    assert catalog.slot_values("a")["room"] == ["attic", "cellar"]
+    # b's part of the file was not taken: another slot type of b can still change.
+    catalog.set_slot_values("b", {"day": ["today", "tomorrow", "sunday"]})
+    assert catalog.slot_values("b")["day"] == ["today", "tomorrow", "sunday"]
+    assert catalog.slot_values("b")["room"][0] == "kitchen"
+    with pytest.raises(GrammarError, match=r"^slots file s\.yaml: .*listed twice"):
+        catalog.reload("b", ("slots file s.yaml", given))
+    assert catalog.slot_values("b")["room"][0] == "kitchen"
