@@ -118,8 +118,10 @@ class WyomingHandler(AsyncEventHandler):
         try:
             while self._is_running:
                 try:
-                    event = await asyncio.wait_for(_read_event(self.reader, limits),
-                                                   limits.idle_timeout_s)
+                    rate, width, channels = self.session.format
+                    event = await asyncio.wait_for(
+                        _read_event(self.reader, limits, rate * width * channels),
+                        limits.idle_timeout_s)
                 except TimeoutError:
                     await self._refuse("idle_timeout", f"nothing received for "
                                                        f"{limits.idle_timeout_s:g} s")
@@ -178,15 +180,17 @@ class _TooLarge(Exception):
     """An event whose announced size is over the limits."""
 
 
-async def _read_event(reader: asyncio.StreamReader, limits: LimitsConfig) -> Event | None:
+async def _read_event(reader: asyncio.StreamReader, limits: LimitsConfig,
+                      stream_bytes_per_s: int = 0) -> Event | None:
     """``wyoming.event.async_read_event`` with sizes checked before they are read: the data
-    block within ``max_frame_bytes``, the payload within ``max_utterance_s`` of audio in
-    the format the event gives (or ``max_frame_bytes`` for an event without one). None at
-    the end of the stream or for a header that is not JSON (as the library's reader)."""
-    line = await reader.readline()
-    if not line:
-        return None
+    block within ``max_frame_bytes``, an audio chunk's payload within ``max_utterance_s`` of
+    the stream's audio (``stream_bytes_per_s``, from its audio-start; the chunk's own
+    format is not trusted for this) and any other payload within ``max_frame_bytes``. None
+    at the end of the stream or for a header that is not JSON (as the library's reader)."""
     try:
+        line = await reader.readline()  # ValueError past the reader's line limit
+        if not line:
+            return None
         header = json.loads(line)
         data: dict[str, Any] = dict(header.get("data") or {})
         data_length = int(header.get("data_length") or 0)
@@ -196,17 +200,16 @@ async def _read_event(reader: asyncio.StreamReader, limits: LimitsConfig) -> Eve
                             f"{limits.max_frame_bytes} bytes")
         if data_length > 0:
             data.update(json.loads(await reader.readexactly(data_length)))
-        audio = [v for v in (data.get(k) for k in ("rate", "width", "channels"))
-                 if isinstance(v, int) and v > 0]
         allowed = limits.max_frame_bytes
-        if len(audio) == 3:
-            allowed = max(allowed, int(limits.max_utterance_s * audio[0] * audio[1] * audio[2]))
+        if AudioChunk.is_type(str(header.get("type"))):  # up to an utterance of the stream
+            allowed = max(allowed, int(limits.max_utterance_s * stream_bytes_per_s))
         if payload_length > allowed:
             raise _TooLarge(f"an event's payload of {payload_length} bytes is over "
-                            f"{allowed} bytes ({limits.max_utterance_s:g} s of its audio)")
+                            f"{allowed} bytes")
         payload = await reader.readexactly(payload_length) if payload_length > 0 else None
         return Event(type=header["type"], data=data, payload=payload)
-    except (ValueError, KeyError, TypeError, AttributeError, asyncio.IncompleteReadError):
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
+            asyncio.IncompleteReadError):
         return None
 
 

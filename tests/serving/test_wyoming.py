@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,8 @@ def test_bad_events_get_error_events_and_the_connection_goes_on(server: ServerTh
     assert 'assistant_errors_total{code="unsupported_event"}' in metrics
 
 
-def test_idle_and_oversized_connections_are_closed_with_the_reason(vad: Any) -> None:
+def test_idle_and_oversized_connections_are_closed_with_the_reason(
+        vad: Any, caplog: pytest.LogCaptureFixture) -> None:
     settings = make_settings(wyoming_uri="tcp://127.0.0.1:0", idle_timeout_s=1.0)
     with ServerThread(settings, vad) as server:
         port = _port(server)
@@ -203,7 +205,10 @@ def test_idle_and_oversized_connections_are_closed_with_the_reason(vad: Any) -> 
         async def huge() -> list[Event | None]:
             # A chunk announcing 10 minutes of audio: refused before its payload is read.
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=b"").event()
+            start = AudioStart(rate=16000, width=2, channels=1).event()
+            writer.write((json.dumps({"type": start.type, "data": start.data}) + "\n").encode())
+            # The chunk claims a format that would allow it: the stream's own counts.
+            chunk = AudioChunk(rate=192000, width=4, channels=8, audio=b"").event()
             header = {"type": chunk.type, "data": chunk.data, "payload_length": 19_200_000}
             writer.write((json.dumps(header) + "\n").encode() + b"\0" * 4096)
             await writer.drain()
@@ -213,6 +218,22 @@ def test_idle_and_oversized_connections_are_closed_with_the_reason(vad: Any) -> 
                 return [await asyncio.wait_for(async_read_event(reader), 30) for _ in range(2)]
             finally:
                 writer.close()
+
+        async def malformed(header: bytes) -> bytes:
+            # Not an event (as the library's reader): the connection ends, quietly.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(header)
+            await writer.drain()
+            try:
+                return await asyncio.wait_for(reader.read(), 30)
+            finally:
+                writer.close()
+
+        with caplog.at_level(logging.ERROR, logger="assistant.serving.wyoming"):
+            assert asyncio.run(malformed(b'{"type": "' + b"x" * 70_000 + b'"}\n')) == b""
+            assert asyncio.run(
+                malformed(b'{"type": "describe", "payload_length": Infinity}\n')) == b""
+        assert caplog.records == []  # no traceback logged for a client's garbage
 
         refused, closed = asyncio.run(huge())
         assert refused is not None and Error.from_event(refused).code == "frame_too_large"
