@@ -16,6 +16,7 @@ server raises :class:`ServerError` (with ``code`` and ``close_code``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -138,6 +139,7 @@ class AsyncClient:
         # Refused at once (auth, full, rate): the error frame that came first tells why.
         with contextlib.suppress(ConnectionClosed):
             await self._ws.send(self.start.to_json())
+        self._stopped = False  # a new session
         first = await self._receive()
         if not isinstance(first, p.Ready):
             raise ServerError(f"expected 'ready', got {first.type!r}")
@@ -311,6 +313,10 @@ class AsyncClient:
         return [e async for e in self.stream_file(path, realtime) if isinstance(e, p.Result)]
 
 
+async def _next(iterator: AsyncIterator[T]) -> T:
+    return await iterator.__anext__()
+
+
 async def _read_in_thread(chunks: Iterable[T]) -> AsyncIterator[T]:
     """``chunks`` as an async iterator whose every ``next`` runs in a worker thread."""
     iterator = iter(chunks)
@@ -392,16 +398,26 @@ class Client:
 
     def _iterate(self, events: AsyncIterator[p.Message]) -> Iterator[p.Message]:
         iterator = events.__aiter__()
+        pending: concurrent.futures.Future[p.Message] | None = None
         try:
             while True:
+                pending = asyncio.run_coroutine_threadsafe(_next(iterator), self._loop)
                 try:
-                    yield self._run(iterator.__anext__())
+                    item = pending.result()
                 except StopAsyncIteration:
                     return
-        finally:  # left early (break, an error): the async side stops its tasks too
+                pending = None
+                yield item
+        finally:  # left early (break, Ctrl-C, an error): the async side stops its tasks too
+            if pending is not None:  # interrupted while waiting: stop that wait first
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    pending.result(timeout=5)
             close = getattr(iterator, "aclose", None)
-            if close is not None and not self._loop.is_closed():
-                self._run(close())
+            if close is not None and not self._loop.is_closed() \
+                    and threading.current_thread() is not self._thread:
+                with contextlib.suppress(RuntimeError):  # still running: it ends with the loop
+                    self._run(close())
 
     def close(self) -> None:
         """Close the connection and stop the private loop (idempotent)."""

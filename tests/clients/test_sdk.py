@@ -306,6 +306,8 @@ def test_sync_client_keepalive_stream_chunks_and_a_stopped_session(server: Serve
             client.recognize_file(wav)
         with pytest.raises(ClientError, match="session was stopped"):
             client.keepalive()
+        client.connect()  # a new session on the same client works again
+        assert [r.intent for r in client.recognize_file(wav)] == ["lightsOff"]
 
 
 def test_retry_after_goes_out_in_hundredths_never_zero() -> None:
@@ -314,3 +316,53 @@ def test_retry_after_goes_out_in_hundredths_never_zero() -> None:
     assert p.error(p.ErrorCode.RATE_LIMITED, "m", True, 0.41).retry_after_s == 0.41
     assert p.error(p.ErrorCode.RATE_LIMITED, "m", True, 5.981).retry_after_s == 5.99
     assert p.error(p.ErrorCode.SERVER_FULL, "m", True).retry_after_s is None
+
+
+def test_ctrl_c_while_a_blocking_client_waits_is_a_keyboard_interrupt(tmp_path: Path) -> None:
+    """Ctrl-C in ``for event in client.events()`` (as in a microphone loop) raises
+    KeyboardInterrupt and closes the stream; it was a RuntimeError from closing a generator
+    that was still running."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "interrupted.py"
+    script.write_text(f"""
+import asyncio, os, signal, sys, threading
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+import websockets
+from assistant import protocol as p
+from clients.sdk import Client
+
+ready = p.Ready(session_id="s", protocol_version=1, model="home", sample_rate_hz=16000,
+                intents=("a",), limits=p.Limits(65536, 15.0, 60.0, 100.0, 20.0))
+port = []
+
+async def handler(ws):
+    await ws.recv()
+    await ws.send(ready.to_json())
+    async for _ in ws:  # then says nothing: the client waits
+        pass
+
+async def serve():
+    async with websockets.serve(handler, "127.0.0.1", 0) as served:
+        port.append(next(iter(served.sockets)).getsockname()[1])
+        await asyncio.Future()
+
+threading.Thread(target=asyncio.run, args=(serve(),), daemon=True).start()
+while not port:
+    pass
+client = Client(f"ws://127.0.0.1:{{port[0]}}")
+client.connect()
+threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    for event in client.events():
+        pass
+except KeyboardInterrupt:
+    print("interrupted")
+client.close()
+print("closed")
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.split() == ["interrupted", "closed"], proc.stderr
+    assert "RuntimeError" not in proc.stderr
