@@ -514,8 +514,8 @@ class Recognizer:
         annotation = analysis.annotation
         understood = annotation is not None and confidence >= self.config.threshold
         reason = None if understood else _reason(analysis)
-        if understood and number_not_in_grammar(self.context, analysis.transcript,
-                                                analysis.heard):
+        if understood and annotation is not None and number_not_in_grammar(
+                self.context, annotation.text, analysis.heard):
             understood, reason = False, Reason.NUMBER_NOT_IN_GRAMMAR
         samples = np.asarray(audio, dtype=np.float32)
         timing = {**analysis.timing_ms, "total": 1000 * (time.perf_counter() - started)}

@@ -76,7 +76,6 @@ def sentences(context: Any, count: int, seed: int) -> list[tuple[Any, str]]:
 
 
 def run(per_domain: int, snr_db: float, say: Any, seed: int = SEED) -> dict[str, Any]:
-    from assistant.grammar import parse
     from assistant.recognizer import Reason, Recognizer
     from benchmarks.devbench_data import _speak
     from benchmarks.noise import babble, mix_at_snr
@@ -101,8 +100,9 @@ def run(per_domain: int, snr_db: float, say: Any, seed: int = SEED) -> dict[str,
                     right = (kind == "in_range" and result.understood
                              and result.intent == annotation.intent
                              and result.slots == dict(annotation.slots))
-                    # What the answer would have been without the check: the sentence's own.
-                    before = parse(recognizer.context, result.transcript) if vetoed else None
+                    # What the answer was without the check: the decoded sentence's own
+                    # parse (its grammar words; the transcript "6.02" would not parse back).
+                    before = recognizer.analyze(audio).annotation if vetoed else None
                     right_before = right or (
                         kind == "in_range" and before is not None
                         and before.intent == annotation.intent
