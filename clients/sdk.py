@@ -42,6 +42,7 @@ logger = logging.getLogger("assistant.clients.sdk")
 
 DEFAULT_URL = "ws://127.0.0.1:8765"
 CHUNK_MS = 100  # audio per binary frame
+CLOSE_TIMEOUT_S = 15.0  # the blocking client waits this long for a close (websockets: 10 s)
 T = TypeVar("T")
 
 
@@ -416,15 +417,19 @@ class Client:
             close = getattr(iterator, "aclose", None)
             if close is not None and not self._loop.is_closed() \
                     and threading.current_thread() is not self._thread:
-                with contextlib.suppress(RuntimeError):  # still running: it ends with the loop
-                    self._run(close())
+                # still running, or slow to stop: it ends with the loop
+                with contextlib.suppress(RuntimeError, concurrent.futures.TimeoutError):
+                    asyncio.run_coroutine_threadsafe(close(), self._loop).result(CLOSE_TIMEOUT_S)
 
     def close(self) -> None:
         """Close the connection and stop the private loop (idempotent)."""
         if self._loop.is_closed():
             return
         try:
-            self._run(self.client.close())
+            asyncio.run_coroutine_threadsafe(self.client.close(), self._loop).result(
+                CLOSE_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            logger.warning("the connection did not close within %g s", CLOSE_TIMEOUT_S)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)

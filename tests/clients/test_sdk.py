@@ -327,7 +327,8 @@ def test_ctrl_c_while_a_blocking_client_waits_is_a_keyboard_interrupt(tmp_path: 
 
     script = tmp_path / "interrupted.py"
     script.write_text(f"""
-import asyncio, os, signal, sys, threading
+import asyncio, faulthandler, os, signal, sys, threading
+faulthandler.dump_traceback_later(40, exit=True)  # a hang shows every thread's stack
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 import websockets
 from assistant import protocol as p
@@ -353,14 +354,15 @@ while not port:
     pass
 client = Client(f"ws://127.0.0.1:{{port[0]}}")
 client.connect()
+print("connected", file=sys.stderr, flush=True)
 threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
 try:
     for event in client.events():
         pass
 except KeyboardInterrupt:
-    print("interrupted")
+    print("interrupted", flush=True)
 client.close()
-print("closed")
+print("closed", flush=True)
 """)
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=60)

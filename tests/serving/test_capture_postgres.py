@@ -105,7 +105,7 @@ def test_a_server_keeps_its_metadata_in_postgres(fresh: str, vad, speak,  # type
         status, body = _http(server, "POST", "/v1/feedback", {
             "session_id": session, "utterance_id": results[0]["utterance_id"],
             "correct": True})
-        assert (status, body) == (200, {"stored": True, "capture": True})
+        assert (status, body) == (200, {"counted": True, "stored": True, "capture": True})
         listing = _http(server, "GET", "/v1/capture")[1]
         metrics = urllib.request.urlopen(server.http + "/metrics", timeout=10).read().decode()
     assert [r["kept_for"] for r in listing["recent"]] == ["not_understood"]
