@@ -314,6 +314,16 @@ class AsyncClient:
         return [e async for e in self.stream_file(path, realtime) if isinstance(e, p.Result)]
 
 
+def _wait(future: concurrent.futures.Future[T]) -> T:
+    """``future.result()`` in short waits: a wait without a timeout is not interrupted by a
+    signal the kernel hands to another thread, so Ctrl-C would go unseen until it ends."""
+    while True:
+        try:
+            return future.result(timeout=0.1)
+        except concurrent.futures.TimeoutError:
+            continue
+
+
 async def _next(iterator: AsyncIterator[T]) -> T:
     return await iterator.__anext__()
 
@@ -343,7 +353,7 @@ class Client:
         async def wrapped() -> T:
             return await coroutine
 
-        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result()
+        return _wait(asyncio.run_coroutine_threadsafe(wrapped(), self._loop))
 
     def __enter__(self) -> Client:
         self.connect()
@@ -404,7 +414,7 @@ class Client:
             while True:
                 pending = asyncio.run_coroutine_threadsafe(_next(iterator), self._loop)
                 try:
-                    item = pending.result()
+                    item = _wait(pending)
                 except StopAsyncIteration:
                     return
                 pending = None
