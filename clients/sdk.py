@@ -315,8 +315,9 @@ class AsyncClient:
 
 
 def _wait(future: concurrent.futures.Future[T]) -> T:
-    """``future.result()`` in short waits: a wait without a timeout is not interrupted by a
-    signal the kernel hands to another thread, so Ctrl-C would go unseen until it ends."""
+    """``future.result()`` in short waits, so that the main thread goes back to the
+    interpreter (which runs signal handlers, Ctrl-C's among them) at least every 0.1 s
+    rather than only when a blocked wait is interrupted."""
     while True:
         try:
             return future.result(timeout=0.1)

