@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 from .grammar import Context, normalize_text, parse
 from .grammar.nearest import without_loops
-from .numbers import NUMBER_WORDS, words_to_int, words_to_ordinal
+from .numbers import NUMBER_WORDS, canonicalize_numbers, words_to_int, words_to_ordinal
 
 MAX_WORDS = 40  # longer free decodes are repetition loops: not compared
 # Words of a number here: not "second", which is far more often the unit than the ordinal
@@ -41,7 +41,9 @@ MAX_WORDS = 40  # longer free decodes are repetition loops: not compared
 _NUMBER = NUMBER_WORDS - {"second"}
 _ZERO = "oh"  # between number words, a clock time's zero ("twelve oh eight")
 _APART = "|"  # between heard numbers a comma or semicolon kept apart
-_WHOLE_HOUR = re.compile(r"\b(\d{1,2}):00\b")  # "7:00" for "seven (o'clock)"
+_WHOLE_HOUR = re.compile(r"\b(\d{1,2}):00(?!\d)")  # "7:00", "7:00pm" for "seven (o'clock)"
+_DOTTED_TIME = re.compile(r"\b(1[0-2]|0?[1-9])\.(\d\d)(?!\d)")  # "1.15": a clock time
+_FRACTIONS = {"½": " and a half", "¼": " and a quarter", "¾": " and three quarters"}
 # "eighteen" and "eighty" sound alike and speech models mix them up; where the grammar takes
 # only one of the two, its choice is the better guess, not a number outside it.
 _TEEN_TY = frozenset(frozenset((teen, ty)) for teen, ty in (
@@ -168,12 +170,17 @@ def _digits(words: Sequence[str]) -> str | None:
 
 
 def _heard_words(heard: str) -> list[str]:
-    """The free decode as words: "7:00" as the hour it says, numbers a comma or a semicolon
-    keeps apart kept apart (a separator between them: "20, 72" is not "twenty seventy two"),
-    a repetition loop cut ("7, 7, 7," is no number heard)."""
+    """The free decode as words: "7:00" as the hour it says, "1.15" as a clock time, "2½"
+    as "two and a half", "a hundred and sixty" as the grammar writes it, numbers a comma or a
+    semicolon keeps apart kept apart (a separator between them: "20, 72" is not "twenty
+    seventy two"; "90,000" is one number), a repetition loop cut ("7, 7, 7," is no number
+    heard)."""
+    text = _DOTTED_TIME.sub(r"\1:\2", _WHOLE_HOUR.sub(r"\1", heard))
+    for fraction, words_of in _FRACTIONS.items():
+        text = text.replace(fraction, words_of)
     words: list[str] = []
-    for part in re.split(r"[,;]", _WHOLE_HOUR.sub(r"\1", heard)):
-        said = normalize_text(part)
+    for part in re.split(r"[,;]\s", text):  # not "90,000"
+        said = canonicalize_numbers(normalize_text(part))  # "a hundred and sixty" as 160
         if said:
             words += ([_APART] if words else []) + said
     return without_loops(words)

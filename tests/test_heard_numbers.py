@@ -95,8 +95,31 @@ def test_clock_times_are_compared_in_the_grammars_words() -> None:
     ("set the thermostat to seventy two degrees", "Set the thermostat to 72 72 72 72 degrees"),
     ("set the thermostat to seventy two degrees", "Set the thermostat to 20, 72 degrees"),
     ("set a timer for two minutes", "Set a timer for two, two minutes."),
+    # Clock times as Whisper writes them: "1.15", "7:00pm".
+    ("set an alarm for one fifteen", "Set an alarm for 1.15."),
+    ("set an alarm for seven pm", "Set an alarm for 7:00pm."),
 ])
 def test_what_the_review_found_is_left_alone(sentence: str, heard: str) -> None:
     home = load_context(CONTEXTS / "home.yaml")
     assert parse(home, sentence) is not None
     assert number_not_in_grammar(home, sentence, heard) is None
+
+
+@pytest.mark.parametrize(("sentence", "heard", "number"), [
+    ("set the temperature to sixty degrees", "Set the temperature to one hundred and sixty "
+     "degrees.", "one hundred sixty"),
+    ("set the temperature to sixty degrees", "Set the temperature to 90,000 degrees.",
+     "ninety thousand"),
+])
+def test_numbers_written_out_or_with_separators_are_read_whole(sentence: str, heard: str,
+                                                               number: str) -> None:
+    home = load_context(CONTEXTS / "home.yaml")
+    assert parse(home, sentence) is not None
+    assert number_not_in_grammar(home, sentence, heard) == number
+
+
+def test_a_fraction_sign_is_read_as_words(home_assistant: Context) -> None:
+    sentence = "set a timer for two and a half minutes"
+    assert parse(home_assistant, sentence) is not None
+    assert number_not_in_grammar(home_assistant, sentence, "Set a timer for 2½ minutes.") \
+        is None
