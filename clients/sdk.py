@@ -314,15 +314,17 @@ class AsyncClient:
         return [e async for e in self.stream_file(path, realtime) if isinstance(e, p.Result)]
 
 
-def _wait(future: concurrent.futures.Future[T]) -> T:
-    """``future.result()`` in short waits, so that the main thread goes back to the
-    interpreter (which runs signal handlers, Ctrl-C's among them) at least every 0.1 s
-    rather than only when a blocked wait is interrupted."""
-    while True:
-        try:
-            return future.result(timeout=0.1)
-        except concurrent.futures.TimeoutError:
-            continue
+def _wait(future: concurrent.futures.Future[T], thread: threading.Thread) -> T:
+    """``future.result()``, waited for in short slices, so that the main thread goes back to
+    the interpreter (which runs signal handlers, Ctrl-C's among them) at least every 0.1 s
+    rather than only when a blocked wait is interrupted; a loop thread that is gone ends the
+    wait with a ClientError. (Whatever the coroutine raised, a TimeoutError included, is
+    raised as it is.)"""
+    while not concurrent.futures.wait([future], timeout=0.1).done:
+        if not thread.is_alive():
+            future.cancel()
+            raise ClientError("the client's event loop has stopped: connect a new client")
+    return future.result()
 
 
 async def _next(iterator: AsyncIterator[T]) -> T:
@@ -354,7 +356,7 @@ class Client:
         async def wrapped() -> T:
             return await coroutine
 
-        return _wait(asyncio.run_coroutine_threadsafe(wrapped(), self._loop))
+        return _wait(asyncio.run_coroutine_threadsafe(wrapped(), self._loop), self._thread)
 
     def __enter__(self) -> Client:
         self.connect()
@@ -415,7 +417,7 @@ class Client:
             while True:
                 pending = asyncio.run_coroutine_threadsafe(_next(iterator), self._loop)
                 try:
-                    item = _wait(pending)
+                    item = _wait(pending, self._thread)
                 except StopAsyncIteration:
                     return
                 pending = None
@@ -444,4 +446,5 @@ class Client:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
-            self._loop.close()
+            if not self._thread.is_alive():  # (a loop still busy is left to end by itself)
+                self._loop.close()

@@ -284,6 +284,28 @@ def test_the_audio_source_failing_is_raised_at_once(server: ServerThread) -> Non
             pytest.raises(ValueError, match="unplugged"):
         list(client.stream_chunks(unplugged()))
 
+    def timing_out() -> Any:  # a network microphone's read timing out
+        yield np.zeros(1600, np.int16)
+        raise TimeoutError("no audio from the network microphone")
+
+    import threading
+
+    outcome: list[BaseException] = []
+
+    def blocking() -> None:
+        with Client(server.url, api_key="k1") as client:
+            try:
+                list(client.stream_chunks(timing_out()))
+            except BaseException as e:  # the test reads it
+                outcome.append(e)
+
+    worker = threading.Thread(target=blocking, daemon=True)
+    worker.start()
+    worker.join(30)  # it waited for ever (a TimeoutError read as "not done yet")
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError)
+    assert "network microphone" in str(outcome[0])
+
 
 def test_sync_client_keepalive_stream_chunks_and_a_stopped_session(server: ServerThread,
                                                                    wav: Path) -> None:
@@ -329,6 +351,10 @@ def test_ctrl_c_while_a_blocking_client_waits_is_a_keyboard_interrupt(tmp_path: 
     script.write_text(f"""
 import asyncio, faulthandler, os, signal, sys, threading
 faulthandler.dump_traceback_later(40, exit=True)  # a hang shows every thread's stack
+# A program started in the background by a non-interactive shell (as CI runs the tests)
+# inherits SIGINT ignored, and Python then installs no KeyboardInterrupt for it: a terminal
+# program has it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 import websockets
 from assistant import protocol as p
