@@ -114,7 +114,8 @@ def _profile_of(args: argparse.Namespace, recognizer: Any) -> Any:
 def cmd_monitor(args: argparse.Namespace) -> int:
     """Drift and quality: from a running server, or offline from a log of answers."""
     if args.log:
-        report = {"offline": _offline_monitor(args)}
+        name, state = _offline_monitor(args)
+        report = {name: state}
     else:
         import os
 
@@ -130,7 +131,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 3 if drifting and args.fail_on_drift else 0
 
 
-def _offline_monitor(args: argparse.Namespace) -> dict[str, Any]:
+def _offline_monitor(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The log's report, named by the model its answers name (a server's monitor log) or
+    "offline" (``assistant recognize`` output, or answers of several models)."""
     from .monitor import MonitorConfig, Observation, replay
     from .profile import ReferenceProfile
 
@@ -145,6 +148,7 @@ def _offline_monitor(args: argparse.Namespace) -> dict[str, Any]:
                           "--context FILE.yaml or --model DIR")
     profile = ReferenceProfile.load(path)
     observations = []
+    models: set[str] = set()
     try:
         lines = Path(args.log).read_text(encoding="utf-8").splitlines()
     except OSError as e:
@@ -157,11 +161,15 @@ def _offline_monitor(args: argparse.Namespace) -> dict[str, Any]:
             if "error" in row and "understood" not in row:
                 continue  # a file 'assistant recognize' could not read
             observations.append(Observation.from_json(row))
+            if isinstance(row.get("model"), str):
+                models.add(row["model"])
         except (ValueError, ConfigError) as e:
             raise ConfigError(f"{args.log}:{number}: {e}") from e
     monitor = replay(profile, observations, MonitorConfig(**config.given(MonitorConfig, args)))
     every = [e.to_json() for e in monitor.events]
-    return {"drift": {**monitor.describe(), "events": every}, "answers": len(observations)}
+    name = next(iter(models)) if len(models) == 1 else "offline"
+    return name, {"drift": {**monitor.describe(), "events": every},
+                  "answers": len(observations), "models_in_log": sorted(models)}
 
 
 def _server_monitor(url: str, api_key: str | None) -> dict[str, Any]:

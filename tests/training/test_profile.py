@@ -73,6 +73,11 @@ def test_assistant_profile_then_monitor_offline(tmp_path: Path,
                  "--fail-on-drift", "--json"]) == 3
     report = json.loads(capsys.readouterr().out)["offline"]
     assert report["drift"]["status"] == "drift" and "outcome" in report["drift"]["drifting"]
+    # A server's monitor log names its model: so does the report.
+    log.write_text("".join(json.dumps({**rows[0], "model": "home"}) + "\n" for _ in range(80)))
+    assert main(["monitor", "--log", str(log), "--profile", str(path), "--json"]) == 0
+    named = json.loads(capsys.readouterr().out)
+    assert list(named) == ["home"] and named["home"]["models_in_log"] == ["home"]
     log.write_text("not json\n")
     assert main(["monitor", "--log", str(log), "--profile", str(path)]) == 2
     assert "answers.jsonl:1" in capsys.readouterr().err
