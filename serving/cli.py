@@ -98,16 +98,23 @@ def cmd_wyoming(args: argparse.Namespace) -> int:
     return cmd_serve(args, "wyoming")
 
 
+SETTINGS_EPILOG = ("Every setting is also an ASSISTANT_* variable and a config-file key; "
+                   "what each one does is in docs/serving.md (the table of settings) and, for "
+                   "the monitor's, docs/monitoring.md.")
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve", help="stream audio over WebSocket: results, partials, a browser page",
-        description="Serve the recognizer over WebSocket (docs/serving.md, docs/protocol.md).")
+        description="Serve the recognizer over WebSocket (docs/serving.md, docs/protocol.md).",
+        epilog=SETTINGS_EPILOG)
     add_arguments(parser)
     parser.set_defaults(func=cmd_serve)
     parser = subparsers.add_parser(
         "wyoming", help="serve Home Assistant over Wyoming (speech to text, intents)",
         description="Serve the recognizer to Home Assistant over the Wyoming protocol, beside "
-                    "the usual HTTP and WebSocket port (docs/home-assistant.md).")
+                    "the usual HTTP and WebSocket port (docs/home-assistant.md).",
+        epilog=SETTINGS_EPILOG)
     add_arguments(parser)
     parser.add_argument("--uri", dest="wyoming_uri", metavar="URI",
                         help=f"where to listen (default {DEFAULT_WYOMING_URI}; also "
