@@ -51,13 +51,18 @@ _TEEN_TY = frozenset(frozenset((teen, ty)) for teen, ty in (
     ("seventeen", "seventy"), ("eighteen", "eighty"), ("nineteen", "ninety")))
 
 
+def _number_word(word: str) -> bool:
+    """A word that may be part of a number ("oh" too: in context, see :func:`_is_number`)."""
+    return word in _NUMBER or word == _ZERO
+
+
 def _change(x: str, y: str) -> int:
     """What writing ``y`` for ``x`` costs: nothing for the same word, 1 for another word of
     the same kind (a number word for a number word), 2 (a deletion and an insertion) for a
     number word against another word, so numbers line up with numbers."""
     if x == y:
         return 0
-    return 1 if (x in _NUMBER or x == _ZERO) == (y in _NUMBER or y == _ZERO) else 2
+    return 1 if _number_word(x) == _number_word(y) else 2
 
 
 def _alignment(a: Sequence[str], b: Sequence[str]) -> list[tuple[int | None, int | None]]:
@@ -205,13 +210,13 @@ def number_not_in_grammar(context: Context, sentence: str, heard: str) -> str | 
     pairs = _alignment(written, said)
     for start, end in _runs(written):
         instead = _heard_for(pairs, start, end, said)
-        if not instead or not all(w in _NUMBER or w == _ZERO for w in instead):
+        if not instead or not all(_number_word(w) for w in instead):
             continue  # the model heard no number there (or more than a number)
         if not _anchored(pairs, start, end, written, said):
             continue  # the words around it were not heard either: a garbled stretch
         number = written[start:end]
-        if instead == number or _digits(instead) == _digits(number) \
-                or _repeated(_digits(instead), _digits(number)):
+        heard_digits, digits = _digits(instead), _digits(number)
+        if instead == number or heard_digits == digits or _repeated(heard_digits, digits):
             continue  # the same number, written otherwise ("24th", "1043" for "10 43")
         if _sound_alike(instead, number):
             continue
