@@ -327,10 +327,6 @@ def _wait(future: concurrent.futures.Future[T], thread: threading.Thread) -> T:
     return future.result()
 
 
-async def _next(iterator: AsyncIterator[T]) -> T:
-    return await iterator.__anext__()
-
-
 async def _read_in_thread(chunks: Iterable[T]) -> AsyncIterator[T]:
     """``chunks`` as an async iterator whose every ``next`` runs in a worker thread."""
     iterator = iter(chunks)
@@ -352,11 +348,15 @@ class Client:
         self._thread.start()
         self.client = AsyncClient(url, **options)
 
-    def _run(self, coroutine: Awaitable[T]) -> T:
+    def _submit(self, awaitable: Awaitable[T]) -> concurrent.futures.Future[T]:
+        """``awaitable`` (a coroutine, or an async generator's step) run on the loop."""
         async def wrapped() -> T:
-            return await coroutine
+            return await awaitable
 
-        return _wait(asyncio.run_coroutine_threadsafe(wrapped(), self._loop), self._thread)
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop)
+
+    def _run(self, awaitable: Awaitable[T]) -> T:
+        return _wait(self._submit(awaitable), self._thread)
 
     def __enter__(self) -> Client:
         self.connect()
@@ -415,7 +415,7 @@ class Client:
         pending: concurrent.futures.Future[p.Message] | None = None
         try:
             while True:
-                pending = asyncio.run_coroutine_threadsafe(_next(iterator), self._loop)
+                pending = self._submit(iterator.__anext__())
                 try:
                     item = _wait(pending, self._thread)
                 except StopAsyncIteration:
@@ -432,15 +432,14 @@ class Client:
                     and threading.current_thread() is not self._thread:
                 # still running, or slow to stop: it ends with the loop
                 with contextlib.suppress(RuntimeError, concurrent.futures.TimeoutError):
-                    asyncio.run_coroutine_threadsafe(close(), self._loop).result(CLOSE_TIMEOUT_S)
+                    self._submit(close()).result(CLOSE_TIMEOUT_S)
 
     def close(self) -> None:
         """Close the connection and stop the private loop (idempotent)."""
         if self._loop.is_closed():
             return
         try:
-            asyncio.run_coroutine_threadsafe(self.client.close(), self._loop).result(
-                CLOSE_TIMEOUT_S)
+            self._submit(self.client.close()).result(CLOSE_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             logger.warning("the connection did not close within %g s", CLOSE_TIMEOUT_S)
         finally:
